@@ -36,7 +36,13 @@ pub struct Cost {
 
 impl Cost {
     /// A downstream call.
-    pub const fn call(name: &'static str, timeout_ms: u64, attempts: u32, backoff_ms: u64, max_backoff_ms: u64) -> Self {
+    pub const fn call(
+        name: &'static str,
+        timeout_ms: u64,
+        attempts: u32,
+        backoff_ms: u64,
+        max_backoff_ms: u64,
+    ) -> Self {
         let attempts = if attempts == 0 { 1 } else { attempts };
         Self { name, timeout_ms, attempts, backoff_ms, max_backoff_ms }
     }
@@ -66,24 +72,30 @@ impl Cost {
     }
 }
 
+/// The most nodes one endpoint may have (the executor tracks completion in a 64-bit mask).
+pub const MAX_NODES: usize = 64;
+
 /// The longest path of a graph whose nodes are listed in topological order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LongestPath<const N: usize> {
+pub struct LongestPath {
     /// Sum of the worst cases along the path, in milliseconds.
     pub total_ms: u64,
     /// Node indices along the path, from first to last; only the first `len` are meaningful.
-    pub nodes: [usize; N],
+    pub nodes: [usize; MAX_NODES],
     /// Number of nodes on the path.
     pub len: usize,
 }
 
 /// Finds the longest path. `deps[i]` lists the nodes node `i` waits for, each smaller than `i`
-/// (dependencies on later nodes are ignored: the macros emit nodes in topological order).
-pub const fn longest_path<const N: usize>(costs: &[Cost; N], deps: &[&[usize]; N]) -> LongestPath<N> {
-    let mut finish = [0u64; N];
-    let mut via = [usize::MAX; N];
+/// (dependencies on later nodes are ignored: the macros emit nodes in topological order). Nodes
+/// past [`MAX_NODES`] are ignored.
+pub const fn longest_path(costs: &[Cost], deps: &[&[usize]]) -> LongestPath {
+    let n = if costs.len() < deps.len() { costs.len() } else { deps.len() };
+    let n = if n > MAX_NODES { MAX_NODES } else { n };
+    let mut finish = [0u64; MAX_NODES];
+    let mut via = [usize::MAX; MAX_NODES];
     let mut i = 0;
-    while i < N {
+    while i < n {
         let mut start = 0;
         let mut d = 0;
         while d < deps[i].len() {
@@ -100,22 +112,22 @@ pub const fn longest_path<const N: usize>(costs: &[Cost; N], deps: &[&[usize]; N
     let mut last = usize::MAX;
     let mut best = 0;
     let mut i = 0;
-    while i < N {
+    while i < n {
         if last == usize::MAX || finish[i] >= best {
             best = finish[i];
             last = i;
         }
         i += 1;
     }
-    let mut reversed = [0usize; N];
+    let mut reversed = [0usize; MAX_NODES];
     let mut len = 0;
     let mut at = last;
-    while at != usize::MAX && len < N {
+    while at != usize::MAX && len < n {
         reversed[len] = at;
         len += 1;
         at = via[at];
     }
-    let mut nodes = [0usize; N];
+    let mut nodes = [0usize; MAX_NODES];
     let mut k = 0;
     while k < len {
         nodes[k] = reversed[len - 1 - k];
@@ -128,12 +140,7 @@ pub const fn longest_path<const N: usize>(costs: &[Cost; N], deps: &[&[usize]; N
 ///
 /// The message names every call on the path with its arithmetic and ends with the fix. Nodes that
 /// cost nothing (computed fields) are left out of the printed path.
-pub const fn over_budget<const N: usize>(
-    endpoint: &str,
-    costs: &[Cost; N],
-    deps: &[&[usize]; N],
-    budget_ms: u64,
-) -> Option<Message> {
+pub const fn over_budget(endpoint: &str, costs: &[Cost], deps: &[&[usize]], budget_ms: u64) -> Option<Message> {
     let path = longest_path(costs, deps);
     if path.total_ms <= budget_ms {
         return None;

@@ -25,10 +25,7 @@ const UNITS: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1_000), 
 /// unit, a repeated or out-of-order unit, an overflow, or a total of zero.
 pub fn parse_duration(text: &str) -> Result<Duration, GrammarError> {
     if text.is_empty() {
-        return Err(GrammarError::new(
-            "empty duration; write a number and a unit, e.g. \"200ms\" or \"2s\"",
-            0..0,
-        ));
+        return Err(GrammarError::new("empty duration; write a number and a unit, e.g. \"200ms\" or \"2s\"", 0..0));
     }
     if let Some(pos) = text.find(char::is_whitespace) {
         return Err(GrammarError::new(
@@ -87,10 +84,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, GrammarError> {
         total = total.checked_add(millis).ok_or_else(|| too_long(start..i))?;
     }
     if total == 0 {
-        return Err(GrammarError::new(
-            "a duration of zero is not allowed here; use at least \"1ms\"",
-            0..text.len(),
-        ));
+        return Err(GrammarError::new("a duration of zero is not allowed here; use at least \"1ms\"", 0..text.len()));
     }
     Ok(Duration::from_millis(total))
 }

@@ -34,10 +34,7 @@ pub fn parse_size(text: &str) -> Result<u64, GrammarError> {
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     if digits.is_empty() {
-        return Err(GrammarError::new(
-            "expected a number; write a size like \"8MiB\"",
-            0..text.len(),
-        ));
+        return Err(GrammarError::new("expected a number; write a size like \"8MiB\"", 0..text.len()));
     }
     let Some((_, factor)) = UNITS.iter().find(|(name, _)| *name == unit) else {
         return Err(GrammarError::new(

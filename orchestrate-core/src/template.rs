@@ -94,10 +94,7 @@ pub fn parse_call_template(text: &str) -> Result<Vec<Part>, GrammarError> {
             }
             '?' if !in_query => in_query = true,
             '#' => {
-                return Err(GrammarError::new(
-                    "a `#fragment` is never sent to a server; remove it",
-                    i..text.len(),
-                ));
+                return Err(GrammarError::new("a `#fragment` is never sent to a server; remove it", i..text.len()));
             }
             c if c.is_whitespace() => {
                 return Err(GrammarError::new(
@@ -164,10 +161,7 @@ pub fn parse_route(text: &str) -> Result<Vec<RouteParam>, GrammarError> {
             ));
         }
         if segment.starts_with('*') {
-            return Err(GrammarError::new(
-                format!("a catch-all is written `{{{segment}}}`"),
-                seg_range,
-            ));
+            return Err(GrammarError::new(format!("a catch-all is written `{{{segment}}}`"), seg_range));
         }
         let open = segment.find('{');
         let close = segment.find('}');
@@ -206,14 +200,13 @@ pub fn parse_route(text: &str) -> Result<Vec<RouteParam>, GrammarError> {
                 let name_start = seg_range.start + 1 + usize::from(catch_all);
                 let at = name_start..name_start + name.len();
                 if name.is_empty() {
-                    return Err(GrammarError::new(
-                        "empty route parameter `{}`; name it, e.g. `{cart_id}`",
-                        seg_range,
-                    ));
+                    return Err(GrammarError::new("empty route parameter `{}`; name it, e.g. `{cart_id}`", seg_range));
                 }
                 if !is_identifier(name) {
                     return Err(GrammarError::new(
-                        format!("route parameter `{name}` is not a Rust identifier; name it like a field, e.g. `{{cart_id}}`"),
+                        format!(
+                            "route parameter `{name}` is not a Rust identifier; name it like a field, e.g. `{{cart_id}}`"
+                        ),
                         at,
                     ));
                 }

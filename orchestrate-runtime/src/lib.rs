@@ -1,1 +1,48 @@
-//! placeholder
+//! Runtime of [orchestrate](https://docs.rs/orchestrate): the dependency-driven executor, the
+//! downstream clients and their policies, and the glue that serves endpoints with axum.
+//!
+//! Applications depend on the `orchestrate` facade crate, which re-exports this crate and the
+//! macros; this crate is what the generated code calls.
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`service`] | services and their policies, as declared by `services!` |
+//! | [`endpoint`] | the static description of an endpoint and the [`Endpoint`] trait |
+//! | [`executor`] | running one endpoint's graph on the request's task |
+//! | [`client`] | per-service HTTP clients over a pluggable [`Transport`] |
+//! | [`outcome`] | assembled values, partial results and failures → HTTP status |
+//! | [`timeline`] | per-call timing and results of one request |
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod context;
+pub mod endpoint;
+pub mod error;
+pub mod executor;
+pub mod outcome;
+mod runtime;
+pub mod service;
+pub mod timeline;
+
+pub use client::{CallClient, CallPolicy, HttpTransport, Outgoing, RequestBuilder, ServiceClient, Target, Transport};
+pub use context::RequestContext;
+pub use endpoint::{CallSpec, CallTarget, Endpoint, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
+pub use error::{BoxError, CallError, CallErrorKind};
+pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
+pub use runtime::{ConfigError, Runtime, RuntimeBuilder, env_var_name, validate_base_url};
+pub use service::{BreakerPolicy, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec};
+pub use timeline::{CallOutcome, CallRecord, Timeline};
+
+/// Items the generated code uses. Not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::client::{Outgoing, Tally, Target};
+    pub use crate::executor::{CallDone, Driver, Exec, IntoFallback, Report, Slot};
+    pub use http::Method as HttpMethod;
+    pub use orchestrate_core::budget::{Cost, over_budget};
+    pub use std::future::poll_fn;
+    pub use std::pin::pin;
+    pub use std::task::Poll;
+    pub use std::time::Duration;
+}

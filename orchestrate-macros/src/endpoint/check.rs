@@ -1,0 +1,502 @@
+//! Cross-cutting rules of an endpoint: names resolve, the graph has no cycle, each call's type
+//! fits its failure policy, retries are safe, routes match inputs and the critical path fits the
+//! deadline. Graph algorithms work on ids; errors are turned back into the user's tokens.
+
+use super::model::*;
+use crate::ctxt::Errors;
+use crate::suggest::did_you_mean;
+use orchestrate_core::budget::{Cost, MAX_NODES, over_budget};
+use orchestrate_core::template::parse_route;
+use proc_macro2::{Ident, Span};
+use quote::ToTokens;
+
+/// A checked endpoint, ready to expand.
+pub(crate) struct Plan {
+    /// Field indices of the nodes (calls and computed fields) in topological order.
+    pub(crate) order: Vec<usize>,
+    /// For each node (by position in `order`), the positions of the nodes it waits for.
+    pub(crate) deps: Vec<Vec<usize>>,
+    /// For each node, the field indices of the inputs it reads.
+    pub(crate) inputs: Vec<Vec<usize>>,
+}
+
+/// Node id → the nodes it uses, each with the token of its first use.
+type Uses = Vec<Vec<(usize, Span)>>;
+
+pub(crate) fn check(endpoint: &Endpoint, errors: &mut Errors) -> Option<Plan> {
+    let before = errors_len(errors);
+    check_inputs(endpoint, errors);
+    for field in &endpoint.fields {
+        if let FieldKind::Call(call) = &field.kind {
+            check_call(field, call, errors);
+        }
+    }
+    let node_count = endpoint.fields.iter().filter(|f| f.kind.is_node()).count();
+    if node_count > MAX_NODES {
+        errors.at(
+            endpoint.ident.span(),
+            format!("an endpoint has at most {MAX_NODES} calls and computed fields; split it"),
+        );
+    }
+    let (uses, inputs) = resolve(endpoint, errors);
+    let cycles = find_cycles(&edges(&uses));
+    for cycle in &cycles {
+        report_cycle(endpoint, &uses, cycle, errors);
+    }
+    if !cycles.is_empty() || errors_len(errors) > before {
+        return None;
+    }
+    let order = topological_order(&edges(&uses))?;
+    let nodes: Vec<usize> = order.iter().copied().filter(|&i| endpoint.fields[i].kind.is_node()).collect();
+    let position = |field: usize| nodes.iter().position(|&n| n == field);
+    let deps: Vec<Vec<usize>> =
+        nodes.iter().map(|&f| uses[f].iter().filter_map(|(d, _)| position(*d)).collect()).collect();
+    let node_inputs: Vec<Vec<usize>> = nodes.iter().map(|&f| inputs[f].clone()).collect();
+    check_budget(endpoint, &nodes, &deps, errors);
+    if errors_len(errors) > before {
+        return None;
+    }
+    Some(Plan { order: nodes, deps, inputs: node_inputs })
+}
+
+fn errors_len(errors: &Errors) -> usize {
+    errors.len()
+}
+
+/// Resolves every name used by every node: into node edges (with the token of first use) and
+/// input reads. Unknown names and self-uses are errors.
+fn resolve(endpoint: &Endpoint, errors: &mut Errors) -> (Uses, Vec<Vec<usize>>) {
+    let n = endpoint.fields.len();
+    let mut uses: Uses = vec![Vec::new(); n];
+    let mut inputs = vec![Vec::new(); n];
+    let names: Vec<String> = endpoint.fields.iter().map(|f| f.ident.to_string()).collect();
+    for (i, field) in endpoint.fields.iter().enumerate() {
+        let (used, after): (&[Ident], &[Ident]) = match &field.kind {
+            FieldKind::Call(call) => (&call.uses, &call.after),
+            FieldKind::Compute(compute) => (&compute.uses, &[]),
+            _ => continue,
+        };
+        let mut reported: Vec<String> = Vec::new();
+        for ident in used {
+            let name = ident.to_string();
+            match endpoint.field(&name) {
+                Some((j, _)) if j == i => {
+                    if !reported.contains(&name) {
+                        errors.at(
+                            ident.span(),
+                            format!("`{name}` depends on itself; a call or computed field cannot use its own value"),
+                        );
+                        reported.push(name);
+                    }
+                }
+                Some((j, dep)) => match &dep.kind {
+                    FieldKind::Input(_) if after.iter().any(|a| a == &name) => {
+                        errors.at(
+                            ident.span(),
+                            format!("`{name}` is an input and is always ready; remove it from `after`"),
+                        );
+                    }
+                    FieldKind::Input(_) => {
+                        if !inputs[i].contains(&j) {
+                            inputs[i].push(j);
+                        }
+                    }
+                    FieldKind::Call(_) | FieldKind::Compute(_) => {
+                        if !uses[i].iter().any(|(d, _)| *d == j) {
+                            uses[i].push((j, ident.span()));
+                        }
+                    }
+                    FieldKind::Unknown => {}
+                },
+                None => {
+                    if !reported.contains(&name) {
+                        errors.at(
+                            ident.span(),
+                            format!(
+                                "`{name}` is not a field of `{}`{}; calls and computed fields can only use other fields of the endpoint (write a path such as `self::{name}` for an item outside it)",
+                                endpoint.ident,
+                                did_you_mean(&name, names.iter().map(String::as_str).filter(|n| *n != names[i]))
+                            ),
+                        );
+                        reported.push(name);
+                    }
+                }
+            }
+        }
+    }
+    (uses, inputs)
+}
+
+fn edges(uses: &Uses) -> Vec<Vec<usize>> {
+    uses.iter().map(|u| u.iter().map(|(d, _)| *d).collect()).collect()
+}
+
+/// Every elementary cycle found by Tarjan's strongly connected components: one cycle per
+/// component of more than one node, as `[a, b, .., a]` where each node uses the next.
+pub(crate) fn find_cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let components = strongly_connected(edges);
+    let mut cycles = Vec::new();
+    for component in components.into_iter().filter(|c| c.len() > 1) {
+        let start = *component.iter().min().unwrap_or(&0);
+        if let Some(path) = path_back(edges, &component, start) {
+            cycles.push(path);
+        }
+    }
+    cycles.sort();
+    cycles
+}
+
+/// A path from `start` back to `start` within `component` (depth first, smallest ids first).
+fn path_back(edges: &[Vec<usize>], component: &[usize], start: usize) -> Option<Vec<usize>> {
+    let mut path = vec![start];
+    let mut visited = vec![false; edges.len()];
+    fn walk(
+        edges: &[Vec<usize>],
+        component: &[usize],
+        start: usize,
+        path: &mut Vec<usize>,
+        visited: &mut [bool],
+    ) -> bool {
+        let at = *path.last().unwrap_or(&start);
+        let mut next: Vec<usize> = edges[at].iter().copied().filter(|n| component.contains(n)).collect();
+        next.sort_unstable();
+        for n in next {
+            if n == start {
+                path.push(n);
+                return true;
+            }
+            if !visited[n] {
+                visited[n] = true;
+                path.push(n);
+                if walk(edges, component, start, path, visited) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    walk(edges, component, start, &mut path, &mut visited).then_some(path)
+}
+
+/// Tarjan's algorithm, iterative over a small graph.
+fn strongly_connected(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    struct State<'a> {
+        edges: &'a [Vec<usize>],
+        index: Vec<Option<usize>>,
+        low: Vec<usize>,
+        on_stack: Vec<bool>,
+        stack: Vec<usize>,
+        next: usize,
+        out: Vec<Vec<usize>>,
+    }
+    fn visit(s: &mut State<'_>, v: usize) {
+        s.index[v] = Some(s.next);
+        s.low[v] = s.next;
+        s.next += 1;
+        s.stack.push(v);
+        s.on_stack[v] = true;
+        for &w in &s.edges[v] {
+            match s.index[w] {
+                None => {
+                    visit(s, w);
+                    s.low[v] = s.low[v].min(s.low[w]);
+                }
+                Some(iw) if s.on_stack[w] => s.low[v] = s.low[v].min(iw),
+                Some(_) => {}
+            }
+        }
+        if Some(s.low[v]) == s.index[v] {
+            let mut component = Vec::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack[w] = false;
+                component.push(w);
+                if w == v {
+                    break;
+                }
+            }
+            s.out.push(component);
+        }
+    }
+    let n = edges.len();
+    let mut s = State {
+        edges,
+        index: vec![None; n],
+        low: vec![0; n],
+        on_stack: vec![false; n],
+        stack: Vec::new(),
+        next: 0,
+        out: Vec::new(),
+    };
+    for v in 0..n {
+        if s.index[v].is_none() {
+            visit(&mut s, v);
+        }
+    }
+    s.out
+}
+
+/// Kahn's algorithm; ties keep declaration order. `None` when there is a cycle.
+pub(crate) fn topological_order(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
+    let n = edges.len();
+    let mut waiting: Vec<usize> = edges.iter().map(Vec::len).collect();
+    let mut done = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    while order.len() < n {
+        let next = (0..n).find(|&i| !done[i] && waiting[i] == 0)?;
+        done[next] = true;
+        order.push(next);
+        for (i, deps) in edges.iter().enumerate() {
+            waiting[i] -= deps.iter().filter(|&&d| d == next).count();
+        }
+    }
+    Some(order)
+}
+
+fn report_cycle(endpoint: &Endpoint, uses: &Uses, cycle: &[usize], errors: &mut Errors) {
+    let name = |i: usize| endpoint.fields[i].ident.to_string();
+    let chain = cycle.iter().map(|&i| name(i)).collect::<Vec<_>>().join(" → ");
+    for (k, pair) in cycle.windows(2).enumerate() {
+        let (from, to) = (pair[0], pair[1]);
+        let span = uses[from].iter().find(|(d, _)| *d == to).map_or(endpoint.fields[from].ident.span(), |(_, s)| *s);
+        let message = if k == 0 {
+            format!(
+                "dependency cycle `{chain}` (each uses the next); no call in it could ever start: remove one of these uses"
+            )
+        } else {
+            format!("`{}` uses `{}` here, part of the cycle `{chain}`", name(from), name(to))
+        };
+        errors.at(span, message);
+    }
+}
+
+fn check_inputs(endpoint: &Endpoint, errors: &mut Errors) {
+    let route = endpoint.route.value();
+    let params = match parse_route(&route) {
+        Ok(params) => params,
+        Err(e) => {
+            errors.at(crate::kw::sub_span(&endpoint.route, &e.at), format!("invalid route: {e}"));
+            return;
+        }
+    };
+    let mut body: Option<Span> = None;
+    for field in &endpoint.fields {
+        let FieldKind::Input(input) = &field.kind else { continue };
+        match &input.source {
+            InputSource::Path(name) if !params.iter().any(|p| &p.name == name) => {
+                let listed = if params.is_empty() {
+                    "it has none".to_owned()
+                } else {
+                    format!(
+                        "it has {}",
+                        params.iter().map(|p| format!("`{{{}}}`", p.name)).collect::<Vec<_>>().join(", ")
+                    )
+                };
+                errors.at(input.span, format!("`{name}` is not a parameter of the route \"{route}\" ({listed}); add `{{{name}}}` to the route or read the value from elsewhere"));
+            }
+            InputSource::Body => {
+                if let Some(first) = body {
+                    errors.at(input.span, "an endpoint has one JSON body; make one struct with every body field");
+                    errors.at(first, "first body input is here");
+                }
+                body = Some(input.span);
+                if endpoint.method == HttpMethod::Get {
+                    errors.at(
+                        input.span,
+                        "a GET endpoint has no body; read the values with `#[input(query)]` or make the endpoint POST",
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    for param in &params {
+        let bound = endpoint.fields.iter().any(
+            |f| matches!(&f.kind, FieldKind::Input(Input { source: InputSource::Path(n), .. }) if n == &param.name),
+        );
+        if !bound {
+            errors.at(
+                crate::kw::sub_span(&endpoint.route, &param.at),
+                format!(
+                    "route parameter `{{{}}}` has no field; add `#[input(path)] {}: String` to `{}`",
+                    param.name, param.name, endpoint.ident
+                ),
+            );
+        }
+    }
+}
+
+fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
+    let name = &field.ident;
+    if call.service.is_none() {
+        errors.at(
+            call.attr_span,
+            format!("`{name}` needs a service: add `service = \"..\"` naming one declared in `services!`"),
+        );
+    }
+    if call.timeout.is_none() {
+        errors.at(call.attr_span, format!("`{name}` needs a per-attempt `timeout`, e.g. `timeout = \"200ms\"`"));
+    }
+    let Some(target) = &call.target else {
+        errors.at(call.attr_span, format!("`{name}` needs what to call: `get = \"/path\"` (or `post`, `put`, `patch`, `delete`), or `with = some_fn(..)`"));
+        return;
+    };
+    let optional_shape = matches!(shape(&field.ty), Shape::Option(_));
+    let conditional = call.when.is_some();
+    if let Some(required) = &call.required {
+        if let Some(fallback) = &call.fallback {
+            errors.at(fallback.key.span(), format!("`{name}` is required, so a failure fails the endpoint and a fallback is never used; remove `fallback` or `required`"));
+        }
+        if optional_shape && !conditional {
+            errors.at(required.span(), format!("`{name}` is `required` but typed `Option<..>`; a required call always has a value: drop the `Option` or remove `required`"));
+        }
+    } else if !optional_shape && call.fallback.is_none() {
+        errors.spanned(
+            &field.ty,
+            format!("`{name}` is optional (no `required`), so it needs a value when it fails: type it `Option<{}>`, add `fallback = ..`, or mark it `required`", field.ty.to_token_stream()),
+        );
+    }
+    if conditional && !optional_shape && call.fallback.is_none() && call.required.is_some() {
+        errors.spanned(&field.ty, format!("`{name}` is conditional (`when`), so it has no value when the condition is false: type it `Option<{}>`", field.ty.to_token_stream()));
+    }
+    if let Some((_, span)) = call.concurrency
+        && call.for_each.is_none()
+    {
+        errors.at(span, "`concurrency` bounds a fan-out; use it with `for_each = item in ..`");
+    }
+    if let Some(each) = &call.for_each {
+        let inner = match shape(&field.ty) {
+            Shape::Option(inner) => inner,
+            Shape::Plain => &field.ty,
+        };
+        if generic_arg(inner, "Vec").is_none() {
+            errors.spanned(
+                &field.ty,
+                format!("`{name}` fans out with `for_each`, so it collects one answer per item: type it `Vec<..>`"),
+            );
+        }
+        if matches!(target, CallTarget::With { .. }) {
+            errors.at(
+                each.key.span(),
+                "`for_each` sends one templated request per item; with `with`, loop inside the function instead",
+            );
+        }
+    }
+    match target {
+        CallTarget::Http { method, key, .. } => {
+            if let Some(body) = &call.body
+                && *method == HttpMethod::Get
+            {
+                errors.at(
+                    body.key.span(),
+                    format!(
+                        "a GET carries no body; send `{}` with `query = ..` or use `post`",
+                        body.expr.to_token_stream()
+                    ),
+                );
+            }
+            if let Some(flag) = &call.idempotent {
+                errors.at(
+                    flag.span(),
+                    format!(
+                        "`{}` is known to be {}idempotent; `idempotent` is for `with` calls",
+                        key,
+                        if method.is_idempotent() { "" } else { "not " }
+                    ),
+                );
+            }
+        }
+        CallTarget::With { .. } => {
+            for keyed in [&call.body, &call.query, &call.headers, &call.idempotency_key].into_iter().flatten() {
+                errors.at(
+                    keyed.key.span(),
+                    format!("`with` builds its own requests; pass `{}` to the function instead", keyed.key),
+                );
+            }
+        }
+    }
+    if let Some(retry) = &call.retry
+        && retry.attempts > 1
+        && !call.retryable()
+    {
+        let why = match target {
+            CallTarget::Http { method, .. } => format!(
+                "`{}` is not idempotent: a retry could repeat its effect (a second charge, a second order)",
+                method.upper()
+            ),
+            CallTarget::With { .. } => {
+                "custom logic is not known to be idempotent: a retry could repeat its effect".to_owned()
+            }
+        };
+        let fix = match target {
+            CallTarget::Http { .. } => {
+                "add `idempotency_key = ..` (sent as `Idempotency-Key`, the same on every attempt) or remove `retry`"
+            }
+            CallTarget::With { .. } => "mark it `idempotent` if repeating it is safe, or remove `retry`",
+        };
+        errors.at(retry.key.span(), format!("`{name}` retries, but {why}; {fix}"));
+    }
+}
+
+/// The critical path with what the macro knows (call timeouts and call-level retries; the
+/// services' retries are checked by the generated code at compile time).
+fn check_budget(endpoint: &Endpoint, nodes: &[usize], deps: &[Vec<usize>], errors: &mut Errors) {
+    let Some(timeout) = &endpoint.timeout else { return };
+    let costs: Vec<Cost> = nodes.iter().map(|&f| cost(&endpoint.fields[f])).collect();
+    let dep_slices: Vec<&[usize]> = deps.iter().map(Vec::as_slice).collect();
+    let name = endpoint.ident.to_string();
+    if let Some(message) = over_budget(leak(&name), &costs, &dep_slices, timeout.value.as_millis() as u64) {
+        errors.at(timeout.lit.span(), message.as_str());
+    }
+}
+
+fn leak(name: &str) -> &'static str {
+    // `Cost` holds `&'static str` so that the same type is usable in generated constants; the
+    // macro's process is short-lived.
+    Box::leak(name.to_owned().into_boxed_str())
+}
+
+/// The worst case of one node as the macro sees it.
+pub(crate) fn cost(field: &Field) -> Cost {
+    let name = leak(&field.ident.to_string());
+    match &field.kind {
+        FieldKind::Call(call) => {
+            let timeout = call.timeout.as_ref().map_or(0, |t| t.value.as_millis() as u64);
+            match call.retry.as_ref().filter(|_| call.retryable()) {
+                Some(r) => {
+                    let max = r.max_backoff.unwrap_or(r.backoff.saturating_mul(10));
+                    Cost::call(name, timeout, r.attempts, r.backoff.as_millis() as u64, max.as_millis() as u64)
+                }
+                None => Cost::call(name, timeout, 1, 0, 0),
+            }
+        }
+        _ => Cost::free(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_two_and_three_node_cycles_and_ignores_dags() {
+        // 0 uses 1, 1 uses 0.
+        assert_eq!(find_cycles(&[vec![1], vec![0]]), vec![vec![0, 1, 0]]);
+        // 0 → 1 → 2 → 0, plus 3 → 0 outside the cycle.
+        assert_eq!(find_cycles(&[vec![1], vec![2], vec![0], vec![0]]), vec![vec![0, 1, 2, 0]]);
+        // The checkout graph (each node lists what it uses) has no cycle.
+        let checkout = vec![vec![], vec![0], vec![0], vec![0], vec![0, 2], vec![2, 4], vec![1]];
+        assert!(find_cycles(&checkout).is_empty());
+        // Two independent cycles are both reported.
+        assert_eq!(find_cycles(&[vec![1], vec![0], vec![3], vec![2]]).len(), 2);
+    }
+
+    #[test]
+    fn orders_dependencies_first_keeping_declaration_order() {
+        let checkout = vec![vec![], vec![0], vec![0], vec![0], vec![0, 2], vec![2, 4], vec![1]];
+        assert_eq!(topological_order(&checkout), Some(vec![0, 1, 2, 3, 4, 5, 6]));
+        // Declared out of order: 0 uses 2, 2 uses 1.
+        assert_eq!(topological_order(&[vec![2], vec![], vec![1]]), Some(vec![1, 2, 0]));
+        assert_eq!(topological_order(&[vec![1], vec![0]]), None);
+    }
+}

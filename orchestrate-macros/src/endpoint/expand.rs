@@ -1,0 +1,522 @@
+//! Code generation for a checked endpoint. Each generator returns a `TokenStream`; paths are
+//! absolute through `::orchestrate` (see `__private`).
+//!
+//! The generated `execute` is one future, shaped like this for the checkout endpoint:
+//!
+//! ```text
+//! let SummaryInputs { req } = inputs;
+//! let exec = Exec::new(runtime, SPEC, context);
+//! let slot_cart = Slot::<Cart>::new(); ...                      // one slot per node
+//! let report = {
+//!     let mut node_cart = pin!(async { /* build request */ exec.fetch::<Cart>(0, req).await });
+//!     let mut node_tax = pin!(async { let cart = slot_cart.get(); let pricing = ...; ... });
+//!     let mut deadline = pin!(exec.deadline_sleep());
+//!     let mut driver = Driver::<7>::new(&exec);
+//!     poll_fn(|cx| {
+//!         driver.poll_deadline(deadline.as_mut(), cx)?;
+//!         if driver.ready(0, 0b0) { driver.poll_call(0, node_cart.as_mut(), &slot_cart, cx)?; }
+//!         ...                                                    // topological order
+//!         if driver.ready(5, 0b10100) { let pricing = ..; let tax = ..; slot_total.set(expr); driver.computed(5); }
+//!         driver.finish()
+//!     }).await
+//! };
+//! Ok(Outcome { value: Summary { req, cart: slot_cart.into_value(), .. }, .. })
+//! ```
+
+use super::check::Plan;
+use super::model::*;
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::{Ident, ItemStruct, Type};
+
+pub(crate) fn expand(endpoint: &Endpoint, plan: &Plan, item: &ItemStruct) -> TokenStream {
+    let inputs_struct = inputs_struct(endpoint, item);
+    let spec = spec(endpoint, plan);
+    let execute = execute(endpoint, plan);
+    let budget = budget_check(endpoint, plan);
+    let ident = &endpoint.ident;
+    let inputs_ident = inputs_ident(endpoint);
+    quote! {
+        #item
+
+        #inputs_struct
+
+        #[automatically_derived]
+        impl ::orchestrate::Endpoint for #ident {
+            type Inputs = #inputs_ident;
+            const SPEC: &'static ::orchestrate::EndpointSpec = &#spec;
+            #execute
+        }
+
+        #budget
+    }
+}
+
+fn inputs_ident(endpoint: &Endpoint) -> Ident {
+    format_ident!("{}Inputs", endpoint.ident)
+}
+
+fn slot(field: &Field) -> Ident {
+    format_ident!("__slot_{}", field.ident)
+}
+
+fn node_future(field: &Field) -> Ident {
+    format_ident!("__node_{}", field.ident)
+}
+
+fn inputs(endpoint: &Endpoint) -> impl Iterator<Item = (&Field, &Input)> {
+    endpoint.fields.iter().filter_map(|f| match &f.kind {
+        FieldKind::Input(input) => Some((f, input)),
+        _ => None,
+    })
+}
+
+fn inputs_struct(endpoint: &Endpoint, item: &ItemStruct) -> TokenStream {
+    let vis = &item.vis;
+    let ident = inputs_ident(endpoint);
+    let doc = format!(
+        "Inputs of [`{}`]: one field per `#[input]` field, as the router extracts them from a request.",
+        endpoint.ident
+    );
+    let fields = inputs(endpoint).map(|(field, input)| {
+        let name = &field.ident;
+        let ty = &field.ty;
+        let doc = match &input.source {
+            InputSource::Body => "The JSON request body.".to_owned(),
+            InputSource::Path(p) => format!("Route parameter `{{{p}}}`."),
+            InputSource::Query => "The query string.".to_owned(),
+            InputSource::QueryParam(p) => format!("Query parameter `{p}`."),
+            InputSource::Header(h) => format!("Request header `{h}`."),
+        };
+        quote!(#[doc = #doc] pub #name: #ty,)
+    });
+    quote! {
+        #[doc = #doc]
+        #[allow(missing_debug_implementations)]
+        #vis struct #ident { #(#fields)* }
+    }
+}
+
+fn millis(d: std::time::Duration) -> TokenStream {
+    let ms = d.as_millis() as u64;
+    quote!(::core::time::Duration::from_millis(#ms))
+}
+
+fn type_text(ty: &Type) -> String {
+    ty.to_token_stream().to_string().replace(" < ", "<").replace(" >", ">").replace("< ", "<").replace(" ,", ",")
+}
+
+fn expr_text(tokens: &impl ToTokens) -> String {
+    tokens.to_token_stream().to_string()
+}
+
+/// `services::<name>` spanned at the `service = ".."` literal, so a misspelled service is a
+/// "cannot find type" error there, with rustc's suggestion of the closest declared one.
+fn service_path(call: &Call) -> TokenStream {
+    let Some(lit) = &call.service else { return quote!(()) };
+    let ident = Ident::new(&lit.value(), lit.span());
+    quote_spanned!(lit.span()=> services::#ident)
+}
+
+fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
+    let name = endpoint.ident.to_string();
+    let method = format_ident!("{}", endpoint.method.variant());
+    let route = &endpoint.route;
+    let timeout = millis(endpoint.timeout.as_ref().map_or_else(Default::default, |t| t.value));
+    let inputs = inputs(endpoint).map(|(field, input)| {
+        let name = field.ident.to_string();
+        let ty = type_text(&field.ty);
+        let source = match &input.source {
+            InputSource::Body => quote!(Body),
+            InputSource::Path(p) => quote!(Path(#p)),
+            InputSource::Query => quote!(Query),
+            InputSource::QueryParam(p) => quote!(QueryParam(#p)),
+            InputSource::Header(h) => quote!(Header(#h)),
+        };
+        quote!(::orchestrate::InputSpec { name: #name, source: ::orchestrate::InputSource::#source, ty: #ty })
+    });
+    let nodes = plan.order.iter().enumerate().map(|(pos, &f)| {
+        let field = &endpoint.fields[f];
+        let name = field.ident.to_string();
+        let ty = type_text(&field.ty);
+        let deps = &plan.deps[pos];
+        let used_inputs = plan.inputs[pos].iter().map(|&i| endpoint.fields[i].ident.to_string());
+        let kind = match &field.kind {
+            FieldKind::Call(call) => {
+                let call = call_spec(call);
+                quote!(::orchestrate::NodeKind::Call(#call))
+            }
+            FieldKind::Compute(compute) => {
+                let expr = expr_text(&compute.expr);
+                quote!(::orchestrate::NodeKind::Compute { expr: #expr })
+            }
+            _ => quote!(::orchestrate::NodeKind::Compute { expr: "" }),
+        };
+        quote!(::orchestrate::NodeSpec { name: #name, ty: #ty, deps: &[#(#deps),*], inputs: &[#(#used_inputs),*], kind: #kind })
+    });
+    quote! {
+        ::orchestrate::EndpointSpec {
+            name: #name,
+            method: ::orchestrate::Method::#method,
+            route: #route,
+            timeout: #timeout,
+            inputs: &[#(#inputs),*],
+            nodes: &[#(#nodes),*],
+        }
+    }
+}
+
+fn option<T: ToTokens>(value: Option<T>) -> TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn call_spec(call: &Call) -> TokenStream {
+    let service = call.service.as_ref().map(syn::LitStr::value).unwrap_or_default();
+    let path = service_path(call);
+    let target = match &call.target {
+        Some(CallTarget::Http { method, template, .. }) => {
+            let method = format_ident!("{}", method.variant());
+            quote!(::orchestrate::CallTarget::Http { method: ::orchestrate::Method::#method, path: #template })
+        }
+        Some(CallTarget::With { call, .. }) => {
+            let expr = expr_text(call);
+            quote!(::orchestrate::CallTarget::With { expr: #expr })
+        }
+        None => quote!(::orchestrate::CallTarget::With { expr: "" }),
+    };
+    let timeout = millis(call.timeout.as_ref().map_or_else(Default::default, |t| t.value));
+    let required = call.required.is_some();
+    let retryable = call.retryable();
+    let idempotency_key = call.idempotency_key.is_some();
+    let retry = option(call.retry.as_ref().map(|r| {
+        let attempts = r.attempts;
+        let backoff = millis(r.backoff);
+        let max = millis(r.max_backoff.unwrap_or(r.backoff.saturating_mul(10)));
+        quote!(::orchestrate::RetryPolicy::new(#attempts, #backoff).with_max_backoff(#max))
+    }));
+    let fallback = option(call.fallback.as_ref().map(|k| expr_text(&k.expr)));
+    let when = option(call.when.as_ref().map(|k| expr_text(&k.expr)));
+    let for_each = option(call.for_each.as_ref().map(|each| {
+        let collection = expr_text(&each.collection);
+        let concurrency = call.concurrency.map_or(DEFAULT_CONCURRENCY, |(n, _)| n);
+        quote!((#collection, #concurrency))
+    }));
+    quote! {
+        ::orchestrate::CallSpec {
+            service: #service,
+            service_index: <#path as ::orchestrate::Service>::INDEX,
+            target: #target,
+            timeout: #timeout,
+            required: #required,
+            retryable: #retryable,
+            idempotency_key: #idempotency_key,
+            retry: #retry,
+            fallback: #fallback,
+            when: #when,
+            for_each: #for_each,
+        }
+    }
+}
+
+/// Fan-out concurrency when `concurrency` is not given.
+const DEFAULT_CONCURRENCY: u32 = 8;
+
+fn mask(deps: &[usize]) -> TokenStream {
+    let mask: u64 = deps.iter().fold(0, |m, d| m | (1u64 << d));
+    let lit = proc_macro2::Literal::u64_unsuffixed(mask);
+    quote!(#lit)
+}
+
+/// `let dep: &Dep = slot_dep.get();` for each dependency and `let input = &input;` for inputs.
+fn bindings(endpoint: &Endpoint, plan: &Plan, pos: usize) -> TokenStream {
+    let deps = plan.deps[pos].iter().map(|&d| {
+        let field = &endpoint.fields[plan.order[d]];
+        let (name, ty, slot) = (&field.ident, &field.ty, slot(field));
+        quote!(#[allow(unused_variables)] let #name: &#ty = #slot.get();)
+    });
+    let inputs = plan.inputs[pos].iter().map(|&i| {
+        let field = &endpoint.fields[i];
+        let (name, ty) = (&field.ident, &field.ty);
+        quote!(#[allow(unused_variables)] let #name: &#ty = &#name;)
+    });
+    quote!(#(#deps)* #(#inputs)*)
+}
+
+fn execute(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
+    let p = quote!(::orchestrate::__private);
+    let inputs_ident = inputs_ident(endpoint);
+    let input_names: Vec<&Ident> = inputs(endpoint).map(|(f, _)| &f.ident).collect();
+    let nodes: Vec<&Field> = plan.order.iter().map(|&f| &endpoint.fields[f]).collect();
+    let count = nodes.len();
+    let slots = nodes.iter().map(|field| {
+        let (slot, ty) = (slot(field), &field.ty);
+        quote!(let #slot: #p::Slot<#ty> = #p::Slot::new();)
+    });
+    let futures = nodes.iter().enumerate().filter_map(|(pos, field)| {
+        let FieldKind::Call(call) = &field.kind else { return None };
+        let future = node_future(field);
+        let bindings = bindings(endpoint, plan, pos);
+        let body = call_body(field, call, pos);
+        Some(quote!(let mut #future = #p::pin!(async { #bindings #body });))
+    });
+    let steps = nodes.iter().enumerate().map(|(pos, field)| {
+        let mask = mask(&plan.deps[pos]);
+        let slot = slot(field);
+        match &field.kind {
+            FieldKind::Compute(compute) => {
+                let bindings = bindings(endpoint, plan, pos);
+                let expr = &compute.expr;
+                let ty = &field.ty;
+                let value = quote_spanned!(expr_span(expr)=> let __value: #ty = #expr;);
+                quote! {
+                    if __driver.ready(#pos, #mask) {
+                        #bindings
+                        #value
+                        #slot.set(__value);
+                        __driver.computed(#pos);
+                    }
+                }
+            }
+            _ => {
+                let future = node_future(field);
+                quote! {
+                    if __driver.ready(#pos, #mask) {
+                        __driver.poll_call(#pos, #future.as_mut(), &#slot, __cx)?;
+                    }
+                }
+            }
+        }
+    });
+    let assemble = nodes.iter().map(|field| {
+        let (name, slot) = (&field.ident, slot(field));
+        quote!(#name: #slot.into_value(),)
+    });
+    quote! {
+        #[allow(clippy::all, clippy::pedantic, unused_mut, unused_variables)]
+        fn execute(
+            __runtime: &::orchestrate::Runtime,
+            __inputs: Self::Inputs,
+            __context: ::orchestrate::RequestContext,
+        ) -> impl ::core::future::Future<Output = ::core::result::Result<::orchestrate::Outcome<Self>, ::orchestrate::Failure>> + ::core::marker::Send + '_ {
+            async move {
+                let #inputs_ident { #(#input_names),* } = __inputs;
+                let __exec = #p::Exec::new(__runtime, <Self as ::orchestrate::Endpoint>::SPEC, __context);
+                #(#slots)*
+                let __report = {
+                    #(#futures)*
+                    let mut __deadline = #p::pin!(__exec.deadline_sleep());
+                    let mut __driver = #p::Driver::<#count>::new(&__exec);
+                    #p::poll_fn(|__cx| {
+                        __driver.poll_deadline(__deadline.as_mut(), __cx)?;
+                        #(#steps)*
+                        __driver.finish()
+                    })
+                    .await
+                };
+                let __report = match __report {
+                    ::core::result::Result::Ok(report) => report,
+                    ::core::result::Result::Err(failure) => return ::core::result::Result::Err(failure),
+                };
+                ::core::result::Result::Ok(::orchestrate::Outcome {
+                    value: Self { #(#input_names,)* #(#assemble)* },
+                    failed: __report.failed,
+                    timeline: __report.timeline,
+                })
+            }
+        }
+    }
+}
+
+fn expr_span(expr: &syn::Expr) -> Span {
+    expr.to_token_stream().into_iter().next().map_or_else(Span::call_site, |t| t.span())
+}
+
+/// The type each answer decodes into, and how the call's result becomes the field's value.
+struct Shaping {
+    /// Type of the value the request(s) produce (`T`, or `Vec<T>` for a fan-out).
+    produced: TokenStream,
+    /// Applied to the `CallDone<produced>` to get `CallDone<field type>`.
+    wrap: TokenStream,
+    /// Value of the field when `when` is false.
+    skipped: TokenStream,
+}
+
+fn shaping(field: &Field, call: &Call) -> Shaping {
+    let ty = &field.ty;
+    let fallback = call.fallback.as_ref().map(|k| {
+        let expr = &k.expr;
+        quote_spanned!(expr_span(expr)=> || #expr)
+    });
+    let none = quote!(::core::option::Option::None);
+    match (shape(ty), call.required.is_some(), fallback) {
+        (Shape::Option(inner), true, _) => Shaping {
+            produced: inner.to_token_stream(),
+            wrap: quote!(.map(::core::option::Option::Some)),
+            skipped: none,
+        },
+        (Shape::Option(inner), false, None) => {
+            Shaping { produced: inner.to_token_stream(), wrap: quote!(.optional()), skipped: none }
+        }
+        (Shape::Option(inner), false, Some(fb)) => {
+            Shaping { produced: inner.to_token_stream(), wrap: quote!(.optional_or(#fb)), skipped: none }
+        }
+        (Shape::Plain, false, Some(fb)) => {
+            let skipped = call.fallback.as_ref().map(|k| k.expr.to_token_stream()).unwrap_or_default();
+            Shaping { produced: ty.to_token_stream(), wrap: quote!(.or_fallback(#fb)), skipped }
+        }
+        (Shape::Plain, _, _) => Shaping { produced: ty.to_token_stream(), wrap: TokenStream::new(), skipped: none },
+    }
+}
+
+/// The body of a call's node future: build the request(s), send, shape the result.
+fn call_body(field: &Field, call: &Call, pos: usize) -> TokenStream {
+    let p = quote!(::orchestrate::__private);
+    let Shaping { produced, wrap, skipped } = shaping(field, call);
+    let send = match &call.target {
+        Some(CallTarget::Http { method, parts, .. }) => {
+            let outgoing = outgoing(call, *method, parts);
+            match &call.for_each {
+                Some(each) => {
+                    let pat = &each.pat;
+                    let collection = &each.collection;
+                    let concurrency = call.concurrency.map_or(DEFAULT_CONCURRENCY, |(n, _)| n);
+                    let element =
+                        match syn::parse2::<Type>(produced.clone()).ok().as_ref().and_then(|t| generic_arg(t, "Vec")) {
+                            Some(element) => element.to_token_stream(),
+                            None => quote!(_),
+                        };
+                    quote! {
+                        __exec.fan_out::<#element, _>(
+                            #pos,
+                            #concurrency,
+                            ::core::iter::IntoIterator::into_iter(#collection).map(|#pat| #outgoing),
+                        ).await
+                    }
+                }
+                None => quote!({
+                    let __outgoing = #outgoing;
+                    __exec.fetch::<#produced>(#pos, __outgoing).await
+                }),
+            }
+        }
+        Some(CallTarget::With { call: with, .. }) => {
+            let func = &with.func;
+            let args = with.args.iter();
+            let span = expr_span(&syn::Expr::Call(with.clone()));
+            let invoke = quote_spanned!(span=> #func(__client, #(#args),*).await);
+            quote! {{
+                let __tally = #p::Tally::new();
+                let __done: #p::CallDone<#produced> = match __exec.client(#pos, &__tally) {
+                    ::core::result::Result::Ok(__client) => #p::CallDone::custom(#invoke, &__tally),
+                    ::core::result::Result::Err(__error) => #p::CallDone::failed(__error, 0, ::core::option::Option::None),
+                };
+                __done
+            }}
+        }
+        None => {
+            quote!(#p::CallDone::<#produced>::failed(::orchestrate::CallError::new(::orchestrate::CallErrorKind::UnknownService), 0, None))
+        }
+    };
+    match &call.when {
+        Some(when) => {
+            let cond = &when.expr;
+            let cond = quote_spanned!(expr_span(cond)=> { let __when: bool = #cond; __when });
+            quote! {
+                if #cond { #send #wrap } else { #p::CallDone::skipped(#skipped) }
+            }
+        }
+        None => quote!(#send #wrap),
+    }
+}
+
+/// Builds the `Outgoing` of an HTTP call: template, body, query, headers, idempotency key.
+fn outgoing(call: &Call, method: HttpMethod, parts: &[TemplatePart]) -> TokenStream {
+    let p = quote!(::orchestrate::__private);
+    let method = format_ident!("{}", method.upper());
+    let pushes = parts.iter().map(|part| match part {
+        TemplatePart::Literal(text) => quote!(__target.literal(#text);),
+        TemplatePart::Value { expr, in_query: false } => quote!(__target.segment(&(#expr));),
+        TemplatePart::Value { expr, in_query: true } => quote!(__target.query_value(&(#expr));),
+    });
+    let mut chain = TokenStream::new();
+    if let Some(body) = &call.body {
+        let expr = &body.expr;
+        chain.extend(quote_spanned!(expr_span(expr)=> .json(&(#expr))));
+    }
+    if let Some(query) = &call.query {
+        let expr = &query.expr;
+        chain.extend(quote_spanned!(expr_span(expr)=> .query(&(#expr))));
+    }
+    if let Some(headers) = &call.headers {
+        let expr = &headers.expr;
+        chain.extend(quote_spanned!(expr_span(expr)=> .headers(#expr)));
+    }
+    if let Some(key) = &call.idempotency_key {
+        let expr = &key.expr;
+        chain.extend(quote_spanned!(expr_span(expr)=> .idempotency_key(&(#expr))));
+    }
+    quote!({
+        let mut __target = #p::Target::new();
+        #(#pushes)*
+        #p::Outgoing::new(#p::HttpMethod::#method, __target) #chain
+    })
+}
+
+/// A compile-time check of the critical path including the services' retry policies, which only
+/// the compiler can see: evaluated as a constant, it fails the build with the path and the sum.
+fn budget_check(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
+    let Some(timeout) = &endpoint.timeout else { return TokenStream::new() };
+    let p = quote!(::orchestrate::__private);
+    let mut uses_service_retries = false;
+    let costs = plan.order.iter().map(|&f| {
+        let field = &endpoint.fields[f];
+        let name = field.ident.to_string();
+        match &field.kind {
+            FieldKind::Call(call) if call.retry.is_none() && call.retryable() => {
+                uses_service_retries = true;
+                let path = service_path(call);
+                let ms = call.timeout.as_ref().map_or(0, |t| t.value.as_millis() as u64);
+                quote! {
+                    #p::Cost::call(
+                        #name,
+                        #ms,
+                        <#path as ::orchestrate::Service>::SPEC.retry.attempts,
+                        <#path as ::orchestrate::Service>::SPEC.retry.backoff.as_millis() as u64,
+                        <#path as ::orchestrate::Service>::SPEC.retry.max_backoff.as_millis() as u64,
+                    )
+                }
+            }
+            _ => {
+                let cost = super::check::cost(field);
+                let (ms, attempts, backoff, max) =
+                    (cost.timeout_ms, cost.attempts, cost.backoff_ms, cost.max_backoff_ms);
+                if cost.attempts == 0 {
+                    quote!(#p::Cost::free(#name))
+                } else {
+                    quote!(#p::Cost::call(#name, #ms, #attempts, #backoff, #max))
+                }
+            }
+        }
+    });
+    let costs: Vec<TokenStream> = costs.collect();
+    if !uses_service_retries {
+        return TokenStream::new();
+    }
+    let deps = plan.deps.iter().map(|d| quote!(&[#(#d),*]));
+    let name = endpoint.ident.to_string();
+    let budget = timeout.value.as_millis() as u64;
+    let fail = quote_spanned!(timeout.lit.span()=> ::core::panic!("{}", message.as_str()));
+    quote! {
+        #[doc(hidden)]
+        const _: () = {
+            const COSTS: &[#p::Cost] = &[#(#costs),*];
+            const DEPS: &[&[usize]] = &[#(#deps),*];
+            if let ::core::option::Option::Some(message) = #p::over_budget(#name, COSTS, DEPS, #budget) {
+                #fail
+            }
+        };
+    }
+}

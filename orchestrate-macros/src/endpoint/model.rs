@@ -1,0 +1,215 @@
+//! An endpoint as plain data: fields, their sources, calls and their policies. Values keep their
+//! tokens beside them so checks can point at the user's code.
+
+use proc_macro2::Span;
+use std::time::Duration;
+use syn::{Expr, ExprCall, Ident, LitStr, Pat, Type};
+
+/// HTTP method of an endpoint or call.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl HttpMethod {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "get" => Self::Get,
+            "post" => Self::Post,
+            "put" => Self::Put,
+            "patch" => Self::Patch,
+            "delete" => Self::Delete,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn upper(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+        }
+    }
+
+    pub(crate) fn variant(self) -> &'static str {
+        match self {
+            Self::Get => "Get",
+            Self::Post => "Post",
+            Self::Put => "Put",
+            Self::Patch => "Patch",
+            Self::Delete => "Delete",
+        }
+    }
+
+    pub(crate) fn is_idempotent(self) -> bool {
+        matches!(self, Self::Get | Self::Put | Self::Delete)
+    }
+}
+
+/// A duration with the literal it came from.
+#[derive(Clone)]
+pub(crate) struct Timed {
+    pub(crate) value: Duration,
+    pub(crate) lit: LitStr,
+}
+
+pub(crate) struct Endpoint {
+    pub(crate) ident: Ident,
+    pub(crate) method: HttpMethod,
+    pub(crate) method_span: Span,
+    pub(crate) route: LitStr,
+    pub(crate) timeout: Option<Timed>,
+    pub(crate) fields: Vec<Field>,
+}
+
+impl Endpoint {
+    pub(crate) fn field(&self, name: &str) -> Option<(usize, &Field)> {
+        self.fields.iter().enumerate().find(|(_, f)| f.ident == name)
+    }
+}
+
+pub(crate) struct Field {
+    pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+    pub(crate) kind: FieldKind,
+}
+
+pub(crate) enum FieldKind {
+    Input(Input),
+    Call(Box<Call>),
+    Compute(Compute),
+    /// No `#[input]`, `#[call]` or `#[compute]` (already reported).
+    Unknown,
+}
+
+impl FieldKind {
+    pub(crate) fn is_node(&self) -> bool {
+        matches!(self, Self::Call(_) | Self::Compute(_))
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) enum InputSource {
+    Body,
+    Path(String),
+    Query,
+    QueryParam(String),
+    Header(String),
+}
+
+pub(crate) struct Input {
+    pub(crate) source: InputSource,
+    pub(crate) span: Span,
+}
+
+pub(crate) struct Compute {
+    pub(crate) expr: Expr,
+    pub(crate) uses: Vec<Ident>,
+}
+
+pub(crate) enum TemplatePart {
+    Literal(String),
+    Value { expr: Expr, in_query: bool },
+}
+
+pub(crate) enum CallTarget {
+    Http { method: HttpMethod, key: Ident, template: LitStr, parts: Vec<TemplatePart> },
+    With { call: ExprCall },
+}
+
+/// A call-level retry override.
+pub(crate) struct CallRetry {
+    pub(crate) key: Ident,
+    pub(crate) attempts: u32,
+    pub(crate) backoff: Duration,
+    pub(crate) max_backoff: Option<Duration>,
+}
+
+pub(crate) struct ForEach {
+    pub(crate) key: Ident,
+    pub(crate) pat: Pat,
+    pub(crate) collection: Expr,
+    pub(crate) bindings: Vec<Ident>,
+}
+
+/// An expression-valued key with the key's token.
+pub(crate) struct Keyed {
+    pub(crate) key: Ident,
+    pub(crate) expr: Expr,
+}
+
+pub(crate) struct Call {
+    /// The `call` of `#[call(..)]`, for errors about the whole attribute.
+    pub(crate) attr_span: Span,
+    pub(crate) service: Option<LitStr>,
+    pub(crate) timeout: Option<Timed>,
+    pub(crate) required: Option<Ident>,
+    pub(crate) target: Option<CallTarget>,
+    pub(crate) body: Option<Keyed>,
+    pub(crate) query: Option<Keyed>,
+    pub(crate) headers: Option<Keyed>,
+    pub(crate) when: Option<Keyed>,
+    pub(crate) fallback: Option<Keyed>,
+    pub(crate) idempotency_key: Option<Keyed>,
+    pub(crate) idempotent: Option<Ident>,
+    pub(crate) after: Vec<Ident>,
+    pub(crate) retry: Option<CallRetry>,
+    pub(crate) for_each: Option<ForEach>,
+    pub(crate) concurrency: Option<(u32, Span)>,
+    /// Every field name the call's expressions read (dependencies to resolve).
+    pub(crate) uses: Vec<Ident>,
+}
+
+impl Call {
+    /// Whether repeating the call is safe: an idempotent method, `with` marked `idempotent`, or an
+    /// idempotency key.
+    pub(crate) fn retryable(&self) -> bool {
+        self.idempotency_key.is_some()
+            || match &self.target {
+                Some(CallTarget::Http { method, .. }) => method.is_idempotent(),
+                Some(CallTarget::With { .. }) => self.idempotent.is_some(),
+                None => false,
+            }
+    }
+}
+
+/// The shape of a field's type, as far as the macro can tell from its tokens.
+pub(crate) enum Shape<'a> {
+    /// `Option<T>`
+    Option(&'a Type),
+    /// Anything else.
+    Plain,
+}
+
+pub(crate) fn shape(ty: &Type) -> Shape<'_> {
+    match generic_arg(ty, "Option") {
+        Some(inner) => Shape::Option(inner),
+        None => Shape::Plain,
+    }
+}
+
+/// `T` when `ty` is `Name<T>` (by its last path segment).
+pub(crate) fn generic_arg<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
+    let Type::Path(path) = ty else { return None };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    if last.ident != name {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+    if args.args.len() != 1 {
+        return None;
+    }
+    match args.args.first()? {
+        syn::GenericArgument::Type(inner) => Some(inner),
+        _ => None,
+    }
+}

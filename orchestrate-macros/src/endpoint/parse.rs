@@ -1,0 +1,482 @@
+//! Attributes → [`Endpoint`] model. Parsing never stops at the first mistake: every malformed key
+//! is recorded and parsing resumes at the next comma.
+
+use super::model::*;
+use crate::ctxt::Errors;
+use crate::deps::{free_names, pattern_bindings};
+use crate::kw::{self, Seen};
+use orchestrate_core::template::{Part, parse_call_template};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use syn::parse::{ParseStream, Parser};
+use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
+
+const ENDPOINT_KEYS: &[&str] = &["timeout"];
+const CALL_KEYS: &[&str] = &[
+    "service",
+    "timeout",
+    "required",
+    "get",
+    "post",
+    "put",
+    "patch",
+    "delete",
+    "with",
+    "body",
+    "query",
+    "headers",
+    "when",
+    "fallback",
+    "idempotency_key",
+    "idempotent",
+    "after",
+    "retry",
+    "for_each",
+    "concurrency",
+];
+const INPUT_KEYS: &[&str] = &["body", "path", "query", "header"];
+
+/// Which of our attributes an attribute is.
+fn our_attribute(attr: &Attribute) -> Option<&'static str> {
+    let path = attr.path();
+    let last = path.segments.last()?;
+    let plain = path.segments.len() == 1 || (path.segments.len() == 2 && path.segments[0].ident == "orchestrate");
+    if !plain {
+        return None;
+    }
+    ["input", "call", "compute"].into_iter().find(|name| last.ident == name)
+}
+
+/// Parses the endpoint attribute's arguments and the struct; removes our field attributes from
+/// `item` so it can be emitted as plain Rust.
+pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Errors) -> Option<Endpoint> {
+    let head = match (|input: ParseStream<'_>| parse_endpoint_args(input, errors)).parse2(args) {
+        Ok(head) => head,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    if !item.generics.params.is_empty() {
+        errors.spanned(&item.generics, "an endpoint cannot be generic; use concrete types for its fields");
+    }
+    let syn::Fields::Named(named) = &mut item.fields else {
+        errors
+            .at(item.ident.span(), "an endpoint is a struct with named fields, one per input, call or computed value");
+        return None;
+    };
+    let mut fields = Vec::new();
+    for field in named.named.iter_mut() {
+        let Some(ident) = field.ident.clone() else { continue };
+        let mut kind = None;
+        let mut first_span: Option<Span> = None;
+        let mut kept = Vec::with_capacity(field.attrs.len());
+        for attr in field.attrs.drain(..) {
+            let Some(which) = our_attribute(&attr) else {
+                kept.push(attr);
+                continue;
+            };
+            if let Some(first) = first_span {
+                errors.at(
+                    attr.path().segments.last().map_or(Span::call_site(), |s| s.ident.span()),
+                    format!(
+                        "`{ident}` already has an `#[input]`, `#[call]` or `#[compute]`; a field is exactly one of them"
+                    ),
+                );
+                errors.at(first, "first one is here");
+                continue;
+            }
+            first_span = Some(attr.path().segments.last().map_or(Span::call_site(), |s| s.ident.span()));
+            kind = Some(match which {
+                "input" => parse_input(&attr, &ident, errors).map_or(FieldKind::Unknown, FieldKind::Input),
+                "call" => parse_call(&attr, errors).map_or(FieldKind::Unknown, |c| FieldKind::Call(Box::new(c))),
+                _ => parse_compute(&attr, errors).map_or(FieldKind::Unknown, FieldKind::Compute),
+            });
+        }
+        field.attrs = kept;
+        let kind = kind.unwrap_or_else(|| {
+            errors.at(
+                ident.span(),
+                format!("`{ident}` has no source; mark it `#[input(body | path | query | header = \"..\")]`, `#[call(..)]` or `#[compute(..)]`"),
+            );
+            FieldKind::Unknown
+        });
+        fields.push(Field { ident, ty: field.ty.clone(), kind });
+    }
+    let (method, method_span, route, timeout) = head?;
+    Some(Endpoint { ident: item.ident.clone(), method, method_span, route, timeout, fields })
+}
+
+type Head = (HttpMethod, Span, LitStr, Option<Timed>);
+
+fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Option<Head>> {
+    const USAGE: &str = "write `#[endpoint(POST \"/checkout/summary\", timeout = \"2s\")]`";
+    let method_ident: Ident =
+        input.parse().map_err(|e| syn::Error::new(e.span(), format!("expected an HTTP method; {USAGE}")))?;
+    let method = HttpMethod::from_name(&method_ident.to_string())
+        .filter(|_| method_ident.to_string().chars().all(|c| c.is_ascii_uppercase()));
+    let Some(method) = method else {
+        return Err(syn::Error::new(
+            method_ident.span(),
+            format!("`{method_ident}` is not an HTTP method; use GET, POST, PUT, PATCH or DELETE"),
+        ));
+    };
+    let route: LitStr = input
+        .parse()
+        .map_err(|e| syn::Error::new(e.span(), format!("expected the route after the method; {USAGE}")))?;
+    let mut timeout = None;
+    let mut seen = Seen::new("#[endpoint]");
+    while !input.is_empty() {
+        input.parse::<Token![,]>()?;
+        if input.is_empty() {
+            break;
+        }
+        let key: Ident = input.parse()?;
+        if !seen.first(&key, errors) {
+            kw::skip_to_comma(input);
+            continue;
+        }
+        match key.to_string().as_str() {
+            "timeout" => {
+                let lit = kw::eq_str(input, &key)?;
+                if let Some(value) = errors.ok(kw::duration(&lit, "timeout")) {
+                    timeout = Some(Timed { value, lit });
+                }
+            }
+            _ => {
+                kw::unknown(&key, "#[endpoint]", ENDPOINT_KEYS, errors);
+                kw::skip_to_comma(input);
+            }
+        }
+    }
+    // An invalid `timeout` was reported where it is; only a missing one is reported here.
+    if !seen.contains("timeout") {
+        errors.at(
+            route.span(),
+            "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
+        );
+    }
+    Ok(Some((method, method_ident.span(), route, timeout)))
+}
+
+fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<Input> {
+    let parser = |input: ParseStream<'_>| -> syn::Result<Input> {
+        let key: Ident = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected where the input comes from: `body`, `path`, `query` or `header = \"name\"`",
+            )
+        })?;
+        let name = key.to_string();
+        let value = if input.peek(Token![=]) { Some(kw::eq_str(input, &key)?) } else { None };
+        let source = match (name.as_str(), value) {
+            ("body", None) => InputSource::Body,
+            ("path", None) => InputSource::Path(field.to_string()),
+            ("path", Some(lit)) => InputSource::Path(lit.value()),
+            ("query", None) => InputSource::Query,
+            ("query", Some(lit)) => InputSource::QueryParam(lit.value()),
+            ("header", Some(lit)) => InputSource::Header(lit.value().to_ascii_lowercase()),
+            ("header", None) => {
+                return Err(syn::Error::new(key.span(), "name the header: `#[input(header = \"x-user-id\")]`"));
+            }
+            ("body", Some(lit)) => {
+                return Err(syn::Error::new(lit.span(), "`body` takes no name; the whole JSON body is the input"));
+            }
+            _ => {
+                let mut e = Errors::new();
+                kw::unknown(&key, "#[input]", INPUT_KEYS, &mut e);
+                return Err(e.finish().err().unwrap_or_else(|| syn::Error::new(key.span(), "unknown input source")));
+            }
+        };
+        if !input.is_empty() {
+            return Err(input.error("an input has one source; remove the rest"));
+        }
+        Ok(Input { source, span: key.span() })
+    };
+    errors.ok(attr.parse_args_with(parser))
+}
+
+fn parse_compute(attr: &Attribute, errors: &mut Errors) -> Option<Compute> {
+    let expr: Expr = errors.ok(attr.parse_args().map_err(|e| syn::Error::new(e.span(), format!("`#[compute]` takes an expression of other fields, e.g. `#[compute(pricing.subtotal + tax.amount)]`: {e}"))))?;
+    let uses = free_names(&expr, &[]);
+    Some(Compute { expr, uses })
+}
+
+fn parse_call(attr: &Attribute, errors: &mut Errors) -> Option<Call> {
+    let attr_span = attr.path().segments.last().map_or(Span::call_site(), |s| s.ident.span());
+    let mut call = Call {
+        attr_span,
+        service: None,
+        timeout: None,
+        required: None,
+        target: None,
+        body: None,
+        query: None,
+        headers: None,
+        when: None,
+        fallback: None,
+        idempotency_key: None,
+        idempotent: None,
+        after: Vec::new(),
+        retry: None,
+        for_each: None,
+        concurrency: None,
+        uses: Vec::new(),
+    };
+    let syn::Meta::List(list) = &attr.meta else {
+        errors.at(attr_span, "`#[call]` needs arguments, e.g. `#[call(service = \"cart\", timeout = \"200ms\", get = \"/carts/{req.cart_id}\")]`");
+        return None;
+    };
+    let parser = |input: ParseStream<'_>| -> syn::Result<()> {
+        let mut seen = Seen::new("#[call]");
+        while !input.is_empty() {
+            let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+            let name = key.to_string();
+            let is_method = HttpMethod::from_name(&name).is_some() && name.chars().all(|c| c.is_ascii_lowercase());
+            let fresh = if is_method || name == "with" {
+                seen.first_of("target", &key, errors)
+            } else {
+                seen.first(&key, errors)
+            };
+            if !fresh {
+                kw::skip_to_comma(input);
+                kw::comma_or_end(input)?;
+                continue;
+            }
+            if let Err(e) = parse_call_key(input, &key, &name, is_method, &mut call, errors) {
+                errors.push(e);
+                kw::skip_to_comma(input);
+            }
+            kw::comma_or_end(input).map_err(|e| syn::Error::new(e.span(), "expected `,` between keys of `#[call]`"))?;
+        }
+        Ok(())
+    };
+    let parsed = parser.parse2(list.tokens.clone());
+    errors.ok(parsed);
+    collect_uses(&mut call);
+    Some(call)
+}
+
+fn keyed(input: ParseStream<'_>, key: &Ident) -> syn::Result<Keyed> {
+    kw::eq_token(input, key)?;
+    let expr: Expr = input.parse()?;
+    Ok(Keyed { key: key.clone(), expr })
+}
+
+fn flag(input: ParseStream<'_>, key: &Ident) -> syn::Result<Ident> {
+    if input.peek(Token![=]) {
+        return Err(syn::Error::new(key.span(), format!("`{key}` is a flag and takes no value; write just `{key}`")));
+    }
+    Ok(key.clone())
+}
+
+fn parse_call_key(
+    input: ParseStream<'_>,
+    key: &Ident,
+    name: &str,
+    is_method: bool,
+    call: &mut Call,
+    errors: &mut Errors,
+) -> syn::Result<()> {
+    match name {
+        "service" => {
+            let lit = kw::eq_str(input, key)?;
+            if !orchestrate_core::template::is_identifier(&lit.value()) {
+                errors.at(
+                    lit.span(),
+                    format!(
+                        "`{}` is not a service name; services are named like Rust identifiers in `services!`",
+                        lit.value()
+                    ),
+                );
+            } else {
+                call.service = Some(lit);
+            }
+        }
+        "timeout" => {
+            let lit = kw::eq_str(input, key)?;
+            if let Some(value) = errors.ok(kw::duration(&lit, "timeout")) {
+                call.timeout = Some(Timed { value, lit });
+            }
+        }
+        "required" => call.required = Some(flag(input, key)?),
+        "idempotent" => call.idempotent = Some(flag(input, key)?),
+        _ if is_method => {
+            let template = kw::eq_str(input, key)?;
+            let method = HttpMethod::from_name(name).unwrap_or(HttpMethod::Get);
+            let parts = parse_template(&template, errors);
+            call.target = Some(CallTarget::Http { method, key: key.clone(), template, parts });
+        }
+        "with" => {
+            kw::eq_token(input, key)?;
+            let expr: Expr = input.parse()?;
+            match expr {
+                Expr::Call(c) => call.target = Some(CallTarget::With { call: c }),
+                other => errors.spanned(&other, "`with` takes a call of an async function, e.g. `with = loyalty::tier(&profile)`; the service's client is passed as its first argument"),
+            }
+        }
+        "body" => call.body = Some(keyed(input, key)?),
+        "query" => call.query = Some(keyed(input, key)?),
+        "headers" => call.headers = Some(keyed(input, key)?),
+        "when" => call.when = Some(keyed(input, key)?),
+        "fallback" => call.fallback = Some(keyed(input, key)?),
+        "idempotency_key" => call.idempotency_key = Some(keyed(input, key)?),
+        "after" => {
+            kw::eq_token(input, key)?;
+            let content;
+            bracketed!(content in input);
+            call.after = content.parse_terminated(Ident::parse_any_ident, Token![,])?.into_iter().collect();
+        }
+        "retry" => call.retry = Some(parse_call_retry(input, key, errors)?),
+        "for_each" => {
+            kw::eq_token(input, key)?;
+            let pat = Pat::parse_single(input)?;
+            input
+                .parse::<Token![in]>()
+                .map_err(|e| syn::Error::new(e.span(), "write `for_each = item in &cart.items`"))?;
+            let collection: Expr = input.parse()?;
+            let bindings = pattern_bindings(&pat);
+            call.for_each = Some(ForEach { key: key.clone(), pat, collection, bindings });
+        }
+        "concurrency" => {
+            kw::eq_token(input, key)?;
+            let lit: LitInt = input.parse()?;
+            match lit.base10_parse::<u32>() {
+                Ok(n) if n >= 1 => call.concurrency = Some((n, lit.span())),
+                _ => errors.at(lit.span(), "`concurrency` must be a whole number of at least 1"),
+            }
+        }
+        _ => {
+            kw::unknown(key, "#[call]", CALL_KEYS, errors);
+            kw::skip_to_comma(input);
+        }
+    }
+    Ok(())
+}
+
+trait ParseAnyIdent {
+    fn parse_any_ident(input: ParseStream<'_>) -> syn::Result<Ident>;
+}
+
+impl ParseAnyIdent for Ident {
+    fn parse_any_ident(input: ParseStream<'_>) -> syn::Result<Ident> {
+        input.parse().map_err(|e| syn::Error::new(e.span(), "`after` lists field names, e.g. `after = [reserve]`"))
+    }
+}
+
+fn parse_call_retry(input: ParseStream<'_>, key: &Ident, errors: &mut Errors) -> syn::Result<CallRetry> {
+    let content;
+    parenthesized!(content in input);
+    let mut seen = Seen::new("retry");
+    let (mut attempts, mut backoff, mut max_backoff) = (None, None, None);
+    while !content.is_empty() {
+        let k: Ident = content.parse()?;
+        if seen.first(&k, errors) {
+            match k.to_string().as_str() {
+                "attempts" => {
+                    kw::eq_token(&content, &k)?;
+                    let lit: LitInt = content.parse()?;
+                    match lit.base10_parse::<u32>() {
+                        Ok(n) if (1..=10).contains(&n) => attempts = Some(n),
+                        _ => errors.at(lit.span(), "`attempts` is between 1 and 10"),
+                    }
+                }
+                "backoff" => {
+                    backoff = errors.ok(kw::eq_str(&content, &k).and_then(|lit| kw::duration(&lit, "backoff")))
+                }
+                "max_backoff" => {
+                    max_backoff = errors.ok(kw::eq_str(&content, &k).and_then(|lit| kw::duration(&lit, "max_backoff")))
+                }
+                _ => {
+                    kw::unknown(&k, "retry", &["attempts", "backoff", "max_backoff"], errors);
+                    kw::skip_to_comma(&content);
+                }
+            }
+        } else {
+            kw::skip_to_comma(&content);
+        }
+        kw::comma_or_end(&content)?;
+    }
+    if attempts.is_none() && !seen.contains("attempts") {
+        errors.at(key.span(), "`retry` needs `attempts`, e.g. `retry(attempts = 2, backoff = \"50ms\")`");
+    }
+    Ok(CallRetry {
+        key: key.clone(),
+        attempts: attempts.unwrap_or(1),
+        backoff: backoff.unwrap_or_default(),
+        max_backoff,
+    })
+}
+
+/// Splits a call template and parses each placeholder as an expression whose tokens point at the
+/// template (inside it, where the compiler supports sub-spans).
+fn parse_template(lit: &LitStr, errors: &mut Errors) -> Vec<TemplatePart> {
+    let text = lit.value();
+    let parts = match parse_call_template(&text) {
+        Ok(parts) => parts,
+        Err(e) => {
+            errors.at(kw::sub_span(lit, &e.at), format!("invalid path template: {e}"));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    for part in parts {
+        match part {
+            Part::Literal(range) => out.push(TemplatePart::Literal(text[range].to_owned())),
+            Part::Value { expr, in_query } => {
+                let span = kw::sub_span(lit, &expr);
+                let source = &text[expr];
+                match syn::parse_str::<TokenStream>(source).and_then(|tokens| syn::parse2::<Expr>(respan(tokens, span)))
+                {
+                    Ok(parsed) => out.push(TemplatePart::Value { expr: parsed, in_query }),
+                    Err(e) => errors.at(span, format!("`{{{source}}}` is not a Rust expression: {e}")),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Gives every token of `tokens` the span `span`.
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Group(g) => {
+                let mut group = Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                TokenTree::Group(group)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
+
+/// Records every field name the call's expressions read.
+fn collect_uses(call: &mut Call) {
+    let bound: Vec<Ident> = call.for_each.as_ref().map(|f| f.bindings.clone()).unwrap_or_default();
+    let mut uses = Vec::new();
+    if let Some(CallTarget::Http { parts, .. }) = &call.target {
+        for part in parts {
+            if let TemplatePart::Value { expr, .. } = part {
+                uses.extend(free_names(expr, &bound));
+            }
+        }
+    }
+    if let Some(CallTarget::With { call: with, .. }) = &call.target {
+        uses.extend(free_names(&Expr::Call(with.clone()), &[]));
+    }
+    for keyed in [&call.body, &call.query, &call.headers, &call.idempotency_key].into_iter().flatten() {
+        uses.extend(free_names(&keyed.expr, &bound));
+    }
+    for keyed in [&call.when, &call.fallback].into_iter().flatten() {
+        uses.extend(free_names(&keyed.expr, &[]));
+    }
+    if let Some(each) = &call.for_each {
+        uses.extend(free_names(&each.collection, &[]));
+    }
+    uses.extend(call.after.iter().cloned());
+    call.uses = uses;
+}

@@ -1,0 +1,171 @@
+//! The client handed to custom call logic (`#[call(with = ..)]`).
+
+use super::{CallPolicy, Outgoing, ServiceClient, Target};
+use crate::context::RequestContext;
+use crate::error::CallError;
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Display;
+use std::sync::atomic::{AtomicU32, Ordering};
+use tokio::time::Instant;
+
+/// Counts what custom logic sent, for the request's timeline.
+#[derive(Debug, Default)]
+pub struct Tally {
+    attempts: AtomicU32,
+    status: AtomicU32,
+}
+
+impl Tally {
+    /// A zeroed tally.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn add(&self, attempts: u32, status: Option<u16>) {
+        self.attempts.fetch_add(attempts, Ordering::Relaxed);
+        if let Some(status) = status {
+            self.status.store(u32::from(status), Ordering::Relaxed);
+        }
+    }
+
+    /// Requests sent so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// Status of the last response, if any.
+    pub fn last_status(&self) -> Option<u16> {
+        u16::try_from(self.status.load(Ordering::Relaxed)).ok().filter(|s| *s != 0)
+    }
+}
+
+/// A client bound to one service and one call: its requests carry the call's timeout, retry
+/// policy, forwarded headers and the endpoint's deadline.
+///
+/// Custom logic receives it as its first argument:
+///
+/// ```
+/// use orchestrate_runtime::{CallClient, CallError};
+/// # #[derive(serde::Deserialize)] struct Profile { id: String }
+/// # #[derive(serde::Deserialize)] struct Tier { name: String }
+/// /// `#[call(service = "loyalty", timeout = "100ms", with = loyalty_tier(&profile))]`
+/// async fn loyalty_tier(client: CallClient<'_>, profile: &Profile) -> Result<Tier, CallError> {
+///     let mut path = orchestrate_runtime::Target::new();
+///     path.literal("/tiers/").segment(&profile.id);
+///     client.get(path).send().await
+/// }
+/// ```
+#[derive(Debug)]
+pub struct CallClient<'a> {
+    service: &'a ServiceClient,
+    policy: CallPolicy,
+    context: &'a RequestContext,
+    deadline: Instant,
+    tally: &'a Tally,
+}
+
+impl<'a> CallClient<'a> {
+    /// A client for `service` under `policy` until `deadline`, counting into `tally`.
+    pub fn new(
+        service: &'a ServiceClient,
+        policy: CallPolicy,
+        context: &'a RequestContext,
+        deadline: Instant,
+        tally: &'a Tally,
+    ) -> Self {
+        Self { service, policy, context, deadline, tally }
+    }
+
+    /// The service's name.
+    pub fn service(&self) -> &'static str {
+        self.service.name()
+    }
+
+    /// Starts a request; `path` is used as written (build it with [`Target`] to encode values).
+    pub fn request(&self, method: http::Method, path: impl Into<Target>) -> RequestBuilder<'_> {
+        RequestBuilder { client: self, outgoing: Outgoing::new(method, path.into()) }
+    }
+
+    /// Starts a `GET`.
+    pub fn get(&self, path: impl Into<Target>) -> RequestBuilder<'_> {
+        self.request(http::Method::GET, path)
+    }
+
+    /// Starts a `POST`.
+    pub fn post(&self, path: impl Into<Target>) -> RequestBuilder<'_> {
+        self.request(http::Method::POST, path)
+    }
+
+    /// Starts a `PUT`.
+    pub fn put(&self, path: impl Into<Target>) -> RequestBuilder<'_> {
+        self.request(http::Method::PUT, path)
+    }
+
+    /// Starts a `PATCH`.
+    pub fn patch(&self, path: impl Into<Target>) -> RequestBuilder<'_> {
+        self.request(http::Method::PATCH, path)
+    }
+
+    /// Starts a `DELETE`.
+    pub fn delete(&self, path: impl Into<Target>) -> RequestBuilder<'_> {
+        self.request(http::Method::DELETE, path)
+    }
+}
+
+/// A request of custom logic, sent with [`RequestBuilder::send`].
+#[derive(Debug)]
+pub struct RequestBuilder<'a> {
+    client: &'a CallClient<'a>,
+    outgoing: Outgoing,
+}
+
+impl RequestBuilder<'_> {
+    /// Sets a JSON body.
+    pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Self {
+        self.outgoing = self.outgoing.json(body);
+        self
+    }
+
+    /// Appends a serialized query.
+    pub fn query<T: Serialize + ?Sized>(mut self, query: &T) -> Self {
+        self.outgoing = self.outgoing.query(query);
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: impl Display) -> Self {
+        self.outgoing = self.outgoing.header(name, &value);
+        self
+    }
+
+    /// Sets the `Idempotency-Key` header.
+    pub fn idempotency_key(mut self, key: impl Display) -> Self {
+        self.outgoing = self.outgoing.idempotency_key(&key);
+        self
+    }
+
+    /// Sends the request and returns the successful response.
+    ///
+    /// # Errors
+    ///
+    /// The call's failure: timeout, transport error, non-2xx status, open breaker, ...
+    pub async fn send_raw(self) -> Result<http::Response<Bytes>, CallError> {
+        let c = self.client;
+        let sent = c.service.send(&c.policy, c.context, c.deadline, self.outgoing).await;
+        c.tally.add(sent.attempts, sent.status);
+        sent.result
+    }
+
+    /// Sends the request and decodes the JSON answer as `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_raw`](Self::send_raw), plus [`CallErrorKind::Decode`](crate::CallErrorKind::Decode)
+    /// when the answer is not a `T`.
+    pub async fn send<T: DeserializeOwned>(self) -> Result<T, CallError> {
+        let response = self.send_raw().await?;
+        super::decode_json(&response)
+    }
+}

@@ -1,0 +1,312 @@
+//! Runs an endpoint's graph on the request's own task.
+//!
+//! The code `#[endpoint]` generates is a single future: one pinned sub-future per call, one
+//! [`Slot`] per field, and a [`Driver`] that, on every wake-up, walks the nodes in topological
+//! order and polls each node whose dependencies are complete. Because the walk is in topological
+//! order, a node that completes makes its dependents runnable in the same pass: each call starts
+//! the moment its own inputs are ready, with no level barriers, no task spawned per call and no
+//! allocation for the schedule. (This is the shape of `tokio::join!`, generalised from a flat list
+//! to a dependency graph; a hand-written `join!` of chains cannot express every graph.)
+//!
+//! The driver owns the endpoint deadline: when it passes, or a required call fails, the driver
+//! returns and every call still in flight is dropped, which cancels its request.
+//!
+//! The executor knows nothing of HTTP: calls reach the network only through
+//! [`ServiceClient`](crate::ServiceClient).
+
+mod node;
+
+pub use node::{CallDone, IntoFallback, Slot};
+
+use crate::Runtime;
+use crate::client::{CallClient, CallPolicy, Outgoing, ServiceClient, Tally, decode_json};
+use crate::context::RequestContext;
+use crate::endpoint::{CallSpec, EndpointSpec};
+use crate::error::{CallError, CallErrorKind};
+use crate::outcome::{FailedCall, Failure};
+use crate::timeline::{CallOutcome, CallRecord, Timeline};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// The state of one endpoint run shared by its calls: runtime, inbound context, start and deadline.
+#[derive(Debug)]
+pub struct Exec<'rt> {
+    runtime: &'rt Runtime,
+    spec: &'static EndpointSpec,
+    context: RequestContext,
+    start: Instant,
+    deadline: Instant,
+}
+
+impl<'rt> Exec<'rt> {
+    /// Starts the clock of one run of `spec`.
+    pub fn new(runtime: &'rt Runtime, spec: &'static EndpointSpec, context: RequestContext) -> Self {
+        let start = Instant::now();
+        Self { runtime, spec, context, start, deadline: start + spec.timeout }
+    }
+
+    /// The endpoint's description.
+    pub fn spec(&self) -> &'static EndpointSpec {
+        self.spec
+    }
+
+    /// When the run must be done.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// When the run started.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// A timer that fires at the deadline; the driver polls it.
+    pub fn deadline_sleep(&self) -> Sleep {
+        tokio::time::sleep_until(self.deadline)
+    }
+
+    fn call(&self, node: usize) -> Result<(&'static CallSpec, &ServiceClient, CallPolicy), CallError> {
+        let call = self.spec.call(node).ok_or_else(|| CallError::new(CallErrorKind::UnknownService))?;
+        let client = self.runtime.service_at(call.service_index, call.service).ok_or_else(|| {
+            CallError::with_source(
+                CallErrorKind::UnknownService,
+                format!("service `{}` is not configured", call.service),
+            )
+        })?;
+        let policy = CallPolicy {
+            timeout: call.timeout,
+            retry: call.effective_retry(&client.spec().retry),
+            retryable: call.retryable,
+        };
+        Ok((call, client, policy))
+    }
+
+    /// Sends the request of call `node` and decodes the answer as `T`.
+    pub async fn fetch<T: DeserializeOwned>(&self, node: usize, outgoing: Outgoing) -> CallDone<T> {
+        let (_, client, policy) = match self.call(node) {
+            Ok(parts) => parts,
+            Err(error) => return CallDone::failed(error, 0, None),
+        };
+        let sent = client.send(&policy, &self.context, self.deadline, outgoing).await;
+        let value = sent.result.and_then(|response| decode_json(&response));
+        CallDone::new(value, sent.attempts, sent.status)
+    }
+
+    /// Sends one request per item, at most `concurrency` at a time, and collects the answers in
+    /// order. The first failure fails the whole call and cancels the requests still in flight.
+    pub async fn fan_out<T, I>(&self, node: usize, concurrency: u32, requests: I) -> CallDone<Vec<T>>
+    where
+        T: DeserializeOwned,
+        I: IntoIterator<Item = Outgoing>,
+    {
+        let (_, client, policy) = match self.call(node) {
+            Ok(parts) => parts,
+            Err(error) => return CallDone::failed(error, 0, None),
+        };
+        let requests = requests.into_iter();
+        let mut values = Vec::with_capacity(requests.size_hint().0);
+        let mut attempts = 0;
+        let mut status = None;
+        let policy = &policy;
+        let mut answers = futures_util::stream::iter(requests)
+            .map(|outgoing| client.send(policy, &self.context, self.deadline, outgoing))
+            .buffered(concurrency.max(1) as usize);
+        while let Some(sent) = answers.next().await {
+            attempts += sent.attempts;
+            status = sent.status.or(status);
+            match sent.result.and_then(|response| decode_json(&response)) {
+                Ok(value) => values.push(value),
+                Err(error) => return CallDone::failed(error, attempts, status),
+            }
+        }
+        CallDone::new(Ok(values), attempts, status)
+    }
+
+    /// The client custom logic of call `node` receives.
+    ///
+    /// # Errors
+    ///
+    /// [`CallErrorKind::UnknownService`] when the runtime has no client for the call's service.
+    pub fn client<'a>(&'a self, node: usize, tally: &'a Tally) -> Result<CallClient<'a>, CallError> {
+        let (_, client, policy) = self.call(node)?;
+        Ok(CallClient::new(client, policy, &self.context, self.deadline, tally))
+    }
+
+    /// Offset of now from the run's start.
+    fn elapsed(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.start)
+    }
+}
+
+/// What a finished run reports besides the values: degraded calls and the timeline.
+#[derive(Debug)]
+pub struct Report {
+    /// Optional calls that failed.
+    pub failed: Vec<FailedCall>,
+    /// Every call's record.
+    pub timeline: Timeline,
+}
+
+/// Drives the nodes of one run; see the [module docs](self).
+///
+/// Node `i` is done when bit `i` of the done mask is set; `N` is the number of nodes (at most 64).
+#[derive(Debug)]
+pub struct Driver<'e, 'rt, const N: usize> {
+    exec: &'e Exec<'rt>,
+    done: u64,
+    started: [Option<Duration>; N],
+    records: Vec<CallRecord>,
+    failed: Vec<FailedCall>,
+}
+
+impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
+    const ALL: u64 = if N >= 64 { u64::MAX } else { (1u64 << N) - 1 };
+
+    /// A driver for `N` nodes of `exec`'s endpoint.
+    pub fn new(exec: &'e Exec<'rt>) -> Self {
+        Self { exec, done: 0, started: [None; N], records: Vec::with_capacity(N), failed: Vec::new() }
+    }
+
+    /// Whether node `i` still has to run and every node of `deps` (a bit mask) is done.
+    #[inline]
+    pub fn ready(&self, i: usize, deps: u64) -> bool {
+        self.done & (1 << i) == 0 && self.done & deps == deps
+    }
+
+    /// Fails the run when the deadline has passed.
+    ///
+    /// # Errors
+    ///
+    /// The deadline [`Failure`], listing the calls it cut.
+    pub fn poll_deadline(&mut self, deadline: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Result<(), Failure> {
+        if deadline.poll(cx).is_pending() {
+            return Ok(());
+        }
+        let mut failed = std::mem::take(&mut self.failed);
+        let spec = self.exec.spec;
+        for i in self.in_flight() {
+            if let Some(call) = spec.call(i) {
+                failed.push(FailedCall {
+                    call: spec.nodes[i].name,
+                    service: call.service,
+                    kind: CallErrorKind::DeadlineExceeded,
+                    status: None,
+                    required: call.required,
+                });
+            }
+        }
+        let timeline = self.close_timeline();
+        Err(Failure::deadline(spec.name, failed, timeline))
+    }
+
+    fn in_flight(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..N).filter(|&i| self.done & (1 << i) == 0 && self.started[i].is_some())
+    }
+
+    /// Records calls still in flight as cancelled and returns the timeline.
+    fn close_timeline(&mut self) -> Timeline {
+        let now = self.exec.elapsed();
+        let spec = self.exec.spec;
+        let cancelled: Vec<usize> = self.in_flight().collect();
+        for i in cancelled {
+            if let (Some(call), Some(start)) = (spec.call(i), self.started[i]) {
+                self.records.push(CallRecord {
+                    call: spec.nodes[i].name,
+                    service: call.service,
+                    start,
+                    end: now,
+                    attempts: 0,
+                    status: None,
+                    outcome: CallOutcome::Cancelled,
+                    fallback: false,
+                });
+            }
+        }
+        Timeline { calls: std::mem::take(&mut self.records), total: now }
+    }
+
+    /// Polls call node `i`; when it completes, stores its value in `slot` and records it.
+    ///
+    /// # Errors
+    ///
+    /// The run's [`Failure`] when the node was a required call and failed.
+    pub fn poll_call<V, F>(
+        &mut self,
+        i: usize,
+        future: Pin<&mut F>,
+        slot: &Slot<V>,
+        cx: &mut Context<'_>,
+    ) -> Result<(), Failure>
+    where
+        F: Future<Output = CallDone<V>>,
+    {
+        let start = *self.started[i].get_or_insert_with(|| self.exec.elapsed());
+        let Poll::Ready(done) = future.poll(cx) else {
+            return Ok(());
+        };
+        self.done |= 1 << i;
+        let spec = self.exec.spec;
+        let name = spec.nodes[i].name;
+        let (service, required) = spec.call(i).map_or(("", true), |c| (c.service, c.required));
+        let end = self.exec.elapsed();
+        let mut record = CallRecord {
+            call: name,
+            service,
+            start,
+            end,
+            attempts: done.attempts,
+            status: done.status,
+            outcome: CallOutcome::Ok,
+            fallback: done.fallback,
+        };
+        if done.skipped {
+            record.outcome = CallOutcome::Skipped;
+        }
+        if let Some(error) = &done.degraded {
+            record.outcome = CallOutcome::Failed(error.kind());
+            self.failed.push(FailedCall {
+                call: name,
+                service,
+                kind: error.kind(),
+                status: error.http_status(),
+                required: false,
+            });
+        }
+        match done.value {
+            Ok(value) => {
+                slot.set(value);
+                self.records.push(record);
+                Ok(())
+            }
+            Err(error) => {
+                record.outcome = CallOutcome::Failed(error.kind());
+                self.records.push(record);
+                let call =
+                    FailedCall { call: name, service, kind: error.kind(), status: error.http_status(), required };
+                let failed = std::mem::take(&mut self.failed);
+                let timeline = self.close_timeline();
+                Err(Failure::required(spec.name, failed, call, &error, timeline))
+            }
+        }
+    }
+
+    /// Marks computed node `i` done (its value was stored by the generated code).
+    #[inline]
+    pub fn computed(&mut self, i: usize) {
+        self.done |= 1 << i;
+    }
+
+    /// `Ready` with the run's report once every node is done.
+    pub fn finish(&mut self) -> Poll<Result<Report, Failure>> {
+        if self.done & Self::ALL != Self::ALL {
+            return Poll::Pending;
+        }
+        let timeline = Timeline { calls: std::mem::take(&mut self.records), total: self.exec.elapsed() };
+        Poll::Ready(Ok(Report { failed: std::mem::take(&mut self.failed), timeline }))
+    }
+}

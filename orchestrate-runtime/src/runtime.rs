@@ -1,0 +1,316 @@
+//! The runtime handle: one client per declared service, built and validated at start-up.
+
+use crate::client::{HttpTransport, ServiceClient, Transport};
+use crate::service::ServiceSpec;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// Shared state of every endpoint run: the clients of the downstream services.
+///
+/// Cheap to clone (an `Arc`). Build it once at start-up:
+///
+/// ```
+/// use orchestrate_runtime::{Runtime, ServiceSpec};
+/// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://127.0.0.1:9")];
+/// let runtime = Runtime::builder(SERVICES).base_url("cart", "http://127.0.0.1:8081").build().unwrap();
+/// assert_eq!(runtime.service("cart").unwrap().base_url(), "http://127.0.0.1:8081");
+/// ```
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    services: Box<[ServiceClient]>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("services", &self.inner.services.iter().map(ServiceClient::name).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// A runtime for `services` with start-up overrides from the environment
+    /// (`ORCHESTRATE_<SERVICE>_URL`).
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the service and the value at fault.
+    pub fn new(services: &'static [ServiceSpec]) -> Result<Self, ConfigError> {
+        Self::builder(services).build()
+    }
+
+    /// Starts configuring a runtime for `services` (usually `services::ALL`).
+    pub fn builder(services: &'static [ServiceSpec]) -> RuntimeBuilder {
+        RuntimeBuilder {
+            specs: services.to_vec(),
+            base_urls: HashMap::new(),
+            transports: HashMap::new(),
+            read_env: true,
+        }
+    }
+
+    /// The client of the service named `name`.
+    pub fn service(&self, name: &str) -> Option<&ServiceClient> {
+        self.inner.services.iter().find(|s| s.name() == name)
+    }
+
+    /// Every service client, in declaration order.
+    pub fn services(&self) -> &[ServiceClient] {
+        &self.inner.services
+    }
+
+    /// The client at `index` when it is named `name` (the fast path for generated code), else the
+    /// client named `name`.
+    pub(crate) fn service_at(&self, index: usize, name: &str) -> Option<&ServiceClient> {
+        match self.inner.services.get(index) {
+            Some(client) if client.name() == name => Some(client),
+            _ => self.service(name),
+        }
+    }
+}
+
+/// Configures a [`Runtime`].
+pub struct RuntimeBuilder {
+    specs: Vec<ServiceSpec>,
+    base_urls: HashMap<&'static str, String>,
+    transports: HashMap<&'static str, Transport>,
+    read_env: bool,
+}
+
+impl fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("services", &self.specs.iter().map(|s| s.name).collect::<Vec<_>>())
+            .field("base_urls", &self.base_urls)
+            .field("read_env", &self.read_env)
+            .finish()
+    }
+}
+
+impl RuntimeBuilder {
+    fn known(&self, name: &str) -> Option<&'static str> {
+        self.specs.iter().find(|s| s.name == name).map(|s| s.name)
+    }
+
+    /// Overrides a service's base URL (validated by [`build`](Self::build)); an unknown service is
+    /// reported there too.
+    pub fn base_url(mut self, service: &str, url: impl Into<String>) -> Self {
+        let name = self.known(service).unwrap_or_else(|| leak_unknown(service));
+        self.base_urls.insert(name, url.into());
+        self
+    }
+
+    /// Replaces the transport of one service (an in-memory service in tests, extra layers, ...).
+    pub fn transport(mut self, service: &str, transport: Transport) -> Self {
+        let name = self.known(service).unwrap_or_else(|| leak_unknown(service));
+        self.transports.insert(name, transport);
+        self
+    }
+
+    /// Whether `ORCHESTRATE_<SERVICE>_URL` variables are read (default: yes).
+    pub fn read_env(mut self, read: bool) -> Self {
+        self.read_env = read;
+        self
+    }
+
+    /// Validates the configuration and builds every client.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`]: an override for an unknown service, a base URL that is not an absolute
+    /// `http(s)` URL, or an HTTP client that cannot be built.
+    pub fn build(mut self) -> Result<Runtime, ConfigError> {
+        #[cfg(feature = "tls")]
+        {
+            // Installing twice is harmless; the first provider wins.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        for name in self.base_urls.keys().chain(self.transports.keys()) {
+            if self.known(name).is_none() {
+                return Err(ConfigError::UnknownService {
+                    name: (*name).to_owned(),
+                    known: self.specs.iter().map(|s| s.name).collect(),
+                });
+            }
+        }
+        let mut clients = Vec::with_capacity(self.specs.len());
+        for spec in &self.specs {
+            let env_name = env_var_name(spec.name);
+            let (url, origin) =
+                match (self.read_env.then(|| std::env::var(&env_name).ok()).flatten(), self.base_urls.get(spec.name)) {
+                    (Some(url), _) => (url, env_name),
+                    (None, Some(url)) => (url.clone(), "the runtime builder".to_owned()),
+                    (None, None) => (spec.base_url.to_owned(), "`services!`".to_owned()),
+                };
+            validate_base_url(&url).map_err(|reason| ConfigError::BaseUrl {
+                service: spec.name,
+                url: url.clone(),
+                origin,
+                reason,
+            })?;
+            let transport = match self.transports.remove(spec.name) {
+                Some(transport) => transport,
+                None => Transport::new(
+                    HttpTransport::for_service(spec)
+                        .map_err(|e| ConfigError::Client { service: spec.name, reason: e.to_string() })?,
+                ),
+            };
+            clients.push(ServiceClient::new(*spec, &url, transport));
+        }
+        Ok(Runtime { inner: Arc::new(Inner { services: clients.into_boxed_slice() }) })
+    }
+}
+
+fn leak_unknown(name: &str) -> &'static str {
+    // Unknown names are rejected by `build`; keep the name for its message. Builders run once at
+    // start-up, so this small leak is bounded.
+    Box::leak(name.to_owned().into_boxed_str())
+}
+
+/// `ORCHESTRATE_<NAME>_URL`, with the name upper-cased and every other character than letters and
+/// digits turned into `_`.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::env_var_name("order-history"), "ORCHESTRATE_ORDER_HISTORY_URL");
+/// ```
+pub fn env_var_name(service: &str) -> String {
+    let upper: String =
+        service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("ORCHESTRATE_{upper}_URL")
+}
+
+/// Checks that `url` is an absolute `http://` or `https://` URL with a host and no query.
+///
+/// # Errors
+///
+/// A sentence saying what is wrong.
+pub fn validate_base_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|_| "not a valid URL".to_owned())?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") if cfg!(feature = "tls") => {}
+        Some("https") => return Err("https needs the `tls` feature of orchestrate".to_owned()),
+        _ => return Err("must start with `http://` or `https://`".to_owned()),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("has no host".to_owned());
+    }
+    if uri.query().is_some() {
+        return Err("must not have a query string".to_owned());
+    }
+    Ok(())
+}
+
+/// A start-up configuration mistake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting names a service that `services!` does not declare.
+    UnknownService {
+        /// The name given.
+        name: String,
+        /// The declared services.
+        known: Vec<&'static str>,
+    },
+    /// A base URL is not usable.
+    BaseUrl {
+        /// The service.
+        service: &'static str,
+        /// The URL given.
+        url: String,
+        /// Where it came from (an environment variable, a file, the builder).
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A setting's value is not valid.
+    Invalid {
+        /// The service, if the setting is per service.
+        service: Option<String>,
+        /// The setting.
+        key: String,
+        /// Where it came from.
+        origin: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// The HTTP client of a service cannot be built.
+    Client {
+        /// The service.
+        service: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownService { name, known } => {
+                write!(f, "unknown service `{name}`; declared services are: {}", known.join(", "))
+            }
+            Self::BaseUrl { service, url, origin, reason } => {
+                write!(f, "base URL `{url}` of service `{service}` (from {origin}) {reason}")
+            }
+            Self::Invalid { service: Some(service), key, origin, reason } => {
+                write!(f, "`{key}` of service `{service}` (from {origin}): {reason}")
+            }
+            Self::Invalid { service: None, key, origin, reason } => write!(f, "`{key}` (from {origin}): {reason}"),
+            Self::Client { service, reason } => {
+                write!(f, "the HTTP client of service `{service}` cannot be built: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVICES: &[ServiceSpec] = &[
+        ServiceSpec::new("cart", "http://cart.internal:8080"),
+        ServiceSpec::new("order-history", "http://orders.internal"),
+    ];
+
+    #[test]
+    fn env_names_are_upper_snake() {
+        assert_eq!(env_var_name("cart"), "ORCHESTRATE_CART_URL");
+        assert_eq!(env_var_name("order-history"), "ORCHESTRATE_ORDER_HISTORY_URL");
+    }
+
+    #[test]
+    fn base_urls_are_validated() {
+        assert!(validate_base_url("http://cart.internal:8080").is_ok());
+        assert!(validate_base_url("http://127.0.0.1:3000/prefix").is_ok());
+        assert!(validate_base_url("cart.internal").unwrap_err().contains("http://"));
+        assert!(validate_base_url("ftp://x").unwrap_err().contains("http://"));
+        assert!(validate_base_url("http://x/?a=1").unwrap_err().contains("query"));
+        assert!(validate_base_url("http://exa mple").is_err());
+    }
+
+    #[test]
+    fn builder_rejects_unknown_services_and_bad_urls() {
+        let err = Runtime::builder(SERVICES).read_env(false).base_url("carts", "http://x").build().unwrap_err();
+        assert_eq!(err.to_string(), "unknown service `carts`; declared services are: cart, order-history");
+        let err = Runtime::builder(SERVICES).read_env(false).base_url("cart", "localhost:1").build().unwrap_err();
+        assert!(
+            err.to_string().starts_with("base URL `localhost:1` of service `cart` (from the runtime builder)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn generated_index_lookup_falls_back_to_names() {
+        let rt = Runtime::builder(SERVICES).read_env(false).build().unwrap();
+        assert_eq!(rt.service_at(1, "order-history").unwrap().name(), "order-history");
+        assert_eq!(rt.service_at(0, "order-history").unwrap().name(), "order-history");
+        assert!(rt.service_at(0, "nope").is_none());
+    }
+}

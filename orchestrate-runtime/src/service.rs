@@ -1,0 +1,206 @@
+//! Downstream services as declared by `services!`: names, base URLs and per-service policies.
+//!
+//! The declaration is plain `const` data so that the compile-time checks of `#[endpoint]` can read
+//! the retry policies (see [`orchestrate_core::budget`]) and the runtime can build one client per
+//! service at start-up, after applying overrides from the environment or a configuration file.
+
+use std::time::Duration;
+
+/// Implemented by the marker type `services!` generates for each service.
+///
+/// Endpoints refer to services through these types (`services::cart`), so a misspelled service is
+/// an ordinary "cannot find type" error at the `service = ".."` of the call, with rustc's
+/// suggestion of the closest declared name.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a downstream service",
+    label = "not declared in `services!`",
+    note = "declare it in `orchestrate::services! {{ {Self}: \"http://..\" }}`"
+)]
+pub trait Service: 'static {
+    /// Position of the service in its `services!` declaration ([`Service::ALL`]).
+    const INDEX: usize;
+    /// The declaration of the service, with its compile-time policies.
+    const SPEC: &'static ServiceSpec;
+    /// Every service of the same `services!` declaration, in order.
+    const ALL: &'static [ServiceSpec];
+}
+
+/// One downstream service: where it lives and how calls to it behave.
+///
+/// ```
+/// use orchestrate_runtime::{ServiceSpec, RetryPolicy};
+/// use std::time::Duration;
+/// const CART: ServiceSpec = ServiceSpec::new("cart", "http://cart.internal:8080")
+///     .with_retry(RetryPolicy::new(3, Duration::from_millis(100)))
+///     .with_max_in_flight(48);
+/// assert_eq!(CART.retry.attempts, 3);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServiceSpec {
+    /// The name used in `#[call(service = "..")]`, in metrics and in `failedServices`.
+    pub name: &'static str,
+    /// Default base URL; `ORCHESTRATE_<NAME>_URL` overrides it at start-up.
+    pub base_url: &'static str,
+    /// Retries of idempotent calls (or calls with an idempotency key).
+    pub retry: RetryPolicy,
+    /// Circuit breaker, if any.
+    pub breaker: Option<BreakerPolicy>,
+    /// Bulkhead: concurrent calls allowed; the excess fails at once.
+    pub max_in_flight: Option<u32>,
+    /// Largest response body accepted, in bytes; a larger answer is the call's failure.
+    pub max_body: u64,
+    /// Share of calls that may be retries, so retries cannot multiply an outage.
+    pub retry_budget: RetryBudget,
+    /// Inbound headers forwarded to this service in addition to the default allow-list.
+    pub forward_headers: &'static [&'static str],
+}
+
+impl ServiceSpec {
+    /// Default response body cap: 8 MiB.
+    pub const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
+
+    /// A service with default policies: no retries, no breaker, no bulkhead, 8 MiB body cap,
+    /// a 20% retry budget.
+    pub const fn new(name: &'static str, base_url: &'static str) -> Self {
+        Self {
+            name,
+            base_url,
+            retry: RetryPolicy::NONE,
+            breaker: None,
+            max_in_flight: None,
+            max_body: Self::DEFAULT_MAX_BODY,
+            retry_budget: RetryBudget::DEFAULT,
+            forward_headers: &[],
+        }
+    }
+
+    /// Sets the retry policy.
+    pub const fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the circuit breaker.
+    pub const fn with_breaker(mut self, breaker: BreakerPolicy) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
+    /// Sets the bulkhead size.
+    pub const fn with_max_in_flight(mut self, max: u32) -> Self {
+        self.max_in_flight = Some(max);
+        self
+    }
+
+    /// Sets the response body cap in bytes.
+    pub const fn with_max_body(mut self, bytes: u64) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Sets the retry budget.
+    pub const fn with_retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.retry_budget = budget;
+        self
+    }
+
+    /// Adds inbound headers to forward to this service.
+    pub const fn with_forward_headers(mut self, headers: &'static [&'static str]) -> Self {
+        self.forward_headers = headers;
+        self
+    }
+}
+
+/// Which failures of an attempt are worth another attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryOn {
+    /// Any 5xx status.
+    pub server_errors: bool,
+    /// The attempt's timeout passed.
+    pub timeouts: bool,
+    /// The connection could not be made or broke before a response.
+    pub connect_errors: bool,
+    /// 429 Too Many Requests (waits at least the service's `Retry-After` when it fits the budget).
+    pub too_many_requests: bool,
+}
+
+impl RetryOn {
+    /// 5xx, timeouts and connection errors; never 4xx.
+    pub const DEFAULT: Self =
+        Self { server_errors: true, timeouts: true, connect_errors: true, too_many_requests: false };
+}
+
+/// Exponential backoff with full jitter.
+///
+/// Attempt `n` (from 2) waits a random time in `[0, min(backoff × 2^(n-2), max_backoff)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts including the first; 1 means no retry.
+    pub attempts: u32,
+    /// Upper bound of the first wait.
+    pub backoff: Duration,
+    /// Upper bound of any wait.
+    pub max_backoff: Duration,
+    /// What is retried.
+    pub on: RetryOn,
+}
+
+impl RetryPolicy {
+    /// No retries.
+    pub const NONE: Self =
+        Self { attempts: 1, backoff: Duration::ZERO, max_backoff: Duration::ZERO, on: RetryOn::DEFAULT };
+
+    /// `attempts` in all, first backoff `backoff`, capped at ten times that.
+    pub const fn new(attempts: u32, backoff: Duration) -> Self {
+        Self { attempts, backoff, max_backoff: backoff.saturating_mul(10), on: RetryOn::DEFAULT }
+    }
+
+    /// Caps each wait.
+    pub const fn with_max_backoff(mut self, max_backoff: Duration) -> Self {
+        self.max_backoff = max_backoff;
+        self
+    }
+
+    /// Sets what is retried.
+    pub const fn with_retry_on(mut self, on: RetryOn) -> Self {
+        self.on = on;
+        self
+    }
+
+    /// Upper bound of the wait before attempt `attempt` (2 for the first retry).
+    pub fn backoff_cap(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(2).min(31);
+        self.backoff.saturating_mul(1u32 << exponent).min(self.max_backoff)
+    }
+}
+
+/// Circuit breaker: opens after `failures` failures within `within`, stays open for `open_for`,
+/// then lets exactly `probes` calls through; their success closes it, a failure reopens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    /// Failures within the window that open the breaker.
+    pub failures: u32,
+    /// The window.
+    pub within: Duration,
+    /// How long the breaker stays open before probing.
+    pub open_for: Duration,
+    /// Calls let through while half-open.
+    pub probes: u32,
+}
+
+/// Limits retries to a share of calls over a sliding window, so a failing service does not get
+/// `attempts ×` its normal load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBudget {
+    /// Retries allowed per 100 calls.
+    pub percent: u32,
+    /// Window the share is computed over.
+    pub within: Duration,
+    /// Retries always allowed per window, so low traffic can still retry.
+    pub min_retries: u32,
+}
+
+impl RetryBudget {
+    /// 20% of calls over 10 s, with at least 10 retries per window.
+    pub const DEFAULT: Self = Self { percent: 20, within: Duration::from_secs(10), min_retries: 10 };
+}

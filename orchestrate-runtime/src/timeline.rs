@@ -1,0 +1,62 @@
+//! What happened to each call of one request: when it started and ended, how many attempts it
+//! made and how it ended. The executor records it; telemetry, `Server-Timing` and tests read it.
+
+use crate::error::CallErrorKind;
+use std::time::Duration;
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The call succeeded.
+    Ok,
+    /// The call failed; for an optional call the field became `None` or its fallback.
+    Failed(CallErrorKind),
+    /// Not made: its `when` condition was false.
+    Skipped,
+    /// Still in flight when the request ended (a required call failed or the deadline passed).
+    Cancelled,
+}
+
+/// One call of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// The field name of the call.
+    pub call: &'static str,
+    /// The service called.
+    pub service: &'static str,
+    /// Start, from the start of the request.
+    pub start: Duration,
+    /// End, from the start of the request.
+    pub end: Duration,
+    /// Attempts made (0 when no request was sent).
+    pub attempts: u32,
+    /// Downstream status of the last attempt, if one answered.
+    pub status: Option<u16>,
+    /// How the call ended.
+    pub outcome: CallOutcome,
+    /// Whether an optional call's failure was replaced by its fallback.
+    pub fallback: bool,
+}
+
+impl CallRecord {
+    /// How long the call took.
+    pub fn duration(&self) -> Duration {
+        self.end.saturating_sub(self.start)
+    }
+}
+
+/// Every call of one request, in the order they finished.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeline {
+    /// The calls.
+    pub calls: Vec<CallRecord>,
+    /// Total time of the request's graph.
+    pub total: Duration,
+}
+
+impl Timeline {
+    /// The record of the call named `call`.
+    pub fn get(&self, call: &str) -> Option<&CallRecord> {
+        self.calls.iter().find(|r| r.call == call)
+    }
+}
