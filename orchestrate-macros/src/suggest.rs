@@ -2,7 +2,7 @@
 
 /// The candidate closest to `name` by edit distance, if it is close enough to be a likely typo.
 pub(crate) fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let limit = (name.chars().count() + 2) / 3;
     candidates
         .into_iter()
         .map(|c| (distance(name, c), c))
