@@ -103,8 +103,8 @@ impl Finder {
         let mut rest = text.as_str();
         while let Some(open) = rest.find('{') {
             let after = &rest[open + 1..];
-            if after.starts_with('{') {
-                rest = &after[1..];
+            if let Some(escaped) = after.strip_prefix('{') {
+                rest = escaped;
                 continue;
             }
             let end = after.find(['}', ':']).unwrap_or(after.len());

@@ -106,10 +106,11 @@ pub(crate) fn sub_span(lit: &LitStr, range: &std::ops::Range<usize>) -> Span {
     // one to one.
     let token = lit.token();
     let raw = token.to_string();
-    if raw.starts_with('"') && raw.len() == lit.value().len() + 2 {
-        if let Some(span) = token.subspan(range.start + 1..range.end + 1) {
-            return span;
-        }
+    if raw.starts_with('"')
+        && raw.len() == lit.value().len() + 2
+        && let Some(span) = token.subspan(range.start + 1..range.end + 1)
+    {
+        return span;
     }
     lit.span()
 }

@@ -2,7 +2,7 @@
 
 /// The candidate closest to `name` by edit distance, if it is close enough to be a likely typo.
 pub(crate) fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() + 2) / 3;
+    let limit = name.chars().count().div_ceil(3);
     candidates
         .into_iter()
         .map(|c| (distance(name, c), c))
