@@ -199,3 +199,63 @@ mod deadline {
         assert!(log.events().iter().all(|e| e.cancelled));
     }
 }
+
+mod fan_out {
+    //! `for_each`: one request per item, at most `concurrency` in flight, answers in item order.
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    orchestrate::services! {
+        catalog: "http://catalog.internal",
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    pub struct Basket {
+        skus: Vec<String>,
+    }
+
+    #[derive(Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+    pub struct Product {
+        sku: String,
+    }
+
+    #[orchestrate::endpoint(POST "/products", timeout = "1s")]
+    #[derive(Debug, serde::Serialize)]
+    pub struct Products {
+        #[input(body)]
+        #[serde(skip)]
+        pub basket: Basket,
+        #[call(service = "catalog", timeout = "100ms", required, get = "/products/{sku}", for_each = sku in &basket.skus, concurrency = 2)]
+        pub products: Vec<Product>,
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fan_out_sends_one_request_per_item_within_its_concurrency() {
+        let origin = tokio::time::Instant::now();
+        let starts: Arc<Mutex<Vec<(String, Duration)>>> = Arc::default();
+        let seen = starts.clone();
+        let transport = orchestrate::Transport::new(tower::service_fn(move |request: http::Request<bytes::Bytes>| {
+            let seen = seen.clone();
+            async move {
+                let sku = request.uri().path().trim_start_matches("/products/").to_owned();
+                seen.lock().unwrap().push((sku.clone(), origin.elapsed()));
+                // Later items answer sooner: the result must still follow the items' order.
+                let latency = if sku == "a" { 20 } else { 10 };
+                tokio::time::sleep(ms(latency)).await;
+                let body = serde_json::to_vec(&serde_json::json!({ "sku": sku })).unwrap();
+                Ok::<_, orchestrate::CallError>(http::Response::new(bytes::Bytes::from(body)))
+            }
+        }));
+        let rt = Runtime::builder(services::ALL).read_env(false).transport("catalog", transport).build().unwrap();
+        let skus: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        let outcome = Products::run(&rt, ProductsInputs { basket: Basket { skus } }).await.unwrap();
+
+        let got: Vec<&str> = outcome.value.products.iter().map(|p| p.sku.as_str()).collect();
+        assert_eq!(got, ["a", "b", "c", "d", "e"]);
+        assert_eq!(outcome.value.basket.skus.len(), 5);
+        let starts = starts.lock().unwrap().clone();
+        assert_eq!(starts.len(), 5);
+        assert!(starts[..2].iter().all(|(_, at)| *at == ms(0)), "two start at once: {starts:?}");
+        assert!(starts[2..].iter().all(|(_, at)| *at >= ms(10)), "the rest wait for a free slot: {starts:?}");
+    }
+}

@@ -388,13 +388,16 @@ fn call_body(field: &Field, call: &Call, pos: usize) -> TokenStream {
                             Some(element) => element.to_token_stream(),
                             None => quote!(_),
                         };
-                    quote! {
-                        __exec.fan_out::<#element, _>(
-                            #pos,
-                            #concurrency,
-                            ::core::iter::IntoIterator::into_iter(#collection).map(|#pat| #outgoing),
-                        ).await
-                    }
+                    // The requests are built before the first await: a lazy `map` over the
+                    // collection would keep a closure over borrowed items alive across it, and
+                    // rustc cannot prove such a future `Send` ("`FnOnce` is not general enough").
+                    quote! {{
+                        let __requests: ::std::vec::Vec<#p::Outgoing> =
+                            ::core::iter::Iterator::collect(
+                                ::core::iter::Iterator::map(::core::iter::IntoIterator::into_iter(#collection), |#pat| #outgoing),
+                            );
+                        __exec.fan_out::<#element, _>(#pos, #concurrency, __requests).await
+                    }}
                 }
                 None => quote!({
                     let __outgoing = #outgoing;
