@@ -58,7 +58,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
-pub use orchestrate_macros::{endpoint, services};
+pub use orchestrate_macros::{api, endpoint, services};
 pub use orchestrate_runtime::*;
 
 /// The names most endpoint modules need.

@@ -3,6 +3,8 @@
 //!
 //! Shared by the `checkout` example, the end-to-end tests and the benchmarks.
 
+#![allow(dead_code)]
+
 use orchestrate::prelude::*;
 
 orchestrate::services! {
@@ -97,6 +99,7 @@ pub struct Tax {
     pub rate: f64,
 }
 
+#[orchestrate::api]
 pub mod checkout {
     use super::*;
 

@@ -1,6 +1,8 @@
 //! The reference workload's downstream contract: what each mock service answers, and the
 //! template's average latencies. Used by the real-HTTP mocks and by in-memory test transports.
 
+#![allow(dead_code)]
+
 use serde_json::{Value, json};
 use std::time::Duration;
 

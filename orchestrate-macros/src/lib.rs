@@ -10,6 +10,7 @@
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+mod api;
 mod ctxt;
 mod debug;
 mod deps;
@@ -24,6 +25,12 @@ use proc_macro::TokenStream;
 #[proc_macro]
 pub fn services(input: TokenStream) -> TokenStream {
     services::expand(input.into()).into()
+}
+
+/// Serves every `#[endpoint]` of an inline module: generates `router(&Runtime)` and `ENDPOINTS`.
+#[proc_macro_attribute]
+pub fn api(args: TokenStream, item: TokenStream) -> TokenStream {
+    api::expand(args.into(), item.into()).into()
 }
 
 /// Turns a struct into an endpoint. See the `orchestrate` crate for the grammar.

@@ -21,6 +21,7 @@ pub mod endpoint;
 pub mod error;
 pub mod executor;
 pub mod outcome;
+pub mod router;
 mod runtime;
 pub mod service;
 pub mod timeline;
@@ -39,6 +40,8 @@ pub use timeline::{CallOutcome, CallRecord, Timeline};
 pub mod __private {
     pub use crate::client::{Outgoing, Tally, Target};
     pub use crate::executor::{CallDone, Driver, Exec, IntoFallback, Report, Slot};
+    pub use crate::router::{Extract, FromParam, Inbound, InputError, serve};
+    pub use axum;
     pub use http::Method as HttpMethod;
     pub use orchestrate_core::budget::{Cost, over_budget};
     pub use std::future::poll_fn;

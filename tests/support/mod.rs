@@ -119,3 +119,14 @@ pub fn unreachable() -> Transport {
         Err::<http::Response<Bytes>, _>(CallError::new(CallErrorKind::Connect))
     }))
 }
+
+#[path = "../../examples/checkout/mocks.rs"]
+pub mod mocks;
+
+/// A server of `app` on a free loopback port; returns its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}

@@ -27,6 +27,7 @@ use super::check::Plan;
 use super::model::*;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Ident, ItemStruct, Type};
 
 pub(crate) fn expand(endpoint: &Endpoint, plan: &Plan, item: &ItemStruct) -> TokenStream {
@@ -34,6 +35,7 @@ pub(crate) fn expand(endpoint: &Endpoint, plan: &Plan, item: &ItemStruct) -> Tok
     let spec = spec(endpoint, plan);
     let execute = execute(endpoint, plan);
     let budget = budget_check(endpoint, plan);
+    let extract = extract(endpoint);
     let ident = &endpoint.ident;
     let inputs_ident = inputs_ident(endpoint);
     quote! {
@@ -48,7 +50,47 @@ pub(crate) fn expand(endpoint: &Endpoint, plan: &Plan, item: &ItemStruct) -> Tok
             #execute
         }
 
+        #extract
+
         #budget
+    }
+}
+
+/// `impl Extract`: how the router reads each input from a request. Each read is spanned at the
+/// field's type, so a type that cannot be read is an error there.
+fn extract(endpoint: &Endpoint) -> TokenStream {
+    let p = quote!(::orchestrate::__private);
+    let ident = &endpoint.ident;
+    let inputs_ident = inputs_ident(endpoint);
+    let reads = inputs(endpoint).map(|(field, input)| {
+        let (name, ty) = (&field.ident, &field.ty);
+        let span = ty.span();
+        let read = match (&input.source, shape(ty)) {
+            (InputSource::Body, _) => quote_spanned!(span=> __inbound.body::<#ty>()),
+            (InputSource::Query, _) => quote_spanned!(span=> __inbound.query::<#ty>()),
+            (InputSource::Path(param), _) => quote_spanned!(span=> __inbound.path::<#ty>(#param)),
+            (InputSource::QueryParam(param), Shape::Option(inner)) => {
+                quote_spanned!(span=> __inbound.query_param_opt::<#inner>(#param))
+            }
+            (InputSource::QueryParam(param), Shape::Plain) => {
+                quote_spanned!(span=> __inbound.query_param::<#ty>(#param))
+            }
+            (InputSource::Header(header), Shape::Option(inner)) => {
+                quote_spanned!(span=> __inbound.header_opt::<#inner>(#header))
+            }
+            (InputSource::Header(header), Shape::Plain) => quote_spanned!(span=> __inbound.header::<#ty>(#header)),
+        };
+        quote!(#name: #read?,)
+    });
+    let max_body = endpoint.max_body.map(|bytes| quote!(const MAX_BODY: u64 = #bytes;));
+    quote! {
+        #[automatically_derived]
+        impl #p::Extract for #ident {
+            #max_body
+            fn extract(__inbound: &#p::Inbound) -> ::core::result::Result<Self::Inputs, #p::InputError> {
+                ::core::result::Result::Ok(#inputs_ident { #(#reads)* })
+            }
+        }
     }
 }
 

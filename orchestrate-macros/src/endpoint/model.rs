@@ -62,9 +62,10 @@ pub(crate) struct Timed {
 pub(crate) struct Endpoint {
     pub(crate) ident: Ident,
     pub(crate) method: HttpMethod,
-    pub(crate) method_span: Span,
     pub(crate) route: LitStr,
     pub(crate) timeout: Option<Timed>,
+    /// Request body limit in bytes (`max_body = ".."`).
+    pub(crate) max_body: Option<u64>,
     pub(crate) fields: Vec<Field>,
 }
 

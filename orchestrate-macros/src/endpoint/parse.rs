@@ -10,7 +10,7 @@ use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
 
-const ENDPOINT_KEYS: &[&str] = &["timeout"];
+const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body"];
 const CALL_KEYS: &[&str] = &[
     "service",
     "timeout",
@@ -102,11 +102,11 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
         });
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
-    let (method, method_span, route, timeout) = head?;
-    Some(Endpoint { ident: item.ident.clone(), method, method_span, route, timeout, fields })
+    let (method, route, timeout, max_body) = head?;
+    Some(Endpoint { ident: item.ident.clone(), method, route, timeout, max_body, fields })
 }
 
-type Head = (HttpMethod, Span, LitStr, Option<Timed>);
+type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>);
 
 fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Option<Head>> {
     const USAGE: &str = "write `#[endpoint(POST \"/checkout/summary\", timeout = \"2s\")]`";
@@ -124,6 +124,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
         .parse()
         .map_err(|e| syn::Error::new(e.span(), format!("expected the route after the method; {USAGE}")))?;
     let mut timeout = None;
+    let mut max_body = None;
     let mut seen = Seen::new("#[endpoint]");
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
@@ -142,6 +143,13 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
                     timeout = Some(Timed { value, lit });
                 }
             }
+            "max_body" => {
+                let lit = kw::eq_str(input, &key)?;
+                match orchestrate_core::size::parse_size(&lit.value()) {
+                    Ok(bytes) => max_body = Some(bytes),
+                    Err(e) => errors.at(kw::sub_span(&lit, &e.at), format!("invalid `max_body`: {e}")),
+                }
+            }
             _ => {
                 kw::unknown(&key, "#[endpoint]", ENDPOINT_KEYS, errors);
                 kw::skip_to_comma(input);
@@ -155,7 +163,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some((method, method_ident.span(), route, timeout)))
+    Ok(Some((method, route, timeout, max_body)))
 }
 
 fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<Input> {

@@ -1,0 +1,61 @@
+//! The Checkout BFF of the design template, with embedded mock downstream services.
+//!
+//! ```text
+//! cargo run --example checkout
+//! curl -s -X POST http://127.0.0.1:3000/checkout/summary \
+//!      -H 'content-type: application/json' -d '{"cartId":"c1","userId":"u1"}'
+//! ```
+//!
+//! - `ORCHESTRATE_LISTEN` (default `127.0.0.1:3000`): where the BFF listens.
+//! - `ORCHESTRATE_<SERVICE>_URL` (e.g. `ORCHESTRATE_CART_URL`): call that URL instead of the
+//!   embedded mock of the service.
+//! - `ORCHESTRATE_MOCK_LATENCY_SCALE` (default `1`): multiplies the mocks' template latencies
+//!   (`0` for zero-latency load tests).
+
+mod app;
+mod contract;
+mod mocks;
+
+use orchestrate::{Runtime, env_var_name};
+use std::error::Error;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let listen = std::env::var("ORCHESTRATE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let scale: f64 = match std::env::var("ORCHESTRATE_MOCK_LATENCY_SCALE") {
+        Ok(text) => {
+            text.parse().map_err(|_| format!("ORCHESTRATE_MOCK_LATENCY_SCALE must be a number, got `{text}`"))?
+        }
+        Err(_) => 1.0,
+    };
+
+    let mocks = mocks::Mocks::start(scale).await?;
+    let mut builder = Runtime::builder(app::services::ALL);
+    for service in mocks::SERVICES {
+        // `ORCHESTRATE_<SERVICE>_URL`, when set, takes precedence over the embedded mock.
+        match std::env::var(env_var_name(service)) {
+            Ok(url) => println!("  {service:<9} → {url} (from {})", env_var_name(service)),
+            Err(_) => {
+                builder = builder.base_url(service, mocks.url(service));
+                println!(
+                    "  {service:<9} → {} (embedded mock, {:?})",
+                    mocks.url(service),
+                    contract::latency(service).mul_f64(scale)
+                );
+            }
+        }
+    }
+    let runtime = builder.build()?;
+    let app = orchestrate::router::app(app::checkout::router(&runtime));
+
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    println!("checkout BFF listening on http://{addr}");
+    println!(
+        "  curl -s -X POST http://{addr}/checkout/summary -H 'content-type: application/json' -d '{{\"cartId\":\"c1\",\"userId\":\"u1\"}}'"
+    );
+    axum::serve(listener, app).with_graceful_shutdown(orchestrate::router::shutdown_signal()).await?;
+    println!("checkout BFF stopped");
+    Ok(())
+}

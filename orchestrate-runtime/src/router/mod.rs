@@ -1,0 +1,96 @@
+//! Serving endpoints with axum: the handler every generated route uses, the JSON 404/405
+//! fallbacks, and graceful shutdown.
+//!
+//! `#[orchestrate::api] mod checkout { .. }` generates `checkout::router(&runtime)`, a plain
+//! `axum::Router` with one route per endpoint, each served by [`serve`]. Compose it like any
+//! router (`merge`, `nest`, `layer`), then pass the whole application through [`app`] to give
+//! unknown routes and wrong methods JSON answers.
+
+mod extract;
+mod shutdown;
+
+pub use extract::{DEFAULT_MAX_BODY, FromParam, Inbound, InputError, Location};
+pub use shutdown::shutdown_signal;
+
+use crate::Runtime;
+use crate::context::RequestContext;
+use crate::endpoint::{Endpoint, InputSource};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+use serde::Serialize;
+use std::future::Future;
+
+/// Implemented by `#[endpoint]`: reads the endpoint's inputs from a request.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be served: it is not an orchestrate endpoint",
+    note = "annotate the struct with `#[endpoint(METHOD \"/path\", timeout = \"..\")]`"
+)]
+pub trait Extract: Endpoint {
+    /// Largest request body accepted, in bytes.
+    const MAX_BODY: u64 = DEFAULT_MAX_BODY;
+
+    /// Builds the inputs, or the rejection naming the field at fault.
+    ///
+    /// # Errors
+    ///
+    /// The [`InputError`] of the first input that cannot be read.
+    fn extract(inbound: &Inbound) -> Result<Self::Inputs, InputError>;
+}
+
+/// The axum handler of endpoint `E`: reads the inputs (rejecting bad ones before any downstream
+/// call), runs the graph, and answers with the assembled JSON or the designed failure.
+pub fn serve<E>(State(runtime): State<Runtime>, request: Request) -> impl Future<Output = Response> + Send
+where
+    E: Extract + Serialize,
+{
+    async move {
+        let (mut parts, body) = request.into_parts();
+        let reads_body = E::SPEC.inputs.iter().any(|i| matches!(i.source, InputSource::Body));
+        let inbound = match Inbound::read(&mut parts, body, reads_body, E::MAX_BODY).await {
+            Ok(inbound) => inbound,
+            Err(rejection) => return rejection.into_response(),
+        };
+        let inputs = match E::extract(&inbound) {
+            Ok(inputs) => inputs,
+            Err(rejection) => return rejection.into_response(),
+        };
+        let context = RequestContext::from_headers(inbound.into_headers());
+        match E::execute(&runtime, inputs, context).await {
+            Ok(outcome) => outcome.into_response(),
+            Err(failure) => failure.into_response(),
+        }
+    }
+}
+
+/// Completes an application: unknown routes get a JSON 404 and known routes with another method
+/// a JSON 405 (with `Allow`), in the same error shape as every other answer.
+///
+/// ```
+/// # fn endpoints() -> axum::Router { axum::Router::new() }
+/// let app = orchestrate_runtime::router::app(endpoints());
+/// # let _: axum::Router = app;
+/// ```
+pub fn app(router: axum::Router) -> axum::Router {
+    router.method_not_allowed_fallback(method_not_allowed).fallback(not_found)
+}
+
+/// `{"error":{"code","message"}}`: the shape of errors that involve no downstream service.
+fn plain_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+async fn not_found(request: Request) -> Response {
+    plain_error(StatusCode::NOT_FOUND, "NOT_FOUND", &format!("no endpoint at `{}`", request.uri().path()))
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    let message = format!("`{}` does not accept {}", request.uri().path(), request.method());
+    let mut response = plain_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", &message);
+    // axum sets `Allow` on its own 405; keep it when the fallback runs inside the method router.
+    if let Some(allow) = request.headers().get(header::ALLOW) {
+        response.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    response
+}
