@@ -49,15 +49,12 @@ impl Seen {
 
 /// An unknown key: error at the key with the list of valid ones and the closest.
 pub(crate) fn unknown(key: &Ident, what: &str, valid: &[&str], errors: &mut Errors) {
-    let name = key.to_string();
-    errors.at(
-        key.span(),
-        format!(
-            "unknown key `{name}` in `{what}`{}; expected one of: {}",
-            did_you_mean(&name, valid.iter().copied()),
-            valid.join(", ")
-        ),
-    );
+    errors.at(key.span(), unknown_message(&key.to_string(), what, valid));
+}
+
+fn unknown_message(name: &str, what: &str, valid: &[&str]) -> String {
+    let near = did_you_mean(name, valid.iter().copied());
+    format!("unknown key `{name}` in `{what}`{near} (expected one of: {})", valid.join(", "))
 }
 
 /// Parses `= "text"`.
@@ -113,4 +110,21 @@ pub(crate) fn sub_span(lit: &LitStr, range: &std::ops::Range<usize>) -> Span {
         return span;
     }
     lit.span()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_key_gets_the_closest_and_the_list() {
+        assert_eq!(
+            unknown_message("timout", "#[call]", &["service", "timeout"]),
+            "unknown key `timout` in `#[call]`; did you mean `timeout`? (expected one of: service, timeout)"
+        );
+        assert_eq!(
+            unknown_message("cache", "#[call]", &["service", "timeout"]),
+            "unknown key `cache` in `#[call]` (expected one of: service, timeout)"
+        );
+    }
 }

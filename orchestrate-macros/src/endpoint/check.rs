@@ -113,7 +113,7 @@ fn resolve(endpoint: &Endpoint, errors: &mut Errors) -> (Uses, Vec<Vec<usize>>) 
                         errors.at(
                             ident.span(),
                             format!(
-                                "`{name}` is not a field of `{}`{}; calls and computed fields can only use other fields of the endpoint (write a path such as `self::{name}` for an item outside it)",
+                                "`{name}` is not a field of `{}`{} (calls and computed fields can only use fields of the endpoint; for an item outside it, write a path such as `self::{name}`)",
                                 endpoint.ident,
                                 did_you_mean(&name, names.iter().map(String::as_str).filter(|n| *n != names[i]))
                             ),
@@ -328,19 +328,25 @@ fn check_inputs(endpoint: &Endpoint, errors: &mut Errors) {
 
 fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
     let name = &field.ident;
-    if call.service.is_none() {
+    if call.service.is_none() && call.missing("service") {
         errors.at(
             call.attr_span,
             format!("`{name}` needs a service: add `service = \"..\"` naming one declared in `services!`"),
         );
     }
-    if call.timeout.is_none() {
+    if call.timeout.is_none() && call.missing("timeout") {
         errors.at(call.attr_span, format!("`{name}` needs a per-attempt `timeout`, e.g. `timeout = \"200ms\"`"));
     }
     let Some(target) = &call.target else {
-        errors.at(call.attr_span, format!("`{name}` needs what to call: `get = \"/path\"` (or `post`, `put`, `patch`, `delete`), or `with = some_fn(..)`"));
+        if call.missing("target") {
+            errors.at(call.attr_span, format!("`{name}` needs what to call: `get = \"/path\"` (or `post`, `put`, `patch`, `delete`), or `with = some_fn(..)`"));
+        }
         return;
     };
+    // A malformed `required` or `fallback` was reported where it is; whether the field's type
+    // fits its failure policy cannot be told without it.
+    let policy_known =
+        (call.required.is_some() || call.missing("required")) && (call.fallback.is_some() || call.missing("fallback"));
     let optional_shape = matches!(shape(&field.ty), Shape::Option(_));
     let conditional = call.when.is_some();
     if let Some(required) = &call.required {
@@ -350,7 +356,7 @@ fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
         if optional_shape && !conditional {
             errors.at(required.span(), format!("`{name}` is `required` but typed `Option<..>`; a required call always has a value: drop the `Option` or remove `required`"));
         }
-    } else if !optional_shape && call.fallback.is_none() {
+    } else if !optional_shape && call.fallback.is_none() && policy_known {
         errors.spanned(
             &field.ty,
             format!("`{name}` is optional (no `required`), so it needs a value when it fails: type it `Option<{}>`, add `fallback = ..`, or mark it `required`", field.ty.to_token_stream()),
@@ -498,5 +504,50 @@ mod tests {
         // Declared out of order: 0 uses 2, 2 uses 1.
         assert_eq!(topological_order(&[vec![2], vec![], vec![1]]), Some(vec![1, 2, 0]));
         assert_eq!(topological_order(&[vec![1], vec![0]]), None);
+    }
+
+    /// Every error `#[endpoint(args)] item` reports.
+    fn errors_of(args: proc_macro2::TokenStream, mut item: syn::ItemStruct) -> Vec<String> {
+        let mut errors = Errors::new();
+        if let Some(endpoint) = super::super::parse::parse(args, &mut item, &mut errors) {
+            check(&endpoint, &mut errors);
+        }
+        errors.finish().err().map_or_else(Vec::new, |e| e.into_iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn a_malformed_or_misspelled_key_is_not_also_reported_missing() {
+        let errors = errors_of(
+            quote::quote!(GET "/x", timeout = "1s"),
+            syn::parse_quote! {
+                struct X {
+                    #[call(service = "a", timeout = "200 ms", required, get = "/a")]
+                    a: A,
+                    #[call(service = "a", timout = "200ms", required, get = "/b")]
+                    b: A,
+                    #[call(service = "a", timeout = "200ms", required = true, get = "/c")]
+                    c: A,
+                    #[call(service = "a", timeout = "200ms", required, gett = "/d")]
+                    d: A,
+                    #[call(service = "a" timeout = "200ms", get = "/e")]
+                    e: A,
+                }
+            },
+        );
+        // One error per field, each at its own mistake.
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        assert!(errors.iter().all(|e| !e.contains("needs") && !e.contains("is optional")), "{errors:#?}");
+        // A key that is really absent is still reported.
+        let errors = errors_of(
+            quote::quote!(GET "/x", timeout = "1s"),
+            syn::parse_quote!(
+                struct X {
+                    #[call(service = "a", cache = "1s", required, get = "/a")]
+                    a: A,
+                }
+            ),
+        );
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[1].contains("needs a per-attempt `timeout`"), "{errors:#?}");
     }
 }

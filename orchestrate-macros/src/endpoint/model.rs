@@ -165,9 +165,21 @@ pub(crate) struct Call {
     pub(crate) concurrency: Option<(u32, Span)>,
     /// Every field name the call's expressions read (dependencies to resolve).
     pub(crate) uses: Vec<Ident>,
+    /// Keys the attribute wrote, well-formed or not (methods and `with` as `target`), and the keys
+    /// its unknown keys most likely meant. A missing-key error for one of them would only repeat
+    /// an error already reported at the user's token.
+    pub(crate) written: Vec<&'static str>,
+    /// The attribute could not be parsed to its end: which keys are missing is unknown.
+    pub(crate) truncated: bool,
 }
 
 impl Call {
+    /// Whether `key` is absent without an error already explaining why: only then is "add `key`"
+    /// the right advice.
+    pub(crate) fn missing(&self, key: &str) -> bool {
+        !self.truncated && !self.written.contains(&key)
+    }
+
     /// Whether repeating the call is safe: an idempotent method, `with` marked `idempotent`, or an
     /// idempotency key.
     pub(crate) fn retryable(&self) -> bool {

@@ -5,6 +5,7 @@ use super::model::*;
 use crate::ctxt::Errors;
 use crate::deps::{free_names, pattern_bindings};
 use crate::kw::{self, Seen};
+use crate::suggest::closest;
 use orchestrate_core::template::{Part, parse_call_template};
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
@@ -229,6 +230,8 @@ fn parse_call(attr: &Attribute, errors: &mut Errors) -> Option<Call> {
         for_each: None,
         concurrency: None,
         uses: Vec::new(),
+        written: Vec::new(),
+        truncated: false,
     };
     let syn::Meta::List(list) = &attr.meta else {
         errors.at(attr_span, "`#[call]` needs arguments, e.g. `#[call(service = \"cart\", timeout = \"200ms\", get = \"/carts/{req.cart_id}\")]`");
@@ -240,6 +243,8 @@ fn parse_call(attr: &Attribute, errors: &mut Errors) -> Option<Call> {
             let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
             let name = key.to_string();
             let is_method = HttpMethod::from_name(&name).is_some() && name.chars().all(|c| c.is_ascii_lowercase());
+            let meant = model_key(&name).or_else(|| closest(&name, CALL_KEYS.iter().copied()).and_then(model_key));
+            call.written.extend(meant);
             let fresh = if is_method || name == "with" {
                 seen.first_of("target", &key, errors)
             } else {
@@ -259,9 +264,20 @@ fn parse_call(attr: &Attribute, errors: &mut Errors) -> Option<Call> {
         Ok(())
     };
     let parsed = parser.parse2(list.tokens.clone());
+    call.truncated = parsed.is_err();
     errors.ok(parsed);
     collect_uses(&mut call);
     Some(call)
+}
+
+/// The part of the model a `#[call]` key fills, if it is a key: every method and `with` fill the
+/// call's target.
+fn model_key(name: &str) -> Option<&'static str> {
+    let method = HttpMethod::from_name(name).is_some() && name.chars().all(|c| c.is_ascii_lowercase());
+    if method || name == "with" {
+        return Some("target");
+    }
+    CALL_KEYS.iter().copied().find(|key| *key == name)
 }
 
 fn keyed(input: ParseStream<'_>, key: &Ident) -> syn::Result<Keyed> {
