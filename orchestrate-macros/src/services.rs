@@ -13,6 +13,7 @@
 //!         | max_body = "8MiB"
 //!         | retry_budget(percent = 20, within = "10s" [, min_retries = 10])
 //!         | forward_headers = ["x-tenant-id", ..]
+//!         | http2 = true            // HTTP/2 only: h2c with prior knowledge over `http://`
 //! ```
 
 use crate::ctxt::{Errors, with_fallback};
@@ -50,6 +51,7 @@ struct ServiceDecl {
     max_body: Option<u64>,
     retry_budget: Option<Budget>,
     forward_headers: Vec<String>,
+    http2: bool,
 }
 
 struct Retry {
@@ -80,7 +82,8 @@ struct Budget {
     min_retries: u32,
 }
 
-const POLICIES: &[&str] = &["retry", "breaker", "max_in_flight", "max_body", "retry_budget", "forward_headers"];
+const POLICIES: &[&str] =
+    &["retry", "breaker", "max_in_flight", "max_body", "retry_budget", "forward_headers", "http2"];
 
 fn parse_services(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Vec<ServiceDecl>> {
     let mut services: Vec<ServiceDecl> = Vec::new();
@@ -113,6 +116,7 @@ fn parse_services(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Ve
             max_body: None,
             retry_budget: None,
             forward_headers: Vec::new(),
+            http2: false,
         };
         if input.peek(syn::token::Brace) {
             let content;
@@ -185,6 +189,13 @@ fn parse_policies(input: ParseStream<'_>, decl: &mut ServiceDecl, errors: &mut E
             }),
             "retry_budget" => parse_budget(input, errors).map(|b| decl.retry_budget = Some(b)),
             "forward_headers" => parse_headers(input, errors).map(|h| decl.forward_headers = h),
+            "http2" => kw::eq_token(input, &key).and_then(|()| {
+                let lit: syn::LitBool = input
+                    .parse()
+                    .map_err(|e| syn::Error::new(e.span(), "`http2` takes `true` or `false`, e.g. `http2 = true`"))?;
+                decl.http2 = lit.value;
+                Ok(())
+            }),
             _ => {
                 kw::unknown(&key, "service policies", POLICIES, errors);
                 kw::skip_to_comma(input);
@@ -513,6 +524,9 @@ fn spec_tokens(s: &ServiceDecl) -> TokenStream {
         let headers = &s.forward_headers;
         spec = quote!(#spec.with_forward_headers(&[#(#headers),*]));
     }
+    if s.http2 {
+        spec = quote!(#spec.with_http2(true));
+    }
     spec
 }
 
@@ -539,11 +553,12 @@ mod tests {
             .parse2(quote! {
                 cart: "http://cart.internal:8080" { retry(attempts = 3, backoff = "100ms"), breaker(failures = 5, within = "60s", open_for = "30s", probes = 3), max_in_flight = 48 },
                 inventory: "http://inventory.internal:8080",
-                shipping: "http://shipping.internal:8080" { breaker(failures = 3, within = "30s", open_for = "60s", probes = 2) },
+                shipping: "http://shipping.internal:8080" { breaker(failures = 3, within = "30s", open_for = "60s", probes = 2), http2 = true },
             })
             .unwrap();
         assert!(errors.is_empty());
         assert_eq!(services.len(), 3);
+        assert!(services[2].http2 && !services[0].http2);
         let cart = &services[0];
         assert_eq!(cart.retry.as_ref().unwrap().attempts, 3);
         assert_eq!(cart.breaker.as_ref().unwrap().open_for, Duration::from_secs(30));
@@ -553,7 +568,7 @@ mod tests {
     #[test]
     fn reports_every_mistake() {
         let errors = errors_of(quote! {
-            cart: "cart.internal" { retry(attempts = 0, backoff = "100 ms"), max_in_flite = 4, max_in_flight = 0 },
+            cart: "cart.internal" { retry(attempts = 0, backoff = "100 ms"), max_in_flite = 4, max_in_flight = 0, http2 = "yes" },
             cart: "http://x",
         });
         let text = errors.join("\n");
@@ -563,6 +578,7 @@ mod tests {
         assert!(text.contains("unknown key `max_in_flite`"), "{text}");
         assert!(text.contains("did you mean `max_in_flight`"), "{text}");
         assert!(text.contains("`max_in_flight` must be at least 1"), "{text}");
+        assert!(text.contains("`http2` takes `true` or `false`"), "{text}");
         assert!(text.contains("declared twice"), "{text}");
     }
 

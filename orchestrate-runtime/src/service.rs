@@ -53,6 +53,9 @@ pub struct ServiceSpec {
     pub retry_budget: RetryBudget,
     /// Inbound headers forwarded to this service in addition to the default allow-list.
     pub forward_headers: &'static [&'static str],
+    /// Speak HTTP/2 only: h2c with prior knowledge over `http://`, h2 over `https://`. Without it,
+    /// HTTPS services negotiate HTTP/2 by ALPN and plain HTTP uses HTTP/1.1 keep-alive.
+    pub http2: bool,
 }
 
 impl ServiceSpec {
@@ -71,6 +74,7 @@ impl ServiceSpec {
             max_body: Self::DEFAULT_MAX_BODY,
             retry_budget: RetryBudget::DEFAULT,
             forward_headers: &[],
+            http2: false,
         }
     }
 
@@ -107,6 +111,19 @@ impl ServiceSpec {
     /// Adds inbound headers to forward to this service.
     pub const fn with_forward_headers(mut self, headers: &'static [&'static str]) -> Self {
         self.forward_headers = headers;
+        self
+    }
+
+    /// Speaks HTTP/2 only (`http2 = true` in `services!`): h2c with prior knowledge over plain
+    /// HTTP, for services behind a gRPC-style or h2c-only proxy.
+    ///
+    /// ```
+    /// use orchestrate_runtime::ServiceSpec;
+    /// const PRICING: ServiceSpec = ServiceSpec::new("pricing", "http://pricing.internal:8080").with_http2(true);
+    /// assert!(PRICING.http2);
+    /// ```
+    pub const fn with_http2(mut self, http2: bool) -> Self {
+        self.http2 = http2;
         self
     }
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 /// HTTP/1.1 keep-alive (HTTP/2 where TLS negotiates it) to one service, with its own pool.
 ///
 /// The pool keeps up to `max_in_flight` idle connections (32 without a bulkhead), so a burst that
-/// the bulkhead admits finds warm connections afterwards.
+/// the bulkhead admits finds warm connections afterwards. A service declared with `http2 = true`
+/// is spoken to in HTTP/2 only (h2c with prior knowledge over `http://`), its calls multiplexed
+/// over one kept-alive connection.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,
@@ -27,13 +29,21 @@ impl HttpTransport {
     /// When the HTTP client cannot be built (no TLS backend available, for instance).
     pub fn for_service(spec: &ServiceSpec) -> Result<Self, reqwest::Error> {
         let idle = spec.max_in_flight.map_or(32, |n| n as usize);
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .pool_max_idle_per_host(idle)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()?;
+            .no_proxy();
+        if spec.http2 {
+            // One multiplexed connection carries every call; keep it alive through idle periods so
+            // the next burst does not pay a handshake.
+            builder = builder
+                .http2_prior_knowledge()
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .http2_keep_alive_while_idle(true);
+        }
+        let client = builder.build()?;
         Ok(Self { client, max_body: spec.max_body })
     }
 
