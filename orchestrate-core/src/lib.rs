@@ -20,6 +20,7 @@
 pub mod budget;
 pub mod duration;
 pub mod size;
+pub mod suggest;
 pub mod template;
 
 use std::fmt;

@@ -10,26 +10,39 @@
 //! | [`endpoint`] | the static description of an endpoint and the [`Endpoint`] trait |
 //! | [`executor`] | running one endpoint's graph on the request's task |
 //! | [`client`] | per-service HTTP clients over a pluggable [`Transport`] |
+//! | [`retry`] | retries with backoff and jitter inside the deadline, the retry budget |
+//! | [`breaker`] | the circuit breaker per service |
+//! | [`bulkhead`] | at most `max_in_flight` calls per service, the excess failing fast |
+//! | [`health`] | what a service's client has seen lately |
+//! | [`config`] | start-up overrides from the environment and a TOML file |
 //! | [`outcome`] | assembled values, partial results and failures → HTTP status |
 //! | [`timeline`] | per-call timing and results of one request |
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
+pub mod breaker;
+pub mod bulkhead;
 pub mod client;
+pub mod config;
 pub mod context;
 pub mod endpoint;
 pub mod error;
 pub mod executor;
+pub mod health;
 pub mod outcome;
+pub mod retry;
 pub mod router;
 mod runtime;
 pub mod service;
 pub mod timeline;
+mod window;
 
+pub use breaker::BreakerState;
 pub use client::{CallClient, CallPolicy, HttpTransport, Outgoing, RequestBuilder, ServiceClient, Target, Transport};
 pub use context::RequestContext;
 pub use endpoint::{CallSpec, CallTarget, Endpoint, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
 pub use error::{BoxError, CallError, CallErrorKind};
+pub use health::ServiceHealth;
 pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
 pub use runtime::{ConfigError, Runtime, RuntimeBuilder, env_var_name, validate_base_url};
 pub use service::{BreakerPolicy, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec};

@@ -1,9 +1,12 @@
 //! The runtime handle: one client per declared service, built and validated at start-up.
 
 use crate::client::{HttpTransport, ServiceClient, Transport};
+use crate::config::{self, CONFIG_ENV};
+use crate::endpoint::EndpointSpec;
 use crate::service::ServiceSpec;
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Shared state of every endpoint run: the clients of the downstream services.
@@ -51,6 +54,8 @@ impl Runtime {
             base_urls: HashMap::new(),
             transports: HashMap::new(),
             read_env: true,
+            config: None,
+            endpoints: Vec::new(),
         }
     }
 
@@ -80,6 +85,15 @@ pub struct RuntimeBuilder {
     base_urls: HashMap<&'static str, String>,
     transports: HashMap<&'static str, Transport>,
     read_env: bool,
+    config: Option<ConfigSource>,
+    endpoints: Vec<&'static EndpointSpec>,
+}
+
+/// Where the configuration file's content comes from.
+#[derive(Debug)]
+enum ConfigSource {
+    File(PathBuf),
+    Text(String),
 }
 
 impl fmt::Debug for RuntimeBuilder {
@@ -88,6 +102,8 @@ impl fmt::Debug for RuntimeBuilder {
             .field("services", &self.specs.iter().map(|s| s.name).collect::<Vec<_>>())
             .field("base_urls", &self.base_urls)
             .field("read_env", &self.read_env)
+            .field("config", &self.config)
+            .field("endpoints", &self.endpoints.iter().map(|e| e.name).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -112,9 +128,75 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Whether `ORCHESTRATE_<SERVICE>_URL` variables are read (default: yes).
+    /// Whether the environment is read (default: yes): `ORCHESTRATE_<SERVICE>_URL` variables and
+    /// `ORCHESTRATE_CONFIG`.
     pub fn read_env(mut self, read: bool) -> Self {
         self.read_env = read;
+        self
+    }
+
+    /// Reads base URLs and policy overrides from the TOML file at `path` (see [`config`] for the
+    /// format and the checks). `ORCHESTRATE_CONFIG`, when set, names the file instead.
+    ///
+    /// ```no_run
+    /// use orchestrate_runtime::{Runtime, ServiceSpec};
+    /// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://cart.internal:8080")];
+    /// let runtime = Runtime::builder(SERVICES).config_file("/etc/checkout/orchestrate.toml").build()?;
+    /// # Ok::<(), orchestrate_runtime::ConfigError>(())
+    /// ```
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config = Some(ConfigSource::File(path.into()));
+        self
+    }
+
+    /// Like [`config_file`](Self::config_file), with the file's content given directly (e.g. from
+    /// `include_str!`); messages call it `<config>`.
+    ///
+    /// ```
+    /// use orchestrate_runtime::{Runtime, ServiceSpec};
+    /// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://cart.internal:8080")];
+    /// let runtime = Runtime::builder(SERVICES)
+    ///     .read_env(false)
+    ///     .config_str("[services.cart]\nurl = \"http://127.0.0.1:8081\"\nmax_in_flight = 16\n")
+    ///     .build()
+    ///     .unwrap();
+    /// let cart = runtime.service("cart").unwrap();
+    /// assert_eq!((cart.base_url(), cart.spec().max_in_flight), ("http://127.0.0.1:8081", Some(16)));
+    /// ```
+    pub fn config_str(mut self, text: impl Into<String>) -> Self {
+        self.config = Some(ConfigSource::Text(text.into()));
+        self
+    }
+
+    /// The application's endpoints: [`build`](Self::build) recomputes each one's worst-case
+    /// critical path with the configured retry policies, as `#[endpoint]` does at compile time
+    /// with the declared ones, and refuses a configuration under which an endpoint's `timeout`
+    /// can no longer be met.
+    ///
+    /// ```
+    /// use orchestrate_runtime::{CallSpec, CallTarget, EndpointSpec, Method, NodeKind, NodeSpec, Runtime, ServiceSpec};
+    /// use std::time::Duration;
+    /// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://cart.internal:8080")];
+    /// const CART: CallSpec = CallSpec {
+    ///     service: "cart", service_index: 0, target: CallTarget::Http { method: Method::Get, path: "/carts/1" },
+    ///     timeout: Duration::from_millis(200), required: true, retryable: true, idempotency_key: false,
+    ///     retry: None, fallback: None, when: None, for_each: None,
+    /// };
+    /// static SUMMARY: EndpointSpec = EndpointSpec {
+    ///     name: "Summary", method: Method::Get, route: "/summary", timeout: Duration::from_millis(500), inputs: &[],
+    ///     nodes: &[NodeSpec { name: "cart", ty: "Cart", deps: &[], inputs: &[], kind: NodeKind::Call(CART) }],
+    /// };
+    /// let err = Runtime::builder(SERVICES)
+    ///     .read_env(false)
+    ///     .config_str("[services.cart]\nretry = { attempts = 3, backoff = \"100ms\" }")
+    ///     .endpoints(&[&SUMMARY])
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("the worst case of `Summary` exceeds its timeout of 500ms: \
+    ///     cart (200ms × 3 attempts + 300ms backoff = 900ms) = 900ms"), "{err}");
+    /// ```
+    pub fn endpoints(mut self, endpoints: &[&'static EndpointSpec]) -> Self {
+        self.endpoints.extend_from_slice(endpoints);
         self
     }
 
@@ -123,7 +205,8 @@ impl RuntimeBuilder {
     /// # Errors
     ///
     /// A [`ConfigError`]: an override for an unknown service, a base URL that is not an absolute
-    /// `http(s)` URL, or an HTTP client that cannot be built.
+    /// `http(s)` URL, a configuration file that cannot be read or breaks a rule of [`config`], an
+    /// endpoint whose worst case no longer fits its timeout, or an HTTP client that cannot be built.
     pub fn build(mut self) -> Result<Runtime, ConfigError> {
         #[cfg(feature = "tls")]
         {
@@ -138,15 +221,21 @@ impl RuntimeBuilder {
                 });
             }
         }
+        let file_urls = self.apply_config()?;
+        config::check_budgets(&self.endpoints, &self.specs)?;
+        if self.read_env {
+            warn_unknown_env(&self.specs);
+        }
         let mut clients = Vec::with_capacity(self.specs.len());
         for spec in &self.specs {
             let env_name = env_var_name(spec.name);
-            let (url, origin) =
-                match (self.read_env.then(|| std::env::var(&env_name).ok()).flatten(), self.base_urls.get(spec.name)) {
-                    (Some(url), _) => (url, env_name),
-                    (None, Some(url)) => (url.clone(), "the runtime builder".to_owned()),
-                    (None, None) => (spec.base_url.to_owned(), "`services!`".to_owned()),
-                };
+            let env_url = self.read_env.then(|| std::env::var(&env_name).ok()).flatten();
+            let (url, origin) = match (env_url, file_urls.get(spec.name), self.base_urls.get(spec.name)) {
+                (Some(url), _, _) => (url, env_name),
+                (None, Some((url, at)), _) => (url.clone(), at.clone()),
+                (None, None, Some(url)) => (url.clone(), "the runtime builder".to_owned()),
+                (None, None, None) => (spec.base_url.to_owned(), "`services!`".to_owned()),
+            };
             validate_base_url(&url).map_err(|reason| ConfigError::BaseUrl {
                 service: spec.name,
                 url: url.clone(),
@@ -163,6 +252,40 @@ impl RuntimeBuilder {
             clients.push(ServiceClient::new(*spec, &url, transport));
         }
         Ok(Runtime { inner: Arc::new(Inner { services: clients.into_boxed_slice() }) })
+    }
+}
+
+impl RuntimeBuilder {
+    /// Reads the configuration file, if any, into the specs; returns the base URLs it sets.
+    fn apply_config(&mut self) -> Result<config::FileUrls, ConfigError> {
+        let from_env = self.read_env.then(|| std::env::var_os(CONFIG_ENV)).flatten().filter(|p| !p.is_empty());
+        let source = match from_env {
+            Some(path) => Some(ConfigSource::File(path.into())),
+            None => self.config.take(),
+        };
+        match source {
+            None => Ok(config::FileUrls::new()),
+            Some(ConfigSource::Text(text)) => config::apply("<config>", &text, &mut self.specs),
+            Some(ConfigSource::File(path)) => {
+                let name = path.display().to_string();
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ConfigError::Unreadable { path: name.clone(), reason: e.to_string() })?;
+                config::apply(&name, &text, &mut self.specs)
+            }
+        }
+    }
+}
+
+/// Logs `ORCHESTRATE_*_URL` variables that name no declared service: likely a typo, but maybe meant
+/// for another application sharing the environment, so not an error.
+fn warn_unknown_env(specs: &[ServiceSpec]) {
+    let known: Vec<String> = specs.iter().map(|s| env_var_name(s.name)).collect();
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("ORCHESTRATE_") && name.ends_with("_URL") && !known.iter().any(|k| k == name) {
+            let hint = orchestrate_core::suggest::did_you_mean(name, known.iter().map(String::as_str));
+            tracing::warn!("`{name}` names no declared service and is ignored{hint}");
+        }
     }
 }
 
@@ -246,14 +369,36 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+    /// The configuration file cannot be read.
+    Unreadable {
+        /// The path given.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The configuration file is not valid TOML.
+    Syntax {
+        /// `file:line:column` of the mistake.
+        origin: String,
+        /// What the TOML parser expected.
+        reason: String,
+    },
+    /// Under the configured policies an endpoint cannot meet its `timeout` (or calls a service the
+    /// runtime does not declare).
+    Budget {
+        /// The endpoint.
+        endpoint: &'static str,
+        /// The critical path with its arithmetic, and the fix.
+        reason: String,
+    },
+    /// More than one mistake, in the order they appear.
+    Several(Vec<ConfigError>),
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::UnknownService { name, known } => {
-                write!(f, "unknown service `{name}`; declared services are: {}", known.join(", "))
-            }
+            Self::UnknownService { name, known } => f.write_str(&config::unknown_service(name, known)),
             Self::BaseUrl { service, url, origin, reason } => {
                 write!(f, "base URL `{url}` of service `{service}` (from {origin}) {reason}")
             }
@@ -263,6 +408,16 @@ impl fmt::Display for ConfigError {
             Self::Invalid { service: None, key, origin, reason } => write!(f, "`{key}` (from {origin}): {reason}"),
             Self::Client { service, reason } => {
                 write!(f, "the HTTP client of service `{service}` cannot be built: {reason}")
+            }
+            Self::Unreadable { path, reason } => write!(f, "cannot read the configuration file `{path}`: {reason}"),
+            Self::Syntax { origin, reason } => write!(f, "the configuration at {origin} is not valid TOML: {reason}"),
+            Self::Budget { reason, .. } => write!(f, "with the start-up configuration, {reason}"),
+            Self::Several(errors) => {
+                write!(f, "{} configuration errors:", errors.len())?;
+                for error in errors {
+                    write!(f, "\n  - {error}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -298,7 +453,10 @@ mod tests {
     #[test]
     fn builder_rejects_unknown_services_and_bad_urls() {
         let err = Runtime::builder(SERVICES).read_env(false).base_url("carts", "http://x").build().unwrap_err();
-        assert_eq!(err.to_string(), "unknown service `carts`; declared services are: cart, order-history");
+        assert_eq!(
+            err.to_string(),
+            "unknown service `carts`; did you mean `cart`? declared services are: cart, order-history"
+        );
         let err = Runtime::builder(SERVICES).read_env(false).base_url("cart", "localhost:1").build().unwrap_err();
         assert!(
             err.to_string().starts_with("base URL `localhost:1` of service `cart` (from the runtime builder)"),

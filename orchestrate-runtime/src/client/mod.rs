@@ -8,6 +8,12 @@
 //!
 //! The client knows nothing of endpoints or graphs: it is given a [`CallPolicy`] (timeout, retry,
 //! idempotency) and the request's deadline.
+//!
+//! [`ServiceClient::send`] runs one call through the service's policies, in this order: the
+//! [bulkhead](crate::bulkhead) (a place for the whole call, or `BulkheadFull` at once), then for
+//! each attempt the [circuit breaker](crate::breaker) (`BreakerOpen` at once, no request), the
+//! attempt itself within `min(call timeout, deadline left)`, and the [retry](crate::retry)
+//! decision with its backoff and the service's retry budget.
 
 mod custom;
 mod http_transport;
@@ -17,13 +23,18 @@ pub use custom::{CallClient, RequestBuilder, Tally};
 pub use http_transport::HttpTransport;
 pub use target::Target;
 
+use crate::breaker::{Breaker, BreakerState, Verdict};
+use crate::bulkhead::Bulkhead;
 use crate::context::{DEFAULT_FORWARD_HEADERS, HOP_BY_HOP_HEADERS, RequestContext};
 use crate::error::{CallError, CallErrorKind};
+use crate::health::{ServiceHealth, Stats};
+use crate::retry::{Budget, Schedule};
 use crate::service::{RetryPolicy, ServiceSpec};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use std::fmt::Display;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -149,12 +160,24 @@ impl Outgoing {
 }
 
 /// The client of one downstream service, shared by every request.
+///
+/// Clones share the service's breaker, bulkhead, retry budget and counters.
 #[derive(Debug, Clone)]
 pub struct ServiceClient {
     spec: ServiceSpec,
     base_url: String,
     forward: Vec<HeaderName>,
     transport: Transport,
+    guards: Arc<Guards>,
+}
+
+/// The run-time state of the service's policies.
+#[derive(Debug)]
+struct Guards {
+    breaker: Option<Breaker>,
+    bulkhead: Option<Bulkhead>,
+    budget: Budget,
+    stats: Stats,
 }
 
 impl ServiceClient {
@@ -169,7 +192,13 @@ impl ServiceClient {
                 forward.push(name);
             }
         }
-        Self { spec, base_url: base_url.trim_end_matches('/').to_owned(), forward, transport }
+        let guards = Arc::new(Guards {
+            breaker: spec.breaker.map(|policy| Breaker::new(spec.name, policy)),
+            bulkhead: spec.max_in_flight.map(Bulkhead::new),
+            budget: Budget::new(spec.retry_budget),
+            stats: Stats::new(),
+        });
+        Self { spec, base_url: base_url.trim_end_matches('/').to_owned(), forward, transport, guards }
     }
 
     /// The service's name.
@@ -192,7 +221,51 @@ impl ServiceClient {
         &self.forward
     }
 
-    /// Sends `outgoing` under `policy`, within `deadline`.
+    /// The state of the service's circuit breaker (`Closed` when it has none).
+    ///
+    /// ```
+    /// use orchestrate_runtime::{BreakerPolicy, BreakerState, Runtime, ServiceSpec};
+    /// use std::time::Duration;
+    /// const BREAKER: BreakerPolicy =
+    ///     BreakerPolicy { failures: 5, within: Duration::from_secs(60), open_for: Duration::from_secs(30), probes: 3 };
+    /// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://127.0.0.1:9").with_breaker(BREAKER)];
+    /// let runtime = Runtime::builder(SERVICES).read_env(false).build().unwrap();
+    /// assert_eq!(runtime.service("cart").unwrap().breaker_state(), BreakerState::Closed);
+    /// ```
+    pub fn breaker_state(&self) -> BreakerState {
+        self.guards.breaker.as_ref().map_or(BreakerState::Closed, Breaker::state)
+    }
+
+    /// Calls to the service in flight now, as counted by its bulkhead (0 without one).
+    ///
+    /// ```
+    /// use orchestrate_runtime::{Runtime, ServiceSpec};
+    /// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://127.0.0.1:9").with_max_in_flight(48)];
+    /// let runtime = Runtime::builder(SERVICES).read_env(false).build().unwrap();
+    /// assert_eq!(runtime.service("cart").unwrap().in_flight(), 0);
+    /// ```
+    pub fn in_flight(&self) -> u32 {
+        self.guards.bulkhead.as_ref().map_or(0, Bulkhead::in_flight)
+    }
+
+    /// A snapshot of the service for health checks and metrics: breaker state, calls in flight,
+    /// recent error rate, last success (see [`ServiceHealth`]).
+    pub fn health(&self) -> ServiceHealth {
+        let (recent_attempts, recent_failures, last_success) = self.guards.stats.snapshot();
+        ServiceHealth {
+            service: self.spec.name,
+            breaker: self.breaker_state(),
+            in_flight: self.in_flight(),
+            max_in_flight: self.guards.bulkhead.as_ref().map(Bulkhead::max),
+            recent_attempts,
+            recent_failures,
+            last_success,
+        }
+    }
+
+    /// Sends `outgoing` under `policy`, within `deadline`, through the service's policies: a
+    /// bulkhead place for the whole call, then attempts admitted by the circuit breaker and
+    /// retried as [`retry`](crate::retry) describes. [`Sent::attempts`] counts the requests made.
     pub async fn send(
         &self,
         policy: &CallPolicy,
@@ -204,8 +277,54 @@ impl ServiceClient {
             Ok(request) => request,
             Err(error) => return Sent { result: Err(error), attempts: 0, status: None },
         };
-        let (result, status) = self.attempt(policy, deadline, request).await;
-        Sent { result, attempts: 1, status }
+        let guards = &*self.guards;
+        let _place = match guards.bulkhead.as_ref().map(Bulkhead::enter).transpose() {
+            Ok(place) => place,
+            Err(error) => return Sent { result: Err(error), attempts: 0, status: None },
+        };
+        let mut schedule = Schedule::new(policy, deadline);
+        let mut template = Some(request);
+        let mut attempts = 0;
+        let mut last: Option<(CallError, Option<u16>)> = None;
+        loop {
+            let ticket = match guards.breaker.as_ref().map(Breaker::admit).transpose() {
+                Ok(ticket) => ticket,
+                // A retry the breaker refuses ends the call with the failure it would have retried.
+                Err(open) => {
+                    let (error, status) = last.unwrap_or((open, None));
+                    return Sent { result: Err(error), attempts, status };
+                }
+            };
+            // The last possible attempt takes the request itself, so it is always there.
+            let request = if schedule.has_more() { template.as_ref().map(copy_request) } else { template.take() };
+            let Some(request) = request else {
+                return Sent { result: Err(CallError::new(CallErrorKind::Transport)), attempts, status: None };
+            };
+            if attempts == 0 {
+                guards.budget.deposit();
+            }
+            attempts += 1;
+            let (result, status) = self.attempt(policy, deadline, request).await;
+            let verdict = Verdict::of(&result);
+            if let Some(ticket) = ticket {
+                ticket.record(verdict);
+            }
+            guards.stats.record(verdict);
+            let error = match result {
+                Ok(response) => return Sent { result: Ok(response), attempts, status },
+                Err(error) => error,
+            };
+            let Some(wait) = schedule.next_wait(&error, Instant::now()) else {
+                return Sent { result: Err(error), attempts, status };
+            };
+            if !guards.budget.withdraw() {
+                tracing::debug!(service = self.spec.name, attempts, %error, "retry budget spent; not retrying");
+                return Sent { result: Err(error), attempts, status };
+            }
+            tracing::debug!(service = self.spec.name, attempt = attempts + 1, ?wait, %error, "retrying");
+            tokio::time::sleep(wait).await;
+            last = Some((error, status));
+        }
     }
 
     /// One attempt: the smaller of the call's timeout and the time left.
@@ -267,6 +386,17 @@ impl ServiceClient {
         }
         Ok(request)
     }
+}
+
+/// A copy of `request` for another attempt: same method, URI, headers (the `Idempotency-Key`
+/// among them) and body, which is reference-counted and not copied.
+fn copy_request(request: &http::Request<Bytes>) -> http::Request<Bytes> {
+    let mut copy = http::Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
 }
 
 /// Decodes a JSON response body as `T`; a body that is not a `T` is the call's failure.
