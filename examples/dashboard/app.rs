@@ -1,0 +1,149 @@
+//! The dashboard of the BFF-characteristics page: profile (50 ms), order history (80 ms),
+//! recommendations (60 ms) and cart (40 ms) in parallel — about 80 ms instead of 230 ms one after
+//! another — plus the loyalty tier → tier-specific offers chain running beside them.
+//! Recommendations and offers are optional, with an empty list as their fallback.
+
+#![allow(dead_code)]
+
+use orchestrate::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+orchestrate::services! {
+    profile:         "http://profile.internal:8080",
+    orders:          "http://orders.internal:8080",
+    recommendations: "http://recommendations.internal:8080" { retry(attempts = 2, backoff = "20ms") },
+    cart:            "http://cart.internal:8080",
+    loyalty:         "http://loyalty.internal:8080",
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: String,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Product {
+    pub sku: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CartSummary {
+    pub item_count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Bronze,
+    Silver,
+    Gold,
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tier::Bronze => "bronze",
+            Tier::Silver => "silver",
+            Tier::Gold => "gold",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Loyalty {
+    pub tier: Tier,
+}
+
+#[orchestrate::api]
+pub mod dashboard {
+    use super::*;
+
+    /// Everything the home screen shows, in one request.
+    #[endpoint(GET "/dashboard/{user_id}", timeout = "1s")]
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Dashboard {
+        #[input(path)]
+        #[serde(skip)]
+        pub user_id: String,
+
+        #[call(service = "profile", timeout = "200ms", required, get = "/users/{user_id}")]
+        pub profile: Profile,
+
+        #[call(service = "orders", timeout = "300ms", required, get = "/users/{user_id}/orders")]
+        pub orders: Vec<Order>,
+
+        #[call(service = "recommendations", timeout = "150ms", get = "/recommendations?user={user_id}", fallback = Vec::new())]
+        pub recommendations: Vec<Product>,
+
+        #[call(service = "cart", timeout = "200ms", required, get = "/carts/{user_id}/summary")]
+        pub cart: CartSummary,
+
+        #[call(service = "loyalty", timeout = "100ms", required, get = "/members/{user_id}")]
+        pub loyalty: Loyalty,
+
+        #[call(service = "recommendations", timeout = "150ms", get = "/offers?tier={loyalty.tier}", fallback = Vec::new())]
+        pub tier_offers: Vec<Product>,
+    }
+}
+
+/// The simulated latency of each mock route.
+pub fn latency(service: &str) -> Duration {
+    Duration::from_millis(match service {
+        "profile" => 50,
+        "orders" => 80,
+        "recommendations" => 60,
+        "cart" => 40,
+        "loyalty" => 20,
+        "offers" => 45,
+        _ => 0,
+    })
+}
+
+/// When each mock request started and ended, by route name.
+pub type CallLog = Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>;
+
+/// One axum app serving every mock downstream route of the dashboard (each service gets its own
+/// base URL on it in the example: they are separate services that happen to share a process).
+pub fn mock_services(log: CallLog, scale: f64) -> axum::Router {
+    use axum::extract::Path;
+    use axum::routing::get;
+    async fn timed<T>(log: &CallLog, name: &'static str, scale: f64, value: T) -> axum::Json<T> {
+        let start = Instant::now();
+        tokio::time::sleep(latency(name).mul_f64(scale)).await;
+        log.lock().unwrap().push((name, start, Instant::now()));
+        axum::Json(value)
+    }
+    let (l1, l2, l3, l4, l5, l6) = (log.clone(), log.clone(), log.clone(), log.clone(), log.clone(), log);
+    axum::Router::new()
+        .route("/users/{id}", get(move |Path(id): Path<String>| async move { timed(&l1, "profile", scale, Profile { id, name: "Ada Lovelace".into() }).await }))
+        .route(
+            "/users/{id}/orders",
+            get(move |Path(id): Path<String>| async move { timed(&l2, "orders", scale, vec![Order { id: format!("{id}-o1"), total: 4999 }]).await }),
+        )
+        .route(
+            "/recommendations",
+            get(move || async move { timed(&l3, "recommendations", scale, vec![Product { sku: "sku-9".into(), title: "Analytical Engine".into() }]).await }),
+        )
+        .route("/carts/{id}/summary", get(move || async move { timed(&l4, "cart", scale, CartSummary { item_count: 3 }).await }))
+        .route("/members/{id}", get(move || async move { timed(&l5, "loyalty", scale, Loyalty { tier: Tier::Gold }).await }))
+        .route(
+            "/offers",
+            get(move |axum::extract::RawQuery(q): axum::extract::RawQuery| async move {
+                let tier = q.unwrap_or_default();
+                timed(&l6, "offers", scale, vec![Product { sku: "gold-1".into(), title: format!("Offer for {tier}") }]).await
+            }),
+        )
+}

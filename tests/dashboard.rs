@@ -1,0 +1,66 @@
+//! The dashboard over real HTTP: four independent calls run together and the loyalty → offers
+//! chain runs beside them, as the recorded start times show.
+
+mod support;
+
+#[path = "../examples/dashboard/app.rs"]
+mod app;
+
+use orchestrate::Runtime;
+use serde_json::Value;
+use std::time::Duration;
+
+#[tokio::test]
+async fn independent_calls_start_together_and_the_chain_runs_beside_them() {
+    let log = app::CallLog::default();
+    let mocks = support::serve(app::mock_services(log.clone(), 1.0)).await;
+    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
+    for service in app::services::ALL {
+        builder = builder.base_url(service.name, &mocks);
+    }
+    let runtime = builder.build().unwrap();
+    let url = support::serve(orchestrate::router::app(app::dashboard::router(&runtime))).await;
+
+    let response = reqwest::get(format!("{url}/dashboard/u1")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["profile"]["name"], "Ada Lovelace");
+    assert_eq!(body["tierOffers"][0]["title"], "Offer for tier=gold");
+    assert_eq!(body["partialData"], false);
+
+    let calls = log.lock().unwrap().clone();
+    let by_name = |name: &str| calls.iter().find(|(n, ..)| *n == name).copied().unwrap();
+    let first_start = calls.iter().map(|(_, s, _)| *s).min().unwrap();
+    let offset = |t: std::time::Instant| t.duration_since(first_start);
+    // The four independent calls and the loyalty lookup start together (within scheduling noise),
+    // not one after the other (which would put the last at 50 + 80 + 60 = 190 ms).
+    for name in ["profile", "orders", "recommendations", "cart", "loyalty"] {
+        assert!(offset(by_name(name).1) < Duration::from_millis(25), "{name} started at {:?}", offset(by_name(name).1));
+    }
+    // Offers needs the tier: it starts after loyalty ended, while orders (80 ms) is still running.
+    let (_, loyalty_start, loyalty_end) = by_name("loyalty");
+    let (_, offers_start, _) = by_name("offers");
+    let (_, _, orders_end) = by_name("orders");
+    assert!(offers_start >= loyalty_end, "offers started before the tier was known");
+    assert!(offers_start < orders_end, "the chain waited for unrelated calls");
+    assert!(offers_start.duration_since(loyalty_start) < Duration::from_millis(45));
+}
+
+#[tokio::test]
+async fn recommendations_fall_back_to_an_empty_list() {
+    let log = app::CallLog::default();
+    let mocks = support::serve(app::mock_services(log, 1.0)).await;
+    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
+    for service in app::services::ALL {
+        builder = builder.base_url(service.name, &mocks);
+    }
+    // The recommendations service is down (nothing listens there).
+    let runtime = builder.base_url("recommendations", "http://127.0.0.1:9").build().unwrap();
+    let url = support::serve(orchestrate::router::app(app::dashboard::router(&runtime))).await;
+    let body: Value = reqwest::get(format!("{url}/dashboard/u1")).await.unwrap().json().await.unwrap();
+    assert_eq!(body["recommendations"], serde_json::json!([]));
+    assert_eq!(body["tierOffers"], serde_json::json!([]));
+    assert_eq!(body["partialData"], true);
+    assert_eq!(body["failedServices"], serde_json::json!(["recommendations"]));
+    assert_eq!(body["profile"]["id"], "u1");
+}
