@@ -569,9 +569,19 @@ fn retries_configured_past_an_endpoints_deadline_are_refused_at_start_up() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "with the start-up configuration, the worst case of `Summary` exceeds its timeout of 2000ms: \
+        "endpoint `Summary` cannot run under the start-up configuration: \
+         the worst case of `Summary` exceeds its timeout of 2000ms: \
          cart (200ms × 5 attempts + 3000ms backoff = 4000ms) → pricing (200ms) → tax (300ms) = 4500ms; \
          raise the endpoint's `timeout`, or lower the timeouts or retries of the calls on this path"
+    );
+    // Endpoints checked against a runtime of other services: every call names what is missing.
+    let err = Runtime::builder(services::ALL).read_env(false).endpoints(&endpoints).build().unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "endpoint `Summary` cannot run under the start-up configuration: its call `cart` goes to service `cart`, \
+             which this runtime does not declare"
+        ),
+        "{err}"
     );
 }
 

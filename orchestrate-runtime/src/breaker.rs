@@ -136,7 +136,11 @@ pub(crate) struct Ticket<'a> {
 }
 
 impl Breaker {
-    pub(crate) fn new(service: &'static str, policy: BreakerPolicy) -> Self {
+    pub(crate) fn new(service: &'static str, mut policy: BreakerPolicy) -> Self {
+        // `services!` and the configuration file require both to be at least 1; a hand-built
+        // policy with 0 probes would never close again.
+        policy.failures = policy.failures.max(1);
+        policy.probes = policy.probes.max(1);
         let failures = VecDeque::with_capacity(policy.failures as usize);
         Self { service, policy, state: Mutex::new(State { mode: Mode::Closed, epoch: 0, failures }) }
     }

@@ -35,7 +35,7 @@
 //!
 //! A policy table is merged key by key into what `services!` declares, so `open_for` alone
 //! changes only that; a service that declares no retry (or no breaker) needs every key that
-//! `services!` would need. Giving `backoff` without `max_backoff` sets the cap to ten times the
+//! `services!` would need. `forward_headers` replaces the declared list. Giving `backoff` without `max_backoff` sets the cap to ten times the
 //! backoff, as `services!` does.
 //!
 //! # Checks
@@ -147,7 +147,7 @@ pub(crate) fn check_budgets(endpoints: &[&'static EndpointSpec], specs: &[Servic
                 errors.push(ConfigError::Budget {
                     endpoint: endpoint.name,
                     reason: format!(
-                        "call `{}` goes to service `{}`, which this runtime does not declare; build the runtime from the `services!` the endpoint uses",
+                        "its call `{}` goes to service `{}`, which this runtime does not declare; build the runtime from the `services!` the endpoint uses",
                         node.name, call.service
                     ),
                 });

@@ -259,6 +259,7 @@ impl RuntimeBuilder {
     /// Reads the configuration file, if any, into the specs; returns the base URLs it sets.
     fn apply_config(&mut self) -> Result<config::FileUrls, ConfigError> {
         let from_env = self.read_env.then(|| std::env::var_os(CONFIG_ENV)).flatten().filter(|p| !p.is_empty());
+        let named_by_env = from_env.is_some();
         let source = match from_env {
             Some(path) => Some(ConfigSource::File(path.into())),
             None => self.config.take(),
@@ -268,8 +269,11 @@ impl RuntimeBuilder {
             Some(ConfigSource::Text(text)) => config::apply("<config>", &text, &mut self.specs),
             Some(ConfigSource::File(path)) => {
                 let name = path.display().to_string();
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| ConfigError::Unreadable { path: name.clone(), reason: e.to_string() })?;
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    let from =
+                        if named_by_env { format!(" (the path comes from `{CONFIG_ENV}`)") } else { String::new() };
+                    ConfigError::Unreadable { path: name.clone(), reason: format!("{e}{from}") }
+                })?;
                 config::apply(&name, &text, &mut self.specs)
             }
         }
@@ -411,7 +415,9 @@ impl fmt::Display for ConfigError {
             }
             Self::Unreadable { path, reason } => write!(f, "cannot read the configuration file `{path}`: {reason}"),
             Self::Syntax { origin, reason } => write!(f, "the configuration at {origin} is not valid TOML: {reason}"),
-            Self::Budget { reason, .. } => write!(f, "with the start-up configuration, {reason}"),
+            Self::Budget { endpoint, reason } => {
+                write!(f, "endpoint `{endpoint}` cannot run under the start-up configuration: {reason}")
+            }
             Self::Several(errors) => {
                 write!(f, "{} configuration errors:", errors.len())?;
                 for error in errors {

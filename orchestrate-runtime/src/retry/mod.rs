@@ -16,7 +16,7 @@
 //!
 //! On top of that the service's [`RetryBudget`](crate::RetryBudget) caps retries at a share of its
 //! calls over a sliding window, so that retries cannot multiply the load on a service that is
-//! already failing ([`Budget`]).
+//! already failing.
 //!
 //! Hand-written, about sixty lines: `reqwest-retry` retries `POST` and knows no deadline, and
 //! `backon`'s loop owns the attempt future and decides alone, whereas here the step between two
