@@ -29,6 +29,7 @@ pub mod endpoint;
 pub mod error;
 pub mod executor;
 pub mod health;
+pub mod ops;
 pub mod outcome;
 pub mod retry;
 pub mod router;
