@@ -613,3 +613,32 @@ fn the_environment_names_the_config_file_and_overrides_its_urls() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Connection pool: HTTP/2 where the service speaks it (real HTTP on loopback)
+
+#[tokio::test]
+async fn a_service_declared_http2_is_spoken_to_in_h2c_and_the_others_in_http1() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/version", axum::routing::get(|version: http::Version| async move { format!("\"{version:?}\"") }));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    const SERVICES: &[ServiceSpec] = &[
+        ServiceSpec::new("pricing", "http://127.0.0.1:9").with_http2(true),
+        ServiceSpec::new("tax", "http://127.0.0.1:9"),
+    ];
+    let runtime =
+        Runtime::builder(SERVICES).read_env(false).base_url("pricing", &url).base_url("tax", &url).build().unwrap();
+    for (service, version) in [("pricing", "HTTP/2.0"), ("tax", "HTTP/1.1")] {
+        let client = runtime.service(service).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let request = Outgoing::new(http::Method::GET, "/version".into());
+        let sent = client
+            .send(&policy(Duration::from_secs(2), RetryPolicy::NONE), &RequestContext::default(), deadline, request)
+            .await;
+        let response = sent.result.unwrap();
+        assert_eq!(response.body(), format!("\"{version}\"").as_bytes(), "{service}");
+    }
+    server.abort();
+}
