@@ -171,12 +171,12 @@ fn parse_policies(input: ParseStream<'_>, decl: &mut ServiceDecl, errors: &mut E
         };
         let first = seen.first(&key, errors);
         let result = match key.to_string().as_str() {
-            "retry" => parse_retry(input, errors).map(|r| {
+            "retry" => parse_retry(input, &key, errors).map(|r| {
                 if first {
                     decl.retry = Some(r);
                 }
             }),
-            "breaker" => parse_breaker(input, errors).map(|b| {
+            "breaker" => parse_breaker(input, &key, errors).map(|b| {
                 if first {
                     decl.breaker = Some(b);
                 }
@@ -187,7 +187,7 @@ fn parse_policies(input: ParseStream<'_>, decl: &mut ServiceDecl, errors: &mut E
                     .map(|n| decl.max_body = Some(n))
                     .map_err(|e| syn::Error::new(kw::sub_span(&lit, &e.at), format!("invalid `max_body`: {e}")))
             }),
-            "retry_budget" => parse_budget(input, errors).map(|b| decl.retry_budget = Some(b)),
+            "retry_budget" => parse_budget(input, &key, errors).map(|b| decl.retry_budget = Some(b)),
             "forward_headers" => parse_headers(input, errors).map(|h| decl.forward_headers = h),
             "http2" => kw::eq_token(input, &key).and_then(|()| {
                 let lit: syn::LitBool = input
@@ -227,21 +227,49 @@ fn positive(input: ParseStream<'_>, key: &Ident) -> syn::Result<u32> {
     Ok(value)
 }
 
-/// Parses `(k = v, ..)` with the given keys; returns the values by key.
-fn parse_group(
-    input: ParseStream<'_>,
-    what: &'static str,
-    keys: &[&str],
-    errors: &mut Errors,
-) -> syn::Result<Vec<(Ident, ParsedValue)>> {
+/// The keys of one `(k = v, ..)` policy group.
+struct Group {
+    values: Vec<(Ident, ParsedValue)>,
+    /// Keys that unknown keys most likely meant (`probe` → `probes`): already reported, so not
+    /// reported missing again.
+    meant: Vec<String>,
+}
+
+impl Group {
+    fn has(&self, key: &str) -> bool {
+        self.values.iter().any(|(k, _)| k == key) || self.meant.iter().any(|k| k == key)
+    }
+
+    fn get(&self, key: &str) -> Option<&(Ident, ParsedValue)> {
+        self.values.iter().find(|(k, _)| k == key)
+    }
+
+    /// The span of `key`'s value.
+    fn value_span(&self, key: &str) -> Option<Span> {
+        self.get(key).map(|(_, v)| v.span())
+    }
+
+    /// One error at the policy's name listing every key it lacks.
+    fn require(&self, policy: &Ident, keys: &[&str], example: &str, errors: &mut Errors) {
+        let missing: Vec<String> = keys.iter().filter(|k| !self.has(k)).map(|k| format!("`{k}`")).collect();
+        if let Some((last, rest)) = missing.split_last() {
+            let list = if rest.is_empty() { last.clone() } else { format!("{} and {last}", rest.join(", ")) };
+            errors.at(policy.span(), format!("`{policy}` needs {list}, e.g. `{example}`"));
+        }
+    }
+}
+
+/// Parses `(k = v, ..)` with the given keys.
+fn parse_group(input: ParseStream<'_>, what: &'static str, keys: &[&str], errors: &mut Errors) -> syn::Result<Group> {
     let content;
     parenthesized!(content in input);
     let mut seen = Seen::new(what);
-    let mut out = Vec::new();
+    let mut group = Group { values: Vec::new(), meant: Vec::new() };
     while !content.is_empty() {
         let key: Ident = content.parse()?;
         if !keys.contains(&key.to_string().as_str()) {
             kw::unknown(&key, what, keys, errors);
+            group.meant.extend(crate::suggest::closest(&key.to_string(), keys.iter().copied()).map(str::to_owned));
             kw::skip_to_comma(&content);
         } else if seen.first(&key, errors) {
             kw::eq_token(&content, &key)?;
@@ -251,24 +279,36 @@ fn parse_group(
                 ParsedValue::Int(content.parse()?)
             } else if content.peek(syn::token::Bracket) {
                 let list;
-                bracketed!(list in content);
-                ParsedValue::List(list.parse_terminated(syn::Lit::parse_or_ident, Token![,])?.into_iter().collect())
+                let bracket = bracketed!(list in content);
+                let items = list.parse_terminated(syn::Lit::parse_or_ident, Token![,])?.into_iter().collect();
+                ParsedValue::List(items, bracket.span.join())
             } else {
                 return Err(content.error(format!("`{key}` needs a value")));
             };
-            out.push((key, value));
+            group.values.push((key, value));
         } else {
             kw::skip_to_comma(&content);
         }
         kw::comma_or_end(&content)?;
     }
-    Ok(out)
+    Ok(group)
 }
 
 enum ParsedValue {
     Str(LitStr),
     Int(LitInt),
-    List(Vec<LitOrIdent>),
+    /// The items and the span of the brackets.
+    List(Vec<LitOrIdent>, Span),
+}
+
+impl ParsedValue {
+    fn span(&self) -> Span {
+        match self {
+            Self::Str(lit) => lit.span(),
+            Self::Int(lit) => lit.span(),
+            Self::List(_, span) => *span,
+        }
+    }
 }
 
 struct LitOrIdent {
@@ -295,12 +335,8 @@ impl ParseOrIdent for syn::Lit {
     }
 }
 
-fn group_missing(span: Span, what: &str, key: &str, example: &str, errors: &mut Errors) {
-    errors.at(span, format!("`{what}` needs `{key}`, e.g. `{example}`"));
-}
-
-fn get_int(values: &[(Ident, ParsedValue)], key: &str, min: u32, errors: &mut Errors) -> Option<u32> {
-    let (ident, value) = values.iter().find(|(k, _)| k == key)?;
+fn get_int(group: &Group, key: &str, min: u32, errors: &mut Errors) -> Option<u32> {
+    let (_, value) = group.get(key)?;
     match value {
         ParsedValue::Int(lit) => match lit.base10_parse::<u32>() {
             Ok(n) if n >= min => Some(n),
@@ -313,51 +349,44 @@ fn get_int(values: &[(Ident, ParsedValue)], key: &str, min: u32, errors: &mut Er
                 None
             }
         },
-        _ => {
-            errors.at(ident.span(), format!("`{key}` takes a whole number, e.g. `{key} = 3`"));
+        other => {
+            errors.at(other.span(), format!("`{key}` takes a whole number, e.g. `{key} = 3`"));
             None
         }
     }
 }
 
-fn get_duration(values: &[(Ident, ParsedValue)], key: &str, errors: &mut Errors) -> Option<Duration> {
-    let (ident, value) = values.iter().find(|(k, _)| k == key)?;
+fn get_duration(group: &Group, key: &str, errors: &mut Errors) -> Option<Duration> {
+    let (_, value) = group.get(key)?;
     match value {
         ParsedValue::Str(lit) => errors.ok(kw::duration(lit, key)),
-        _ => {
-            errors.at(ident.span(), format!("`{key}` takes a duration string, e.g. `{key} = \"100ms\"`"));
+        other => {
+            errors.at(other.span(), format!("`{key}` takes a duration string, e.g. `{key} = \"100ms\"`"));
             None
         }
     }
 }
 
-fn parse_retry(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Retry> {
-    let span = input.span();
-    let values = parse_group(input, "retry", &["attempts", "backoff", "max_backoff", "on"], errors)?;
-    let attempts = get_int(&values, "attempts", 1, errors);
-    let backoff = get_duration(&values, "backoff", errors);
-    let max_backoff = get_duration(&values, "max_backoff", errors);
-    let has = |k: &str| values.iter().any(|(key, _)| key == k);
-    if !has("attempts") {
-        group_missing(span, "retry", "attempts", "retry(attempts = 3, backoff = \"100ms\")", errors);
-    }
-    if !has("backoff") {
-        group_missing(span, "retry", "backoff", "retry(attempts = 3, backoff = \"100ms\")", errors);
-    }
+fn parse_retry(input: ParseStream<'_>, policy: &Ident, errors: &mut Errors) -> syn::Result<Retry> {
+    let group = parse_group(input, "retry", &["attempts", "backoff", "max_backoff", "on"], errors)?;
+    let attempts = get_int(&group, "attempts", 1, errors);
+    let backoff = get_duration(&group, "backoff", errors);
+    let max_backoff = get_duration(&group, "max_backoff", errors);
+    group.require(policy, &["attempts", "backoff"], "retry(attempts = 3, backoff = \"100ms\")", errors);
     if let (Some(b), Some(m)) = (backoff, max_backoff)
         && m < b
-        && let Some((ident, _)) = values.iter().find(|(k, _)| k == "max_backoff")
+        && let Some(span) = group.value_span("max_backoff")
     {
-        errors.at(ident.span(), "`max_backoff` is smaller than `backoff`; raise it or remove it");
+        errors.at(span, "`max_backoff` is smaller than `backoff`; raise it or remove it");
     }
     if let Some(a) = attempts
         && a > 10
-        && let Some((ident, _)) = values.iter().find(|(k, _)| k == "attempts")
+        && let Some(span) = group.value_span("attempts")
     {
-        errors.at(ident.span(), "more than 10 attempts multiplies load on a failing service; use at most 10");
+        errors.at(span, "more than 10 attempts multiplies load on a failing service; use at most 10");
     }
-    let on = values.iter().find(|(k, _)| k == "on").and_then(|(ident, value)| match value {
-        ParsedValue::List(items) => {
+    let on = group.get("on").and_then(|(_, value)| match value {
+        ParsedValue::List(items, _) => {
             let mut on = RetryOn::default();
             for item in items {
                 match item.text.as_str() {
@@ -370,47 +399,41 @@ fn parse_retry(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Retry
             }
             Some(on)
         }
-        _ => {
-            errors.at(ident.span(), "`on` takes a list, e.g. `on = [5xx, timeout, connect]`");
+        other => {
+            errors.at(other.span(), "`on` takes a list, e.g. `on = [5xx, timeout, connect]`");
             None
         }
     });
     Ok(Retry { attempts: attempts.unwrap_or(1), backoff: backoff.unwrap_or_default(), max_backoff, on })
 }
 
-fn parse_breaker(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Breaker> {
-    let span = input.span();
-    let values = parse_group(input, "breaker", &["failures", "within", "open_for", "probes"], errors)?;
+fn parse_breaker(input: ParseStream<'_>, policy: &Ident, errors: &mut Errors) -> syn::Result<Breaker> {
+    const KEYS: &[&str] = &["failures", "within", "open_for", "probes"];
     const EXAMPLE: &str = "breaker(failures = 5, within = \"60s\", open_for = \"30s\", probes = 3)";
-    for key in ["failures", "within", "open_for", "probes"] {
-        if !values.iter().any(|(k, _)| k == key) {
-            group_missing(span, "breaker", key, EXAMPLE, errors);
-        }
-    }
+    let group = parse_group(input, "breaker", KEYS, errors)?;
+    group.require(policy, KEYS, EXAMPLE, errors);
     Ok(Breaker {
-        failures: get_int(&values, "failures", 1, errors).unwrap_or(1),
-        within: get_duration(&values, "within", errors).unwrap_or_default(),
-        open_for: get_duration(&values, "open_for", errors).unwrap_or_default(),
-        probes: get_int(&values, "probes", 1, errors).unwrap_or(1),
+        failures: get_int(&group, "failures", 1, errors).unwrap_or(1),
+        within: get_duration(&group, "within", errors).unwrap_or_default(),
+        open_for: get_duration(&group, "open_for", errors).unwrap_or_default(),
+        probes: get_int(&group, "probes", 1, errors).unwrap_or(1),
     })
 }
 
-fn parse_budget(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Budget> {
-    let span = input.span();
-    let values = parse_group(input, "retry_budget", &["percent", "within", "min_retries"], errors)?;
-    let percent = get_int(&values, "percent", 0, errors);
+fn parse_budget(input: ParseStream<'_>, policy: &Ident, errors: &mut Errors) -> syn::Result<Budget> {
+    let group = parse_group(input, "retry_budget", &["percent", "within", "min_retries"], errors)?;
+    let percent = get_int(&group, "percent", 0, errors);
     if let Some(p) = percent
         && p > 100
+        && let Some(span) = group.value_span("percent")
     {
         errors.at(span, "`percent` is a share of calls, at most 100");
     }
-    if percent.is_none() {
-        group_missing(span, "retry_budget", "percent", "retry_budget(percent = 20, within = \"10s\")", errors);
-    }
+    group.require(policy, &["percent"], "retry_budget(percent = 20, within = \"10s\")", errors);
     Ok(Budget {
         percent: percent.unwrap_or(20),
-        within: get_duration(&values, "within", errors).unwrap_or(Duration::from_secs(10)),
-        min_retries: get_int(&values, "min_retries", 0, errors).unwrap_or(10),
+        within: get_duration(&group, "within", errors).unwrap_or(Duration::from_secs(10)),
+        min_retries: get_int(&group, "min_retries", 0, errors).unwrap_or(10),
     })
 }
 
@@ -580,6 +603,19 @@ mod tests {
         assert!(text.contains("`max_in_flight` must be at least 1"), "{text}");
         assert!(text.contains("`http2` takes `true` or `false`"), "{text}");
         assert!(text.contains("declared twice"), "{text}");
+    }
+
+    #[test]
+    fn a_policy_lacking_keys_gets_one_error_and_a_misspelled_or_malformed_key_is_not_lacking() {
+        let errors = errors_of(quote! {
+            a: "http://a" { breaker(failures = 3, within = "30s", open_for = "60s", probe = 2) },
+            b: "http://b" { breaker(failures = 3) },
+            c: "http://c" { retry_budget(percent = "x") },
+        });
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(errors[0].contains("did you mean `probes`"), "{errors:#?}");
+        assert!(errors[1].contains("`breaker` needs `within`, `open_for` and `probes`"), "{errors:#?}");
+        assert!(errors[2].contains("`percent` takes a whole number"), "{errors:#?}");
     }
 
     #[test]

@@ -4,11 +4,10 @@
 
 use super::model::*;
 use crate::ctxt::Errors;
-use crate::suggest::did_you_mean;
+use crate::suggest::{closest, did_you_mean};
 use orchestrate_core::budget::{Cost, MAX_NODES, over_budget};
 use orchestrate_core::template::parse_route;
 use proc_macro2::{Ident, Span};
-use quote::ToTokens;
 
 /// A checked endpoint, ready to expand.
 pub(crate) struct Plan {
@@ -261,7 +260,9 @@ fn report_cycle(endpoint: &Endpoint, uses: &Uses, cycle: &[usize], errors: &mut 
         let span = uses[from].iter().find(|(d, _)| *d == to).map_or(endpoint.fields[from].ident.span(), |(_, s)| *s);
         let message = if k == 0 {
             format!(
-                "dependency cycle `{chain}` (each uses the next); no call in it could ever start: remove one of these uses"
+                "dependency cycle `{chain}` (each uses the next), so none of them could ever start: `{}` uses `{}` here; remove this use or another one of the cycle",
+                name(from),
+                name(to)
             )
         } else {
             format!("`{}` uses `{}` here, part of the cycle `{chain}`", name(from), name(to))
@@ -275,7 +276,8 @@ fn check_inputs(endpoint: &Endpoint, errors: &mut Errors) {
     let params = match parse_route(&route) {
         Ok(params) => params,
         Err(e) => {
-            errors.at(crate::kw::sub_span(&endpoint.route, &e.at), format!("invalid route: {e}"));
+            // The grammar's messages name the route and say the fix.
+            errors.at(crate::kw::sub_span(&endpoint.route, &e.at), e.to_string());
             return;
         }
     };
@@ -292,7 +294,14 @@ fn check_inputs(endpoint: &Endpoint, errors: &mut Errors) {
                         params.iter().map(|p| format!("`{{{}}}`", p.name)).collect::<Vec<_>>().join(", ")
                     )
                 };
-                errors.at(input.span, format!("`{name}` is not a parameter of the route \"{route}\" ({listed}); add `{{{name}}}` to the route or read the value from elsewhere"));
+                let fix = match closest(name, params.iter().map(|p| p.name.as_str())) {
+                    Some(near) => format!("did you mean `{near}`? read it with `#[input(path = \"{near}\")]`"),
+                    None => format!(
+                        "add `{{{name}}}` to the route, or read the value another way, e.g. `#[input(query = \"{name}\")]`"
+                    ),
+                };
+                errors
+                    .at(input.span, format!("`{name}` is not a parameter of the route \"{route}\" ({listed}); {fix}"));
             }
             InputSource::Body => {
                 if let Some(first) = body {
@@ -353,17 +362,19 @@ fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
         if let Some(fallback) = &call.fallback {
             errors.at(fallback.key.span(), format!("`{name}` is required, so a failure fails the endpoint and a fallback is never used; remove `fallback` or `required`"));
         }
-        if optional_shape && !conditional {
-            errors.at(required.span(), format!("`{name}` is `required` but typed `Option<..>`; a required call always has a value: drop the `Option` or remove `required`"));
+        if let Shape::Option(inner) = shape(&field.ty)
+            && !conditional
+        {
+            errors.at(required.span(), format!("`{name}` is `required` but typed `Option<{}>`; a required call always has a value: type it `{}` or remove `required`", type_text(inner), type_text(inner)));
         }
     } else if !optional_shape && call.fallback.is_none() && policy_known {
         errors.spanned(
             &field.ty,
-            format!("`{name}` is optional (no `required`), so it needs a value when it fails: type it `Option<{}>`, add `fallback = ..`, or mark it `required`", field.ty.to_token_stream()),
+            format!("`{name}` is optional (no `required`), so it needs a value when it fails: type it `Option<{}>`, add `fallback = ..`, or mark it `required`", type_text(&field.ty)),
         );
     }
     if conditional && !optional_shape && call.fallback.is_none() && call.required.is_some() {
-        errors.spanned(&field.ty, format!("`{name}` is conditional (`when`), so it has no value when the condition is false: type it `Option<{}>`", field.ty.to_token_stream()));
+        errors.spanned(&field.ty, format!("`{name}` is conditional (`when`), so it has no value when the condition is false: type it `Option<{}>`", type_text(&field.ty)));
     }
     if let Some((_, span)) = call.concurrency
         && call.for_each.is_none()
@@ -378,7 +389,10 @@ fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
         if generic_arg(inner, "Vec").is_none() {
             errors.spanned(
                 &field.ty,
-                format!("`{name}` fans out with `for_each`, so it collects one answer per item: type it `Vec<..>`"),
+                format!(
+                    "`{name}` fans out with `for_each`, so it collects one answer per item: type it `Vec<{}>`",
+                    type_text(inner)
+                ),
             );
         }
         if matches!(target, CallTarget::With { .. }) {
@@ -395,10 +409,7 @@ fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
             {
                 errors.at(
                     body.key.span(),
-                    format!(
-                        "a GET carries no body; send `{}` with `query = ..` or use `post`",
-                        body.expr.to_token_stream()
-                    ),
+                    format!("`{name}` is a GET, which carries no body; send the value with `query = ..` or in the path, or make the call a `post`"),
                 );
             }
             if let Some(flag) = &call.idempotent {

@@ -144,10 +144,6 @@ fn millis(d: std::time::Duration) -> TokenStream {
     quote!(::core::time::Duration::from_millis(#ms))
 }
 
-fn type_text(ty: &Type) -> String {
-    ty.to_token_stream().to_string().replace(" < ", "<").replace(" >", ">").replace("< ", "<").replace(" ,", ",")
-}
-
 fn expr_text(tokens: &impl ToTokens) -> String {
     tokens.to_token_stream().to_string()
 }

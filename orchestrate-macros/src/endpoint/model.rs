@@ -2,6 +2,7 @@
 //! tokens beside them so checks can point at the user's code.
 
 use proc_macro2::Span;
+use quote::ToTokens;
 use std::time::Duration;
 use syn::{Expr, ExprCall, Ident, LitStr, Pat, Type};
 
@@ -162,6 +163,7 @@ pub(crate) struct Call {
     pub(crate) after: Vec<Ident>,
     pub(crate) retry: Option<CallRetry>,
     pub(crate) for_each: Option<ForEach>,
+    /// The fan-out bound, with the `concurrency` key.
     pub(crate) concurrency: Option<(u32, Span)>,
     /// Every field name the call's expressions read (dependencies to resolve).
     pub(crate) uses: Vec<Ident>,
@@ -190,6 +192,12 @@ impl Call {
                 None => false,
             }
     }
+}
+
+/// A type as the user would write it (`Vec<Product>`, not `Vec < Product >`), for messages and
+/// the endpoint's spec.
+pub(crate) fn type_text(ty: &Type) -> String {
+    ty.to_token_stream().to_string().replace(" < ", "<").replace(" >", ">").replace("< ", "<").replace(" ,", ",")
 }
 
 /// The shape of a field's type, as far as the macro can tell from its tokens.

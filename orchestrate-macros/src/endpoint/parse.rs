@@ -365,7 +365,7 @@ fn parse_call_key(
             kw::eq_token(input, key)?;
             let lit: LitInt = input.parse()?;
             match lit.base10_parse::<u32>() {
-                Ok(n) if n >= 1 => call.concurrency = Some((n, lit.span())),
+                Ok(n) if n >= 1 => call.concurrency = Some((n, key.span())),
                 _ => errors.at(lit.span(), "`concurrency` must be a whole number of at least 1"),
             }
         }
@@ -438,7 +438,8 @@ fn parse_template(lit: &LitStr, errors: &mut Errors) -> Vec<TemplatePart> {
     let parts = match parse_call_template(&text) {
         Ok(parts) => parts,
         Err(e) => {
-            errors.at(kw::sub_span(lit, &e.at), format!("invalid path template: {e}"));
+            // The grammar's messages name the template and say the fix.
+            errors.at(kw::sub_span(lit, &e.at), e.to_string());
             return Vec::new();
         }
     };
