@@ -126,8 +126,11 @@ fn parse_services(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Ve
         if let Some(first) = services.iter().find(|s| s.name == decl.name) {
             errors.at(decl.name.span(), format!("service `{}` is declared twice; keep one declaration", decl.name));
             errors.at(first.name.span(), format!("first `{}` is here", decl.name));
+        } else {
+            // Only the first declaration is generated: a second `struct cart` would add rustc's
+            // "defined multiple times" and "conflicting implementations" errors to ours.
+            services.push(decl);
         }
-        services.push(decl);
         if !input.is_empty() {
             input.parse::<Token![,]>().map_err(|e| syn::Error::new(e.span(), "expected `,` between services"))?;
         }
@@ -603,6 +606,17 @@ mod tests {
         assert!(text.contains("`max_in_flight` must be at least 1"), "{text}");
         assert!(text.contains("`http2` takes `true` or `false`"), "{text}");
         assert!(text.contains("declared twice"), "{text}");
+    }
+
+    #[test]
+    fn a_service_declared_twice_is_generated_once() {
+        let mut errors = Errors::new();
+        let services = (|s: ParseStream<'_>| parse_services(s, &mut errors))
+            .parse2(quote!(cart: "http://a", pricing: "http://b", cart: "http://c"))
+            .unwrap();
+        assert_eq!(services.iter().map(|s| s.name.to_string()).collect::<Vec<_>>(), ["cart", "pricing"]);
+        assert_eq!(services[0].url.value(), "http://a");
+        assert_eq!(errors.finish().unwrap_err().into_iter().count(), 2);
     }
 
     #[test]

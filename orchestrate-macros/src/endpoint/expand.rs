@@ -398,7 +398,13 @@ fn shaping(field: &Field, call: &Call) -> Shaping {
         (Shape::Option(inner), false, None) => {
             Shaping { produced: inner.to_token_stream(), wrap: quote!(.optional()), skipped: none }
         }
-        (Shape::Option(inner), false, Some(fb)) => {
+        (Shape::Option(inner), false, Some(_)) => {
+            // The conversion of a plain `T` into the field's `Option<T>` is spanned at the user's
+            // expression, so a fallback of the wrong type is an error there.
+            let fb = call.fallback.as_ref().map(|k| {
+                let expr = &k.expr;
+                quote_spanned!(expr_span(expr)=> || ::orchestrate::__private::IntoFallback::<#ty>::into_fallback(#expr))
+            });
             Shaping { produced: inner.to_token_stream(), wrap: quote!(.optional_or(#fb)), skipped: none }
         }
         (Shape::Plain, false, Some(fb)) => {
@@ -426,6 +432,9 @@ fn call_body(field: &Field, call: &Call, pos: usize) -> TokenStream {
                             Some(element) => element.to_token_stream(),
                             None => quote!(_),
                         };
+                    let span = element.clone().into_iter().next().map_or_else(Span::call_site, |t| t.span());
+                    let fetch =
+                        quote_spanned!(span=> __exec.fan_out::<#element, _>(#pos, #concurrency, __requests).await);
                     // The requests are built before the first await: a lazy `map` over the
                     // collection would keep a closure over borrowed items alive across it, and
                     // rustc cannot prove such a future `Send` ("`FnOnce` is not general enough").
@@ -434,13 +443,19 @@ fn call_body(field: &Field, call: &Call, pos: usize) -> TokenStream {
                             ::core::iter::Iterator::collect(
                                 ::core::iter::Iterator::map(::core::iter::IntoIterator::into_iter(#collection), |#pat| #outgoing),
                             );
-                        __exec.fan_out::<#element, _>(#pos, #concurrency, __requests).await
+                        #fetch
                     }}
                 }
-                None => quote!({
-                    let __outgoing = #outgoing;
-                    __exec.fetch::<#produced>(#pos, __outgoing).await
-                }),
+                None => {
+                    // Spanned at the field's type: a type that cannot be decoded from JSON is
+                    // an error there.
+                    let span = produced.clone().into_iter().next().map_or_else(Span::call_site, |t| t.span());
+                    let fetch = quote_spanned!(span=> __exec.fetch::<#produced>(#pos, __outgoing).await);
+                    quote!({
+                        let __outgoing = #outgoing;
+                        #fetch
+                    })
+                }
             }
         }
         Some(CallTarget::With { call: with, .. }) => {
