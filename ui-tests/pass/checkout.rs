@@ -94,6 +94,7 @@ pub struct Tax {
     pub rate: f64,
 }
 
+#[orchestrate::api]
 pub mod checkout {
     use super::*;
 

@@ -1,0 +1,27 @@
+//! An `#[input(path)]` field whose name is no parameter of the route.
+
+use orchestrate::prelude::*;
+
+orchestrate::services! {
+    cart: "http://cart.internal:8080",
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Cart {
+    pub id: String,
+}
+
+#[endpoint(GET "/carts/{cart_id}", timeout = "1s")]
+#[derive(Serialize)]
+pub struct Show {
+    #[input(path)]
+    pub cart_id: String,
+
+    #[input(path)]
+    pub user_id: String,
+
+    #[call(service = "cart", timeout = "200ms", required, get = "/carts/{cart_id}?user={user_id}")]
+    pub cart: Cart,
+}
+
+fn main() {}

@@ -1,0 +1,24 @@
+//! A route parameter `{user_id}` that no `#[input(path)]` field receives.
+
+use orchestrate::prelude::*;
+
+orchestrate::services! {
+    cart: "http://cart.internal:8080",
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Cart {
+    pub id: String,
+}
+
+#[endpoint(GET "/users/{user_id}/carts/{cart_id}", timeout = "1s")]
+#[derive(Serialize)]
+pub struct Show {
+    #[input(path)]
+    pub cart_id: String,
+
+    #[call(service = "cart", timeout = "200ms", required, get = "/carts/{cart_id}")]
+    pub cart: Cart,
+}
+
+fn main() {}

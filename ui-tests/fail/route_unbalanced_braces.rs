@@ -1,0 +1,31 @@
+//! Endpoint routes with an unclosed `{` and with a `}` that closes nothing.
+
+use orchestrate::prelude::*;
+
+orchestrate::services! {
+    cart: "http://cart.internal:8080",
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Cart {
+    pub id: String,
+}
+
+#[endpoint(GET "/carts/{cart_id", timeout = "1s")]
+#[derive(Serialize)]
+pub struct Open {
+    #[input(path)]
+    pub cart_id: String,
+
+    #[call(service = "cart", timeout = "200ms", required, get = "/carts/{cart_id}")]
+    pub cart: Cart,
+}
+
+#[endpoint(GET "/carts/cart_id}", timeout = "1s")]
+#[derive(Serialize)]
+pub struct Close {
+    #[call(service = "cart", timeout = "200ms", required, get = "/carts/1")]
+    pub cart: Cart,
+}
+
+fn main() {}

@@ -1,0 +1,25 @@
+//! `service = "carts"` names no service of `services!`: rustc reports it at the literal and
+//! suggests the declared `cart`.
+
+use orchestrate::prelude::*;
+
+orchestrate::services! {
+    cart: "http://cart.internal:8080",
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Cart {
+    pub id: String,
+}
+
+#[endpoint(GET "/carts/{cart_id}", timeout = "1s")]
+#[derive(Serialize)]
+pub struct Show {
+    #[input(path)]
+    pub cart_id: String,
+
+    #[call(service = "carts", timeout = "200ms", required, get = "/carts/{cart_id}")]
+    pub cart: Cart,
+}
+
+fn main() {}
