@@ -38,3 +38,99 @@ pub(crate) fn expand_struct(args: TokenStream, item: &mut ItemStruct) -> TokenSt
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The macros never panic on user input: every variation of valid input with one token
+    //! removed, doubled or replaced (at every depth) expands to code or to compile errors.
+
+    use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenTree};
+    use quote::quote;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use super::*;
+
+    /// Tokens that stress the parsers when put anywhere.
+    fn replacements() -> Vec<TokenTree> {
+        let mut out: Vec<TokenTree> = [
+            "", "{", "}", "{}", "/{", "/a/{}", "/{a", "0ms", "200 ms", "99999999999999999999h", "é", "r#x", "_", "fn",
+            "{a}{b}", "/{*rest}/x", "http://", "-1",
+        ]
+        .into_iter()
+        .map(|s| TokenTree::Literal(Literal::string(s)))
+        .collect();
+        out.push(TokenTree::Literal(Literal::u64_unsuffixed(0)));
+        out.push(TokenTree::Literal(Literal::u64_unsuffixed(u64::MAX)));
+        out.push(TokenTree::Ident(Ident::new("required", Span::call_site())));
+        out.push(TokenTree::Ident(Ident::new("Option", Span::call_site())));
+        out.push(TokenTree::Punct(Punct::new(',', Spacing::Alone)));
+        out.push(TokenTree::Punct(Punct::new('=', Spacing::Alone)));
+        out.push(TokenTree::Group(Group::new(Delimiter::Parenthesis, TokenStream::new())));
+        out
+    }
+
+    /// Every variation of `stream` with one token (at any depth) removed, doubled or replaced.
+    fn mutations(stream: &TokenStream, replacements: &[TokenTree]) -> Vec<TokenStream> {
+        let tokens: Vec<TokenTree> = stream.clone().into_iter().collect();
+        let with = |i: usize, middle: Vec<TokenTree>| -> TokenStream {
+            tokens[..i].iter().cloned().chain(middle).chain(tokens[i + 1..].iter().cloned()).collect()
+        };
+        let mut out = Vec::new();
+        for (i, token) in tokens.iter().enumerate() {
+            out.push(with(i, vec![]));
+            out.push(with(i, vec![token.clone(), token.clone()]));
+            out.extend(replacements.iter().map(|r| with(i, vec![r.clone()])));
+            if let TokenTree::Group(group) = token {
+                for inner in mutations(&group.stream(), replacements) {
+                    out.push(with(i, vec![TokenTree::Group(Group::new(group.delimiter(), inner))]));
+                }
+            }
+        }
+        out
+    }
+
+    fn never_panics(what: &str, input: &TokenStream, run: impl Fn(TokenStream)) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| run(input.clone())));
+        assert!(outcome.is_ok(), "{what} panicked on: {input}");
+    }
+
+    #[test]
+    fn an_endpoint_never_panics_on_mangled_input() {
+        let args = quote!(POST "/orders/{id}", timeout = "2s");
+        let item = quote! {
+            struct Order {
+                #[input(path)] id: String,
+                #[input(body)] req: Req,
+                #[call(service = "cart", timeout = "200ms", required, get = "/carts/{req.cart_id}?q={id}", retry(attempts = 2, backoff = "50ms"))]
+                cart: Cart,
+                #[call(service = "catalog", timeout = "100ms", get = "/p/{item.sku}", for_each = item in &cart.items, concurrency = 4, fallback = Vec::new())]
+                products: Vec<Product>,
+                #[call(service = "pay", timeout = "300ms", post = "/charges", body = Charge::of(&cart), idempotency_key = id.clone(), after = [products], when = cart.total > 0)]
+                receipt: Option<Receipt>,
+                #[call(service = "loyalty", timeout = "100ms", required, idempotent, with = tier(&cart))]
+                tier: Tier,
+                #[compute({ let n = cart.items.len(); format!("{n} {}", tier.name) })]
+                label: String,
+            }
+        };
+        let replacements = replacements();
+        let expand = |args: TokenStream, item: TokenStream| drop(super::expand(args, item));
+        for variant in mutations(&args, &replacements) {
+            never_panics("#[endpoint] arguments", &variant, |v| expand(v, item.clone()));
+        }
+        for variant in mutations(&item, &replacements) {
+            never_panics("#[endpoint] struct", &variant, |v| expand(args.clone(), v));
+        }
+    }
+
+    #[test]
+    fn services_never_panics_on_mangled_input() {
+        let input = quote! {
+            cart: "http://cart.internal:8080" { retry(attempts = 3, backoff = "100ms", max_backoff = "1s", on = [5xx, timeout]), breaker(failures = 5, within = "60s", open_for = "30s", probes = 3), max_in_flight = 48 },
+            pricing: "http://pricing.internal:8080" { max_body = "8MiB", retry_budget(percent = 20, within = "10s"), forward_headers = ["x-tenant"] },
+        };
+        for variant in mutations(&input, &replacements()) {
+            never_panics("services!", &variant, |v| drop(crate::services::expand(v)));
+        }
+    }
+}
