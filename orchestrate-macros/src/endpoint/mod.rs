@@ -53,8 +53,24 @@ mod tests {
     /// Tokens that stress the parsers when put anywhere.
     fn replacements() -> Vec<TokenTree> {
         let mut out: Vec<TokenTree> = [
-            "", "{", "}", "{}", "/{", "/a/{}", "/{a", "0ms", "200 ms", "99999999999999999999h", "é", "r#x", "_", "fn",
-            "{a}{b}", "/{*rest}/x", "http://", "-1",
+            "",
+            "{",
+            "}",
+            "{}",
+            "/{",
+            "/a/{}",
+            "/{a",
+            "0ms",
+            "200 ms",
+            "99999999999999999999h",
+            "é",
+            "r#x",
+            "_",
+            "fn",
+            "{a}{b}",
+            "/{*rest}/x",
+            "http://",
+            "-1",
         ]
         .into_iter()
         .map(|s| TokenTree::Literal(Literal::string(s)))
