@@ -30,8 +30,20 @@ async fn start(scale: f64) -> Bff {
 }
 
 impl Bff {
-    async fn post(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, http::HeaderMap, Value) {
-        let response = self.http.post(format!("{}{path}", self.url)).header("content-type", content_type).body(body).send().await.unwrap();
+    async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, http::HeaderMap, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.json().await.unwrap_or(Value::Null);
@@ -59,7 +71,10 @@ async fn checkout_answers_the_contract_exactly() {
     // Each service was called once, with the contract's request bodies.
     assert_eq!(bff.mocks.get("cart").seen()[0].path, "/carts/c1");
     let pricing: Value = serde_json::from_slice(&bff.mocks.get("pricing").seen()[0].body).unwrap();
-    assert_eq!(pricing, json!({"items": [{"sku": "sku-1", "qty": 1, "price": 4999}, {"sku": "sku-2", "qty": 2, "price": 4999}]}));
+    assert_eq!(
+        pricing,
+        json!({"items": [{"sku": "sku-1", "qty": 1, "price": 4999}, {"sku": "sku-2", "qty": 2, "price": 4999}]})
+    );
     let tax: Value = serde_json::from_slice(&bff.mocks.get("tax").seen()[0].body).unwrap();
     assert_eq!(tax, json!({"subtotal": 14997}));
     for mock in bff.mocks.all() {
@@ -86,11 +101,43 @@ async fn bad_input_is_rejected_before_any_downstream_call() {
     let bff = start(0.1).await;
     let big = format!("{{\"cartId\":\"{}\",\"userId\":\"u1\"}}", "x".repeat(2 * 1024 * 1024));
     let cases: Vec<(&str, &str, &str, String, u16, &str, Option<&str>)> = vec![
-        ("missing field", "POST", "application/json", json!({"cartId": "c1"}).to_string(), 422, "INVALID_BODY", Some("userId")),
-        ("wrong type", "POST", "application/json", json!({"cartId": 7, "userId": "u1"}).to_string(), 422, "INVALID_BODY", Some("cartId")),
+        (
+            "missing field",
+            "POST",
+            "application/json",
+            json!({"cartId": "c1"}).to_string(),
+            422,
+            "INVALID_BODY",
+            Some("userId"),
+        ),
+        (
+            "wrong type",
+            "POST",
+            "application/json",
+            json!({"cartId": 7, "userId": "u1"}).to_string(),
+            422,
+            "INVALID_BODY",
+            Some("cartId"),
+        ),
         ("not JSON", "POST", "application/json", "{\"cartId\": \"c1\",".to_owned(), 400, "MALFORMED_JSON", None),
-        ("wrong content type", "POST", "text/plain", json!({"cartId": "c1", "userId": "u1"}).to_string(), 415, "UNSUPPORTED_MEDIA_TYPE", None),
-        ("no content type", "POST", "", json!({"cartId": "c1", "userId": "u1"}).to_string(), 415, "UNSUPPORTED_MEDIA_TYPE", None),
+        (
+            "wrong content type",
+            "POST",
+            "text/plain",
+            json!({"cartId": "c1", "userId": "u1"}).to_string(),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            None,
+        ),
+        (
+            "no content type",
+            "POST",
+            "",
+            json!({"cartId": "c1", "userId": "u1"}).to_string(),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            None,
+        ),
         ("oversize", "POST", "application/json", big, 413, "PAYLOAD_TOO_LARGE", None),
     ];
     for (name, _, content_type, body, status, code, field) in cases {
@@ -228,7 +275,13 @@ mod queries_and_headers {
         let url = support::serve(orchestrate::router::app(api::router(&runtime))).await;
         let http = reqwest::Client::new();
 
-        let response = http.get(format!("{url}/search/books")).query(&[("q", "a&limit=1000#frag")]).header("x-tenant", "acme").send().await.unwrap();
+        let response = http
+            .get(format!("{url}/search/books"))
+            .query(&[("q", "a&limit=1000#frag")])
+            .header("x-tenant", "acme")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["result"]["path"], "/find/books?q=a%26limit%3D1000%23frag&limit=10");

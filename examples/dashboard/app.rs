@@ -128,22 +128,44 @@ pub fn mock_services(log: CallLog, scale: f64) -> axum::Router {
     }
     let (l1, l2, l3, l4, l5, l6) = (log.clone(), log.clone(), log.clone(), log.clone(), log.clone(), log);
     axum::Router::new()
-        .route("/users/{id}", get(move |Path(id): Path<String>| async move { timed(&l1, "profile", scale, Profile { id, name: "Ada Lovelace".into() }).await }))
+        .route(
+            "/users/{id}",
+            get(move |Path(id): Path<String>| async move {
+                timed(&l1, "profile", scale, Profile { id, name: "Ada Lovelace".into() }).await
+            }),
+        )
         .route(
             "/users/{id}/orders",
-            get(move |Path(id): Path<String>| async move { timed(&l2, "orders", scale, vec![Order { id: format!("{id}-o1"), total: 4999 }]).await }),
+            get(move |Path(id): Path<String>| async move {
+                timed(&l2, "orders", scale, vec![Order { id: format!("{id}-o1"), total: 4999 }]).await
+            }),
         )
         .route(
             "/recommendations",
-            get(move || async move { timed(&l3, "recommendations", scale, vec![Product { sku: "sku-9".into(), title: "Analytical Engine".into() }]).await }),
+            get(move || async move {
+                timed(
+                    &l3,
+                    "recommendations",
+                    scale,
+                    vec![Product { sku: "sku-9".into(), title: "Analytical Engine".into() }],
+                )
+                .await
+            }),
         )
-        .route("/carts/{id}/summary", get(move || async move { timed(&l4, "cart", scale, CartSummary { item_count: 3 }).await }))
-        .route("/members/{id}", get(move || async move { timed(&l5, "loyalty", scale, Loyalty { tier: Tier::Gold }).await }))
+        .route(
+            "/carts/{id}/summary",
+            get(move || async move { timed(&l4, "cart", scale, CartSummary { item_count: 3 }).await }),
+        )
+        .route(
+            "/members/{id}",
+            get(move || async move { timed(&l5, "loyalty", scale, Loyalty { tier: Tier::Gold }).await }),
+        )
         .route(
             "/offers",
             get(move |axum::extract::RawQuery(q): axum::extract::RawQuery| async move {
                 let tier = q.unwrap_or_default();
-                timed(&l6, "offers", scale, vec![Product { sku: "gold-1".into(), title: format!("Offer for {tier}") }]).await
+                timed(&l6, "offers", scale, vec![Product { sku: "gold-1".into(), title: format!("Offer for {tier}") }])
+                    .await
             }),
         )
 }

@@ -28,7 +28,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let runtime = builder.build()?;
     let app = orchestrate::router::app(app::dashboard::router(&runtime));
-    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     println!("dashboard BFF listening on http://{addr} (mock services on {mocks_url})");
     println!("  curl -s http://{addr}/dashboard/u1");

@@ -93,6 +93,10 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
                 _ => parse_compute(&attr, errors).map_or(FieldKind::Unknown, FieldKind::Compute),
             });
         }
+        // Inputs are data the framework fills in; user code need not read them.
+        if matches!(kind, Some(FieldKind::Input(_))) {
+            kept.push(syn::parse_quote!(#[allow(dead_code)]));
+        }
         field.attrs = kept;
         let kind = kind.unwrap_or_else(|| {
             errors.at(
