@@ -247,7 +247,13 @@ impl Failure {
             (CallErrorKind::Encode, _) => "the request to a service could not be encoded".to_owned(),
             (CallErrorKind::BreakerOpen, _) => format!("service `{service}` is unavailable (circuit open)"),
             (CallErrorKind::BulkheadFull, _) => format!("service `{service}` is overloaded"),
-            _ => "one or more services unavailable".to_owned(),
+            (CallErrorKind::Status, Some(status)) => format!("service `{service}` answered {}", status.as_u16()),
+            (CallErrorKind::Connect | CallErrorKind::Transport, _) => {
+                format!("service `{service}` is unreachable or dropped the connection")
+            }
+            (CallErrorKind::Decode, _) => format!("service `{service}` answered something other than the expected data"),
+            (CallErrorKind::BodyTooLarge, _) => format!("service `{service}` answered more data than allowed"),
+            _ => format!("service `{service}` is unavailable"),
         }
     }
 }
