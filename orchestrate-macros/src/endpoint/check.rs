@@ -561,4 +561,60 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:#?}");
         assert!(errors[1].contains("needs a per-attempt `timeout`"), "{errors:#?}");
     }
+
+    #[test]
+    fn names_that_are_no_field_are_errors_with_the_closest_field() {
+        let errors = errors_of(
+            quote::quote!(POST "/x", timeout = "1s"),
+            syn::parse_quote! {
+                struct X {
+                    #[input(body)]
+                    req: Req,
+                    #[call(service = "a", timeout = "100ms", required, get = "/carts/{req.id}")]
+                    cart: Cart,
+                    #[call(service = "a", timeout = "100ms", required, post = "/p", body = Items::of(&carts))]
+                    pricing: Pricing,
+                    #[compute(pricing.subtotal + taxes.amount + cart.items.iter().map(|item| item.qty).sum::<u64>())]
+                    total: u64,
+                }
+            },
+        );
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].starts_with("`carts` is not a field of `X`"), "{errors:#?}");
+        assert!(errors[0].contains("did you mean `cart`"), "{errors:#?}");
+        assert!(errors[1].starts_with("`taxes` is not a field of `X`"), "{errors:#?}");
+        // `item` is bound by the closure: not reported.
+        assert!(errors.iter().all(|e| !e.contains("`item`")), "{errors:#?}");
+    }
+
+    #[test]
+    fn the_critical_path_is_checked_with_call_timeouts_and_call_level_retries() {
+        let graph = |timeout: &str| {
+            let timeout = syn::LitStr::new(timeout, proc_macro2::Span::call_site());
+            errors_of(
+                quote::quote!(GET "/x", timeout = #timeout),
+                syn::parse_quote! {
+                    struct X {
+                        #[call(service = "a", timeout = "200ms", required, get = "/a", retry(attempts = 3, backoff = "100ms"))]
+                        cart: Cart,
+                        #[call(service = "a", timeout = "200ms", required, post = "/p", body = &cart)]
+                        pricing: Pricing,
+                        #[call(service = "a", timeout = "300ms", required, post = "/t", body = (&cart, &pricing))]
+                        tax: Tax,
+                        #[call(service = "a", timeout = "450ms", post = "/s", body = &cart)]
+                        shipping: Option<Shipping>,
+                    }
+                },
+            )
+        };
+        // cart 200 × 3 + 100 + 200 = 900, then pricing 200 and tax 300: 1400 ms.
+        assert!(graph("1400ms").is_empty(), "{:#?}", graph("1400ms"));
+        let errors = graph("1399ms");
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(
+            errors[0]
+                .contains("cart (200ms × 3 attempts + 300ms backoff = 900ms) → pricing (200ms) → tax (300ms) = 1400ms"),
+            "{errors:#?}"
+        );
+    }
 }
