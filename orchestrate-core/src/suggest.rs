@@ -1,5 +1,5 @@
 //! "Did you mean" suggestions for misspelled names, shared by the start-up configuration and
-//! (with the same threshold) the macros' own copy.
+//! the macros.
 //!
 //! ```
 //! use orchestrate_core::suggest::closest;

@@ -2,7 +2,7 @@
 //! unknown-key detection.
 
 use crate::ctxt::Errors;
-use crate::suggest::did_you_mean;
+use orchestrate_core::suggest::did_you_mean;
 use proc_macro2::Span;
 use syn::parse::ParseStream;
 use syn::{Ident, LitStr, Token};

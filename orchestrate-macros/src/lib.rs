@@ -17,7 +17,6 @@ mod deps;
 mod endpoint;
 mod kw;
 mod services;
-mod suggest;
 
 use proc_macro::TokenStream;
 

@@ -5,7 +5,7 @@ use super::model::*;
 use crate::ctxt::Errors;
 use crate::deps::{free_names, pattern_bindings};
 use crate::kw::{self, Seen};
-use crate::suggest::closest;
+use orchestrate_core::suggest::closest;
 use orchestrate_core::template::{Part, parse_call_template};
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
