@@ -157,6 +157,8 @@ impl Breaker {
         {
             state.mode = Mode::HalfOpen { admitted: 0, succeeded: 0 };
             state.epoch += 1;
+            crate::telemetry::metrics::breaker(self.service, BreakerState::HalfOpen);
+            tracing::info!(service = self.service, "circuit breaker half-open");
         }
     }
 
@@ -200,6 +202,7 @@ impl Breaker {
             state.mode = Mode::Open { until: now + policy.open_for };
             state.epoch += 1;
             state.failures.clear();
+            crate::telemetry::metrics::breaker(service, BreakerState::Open);
             tracing::warn!(service, open_for = ?policy.open_for, "circuit breaker opened");
         };
         match (&mut state.mode, verdict) {
@@ -220,6 +223,7 @@ impl Breaker {
                     state.mode = Mode::Closed;
                     state.epoch += 1;
                     state.failures.clear();
+                    crate::telemetry::metrics::breaker(service, BreakerState::Closed);
                     tracing::info!(service, "circuit breaker closed");
                 }
             }

@@ -1,5 +1,6 @@
 //! What an endpoint run knows of the inbound request: headers that may be forwarded downstream.
 
+use crate::telemetry::TraceContext;
 use http::header::{HeaderMap, HeaderName};
 
 /// Inbound request data that calls carry downstream.
@@ -15,6 +16,7 @@ use http::header::{HeaderMap, HeaderName};
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     headers: HeaderMap,
+    trace: Option<TraceContext>,
 }
 
 /// Headers forwarded to every service unless configured otherwise.
@@ -39,7 +41,28 @@ pub const HOP_BY_HOP_HEADERS: &[&str] = &[
 impl RequestContext {
     /// A context with the given inbound headers.
     pub fn from_headers(headers: HeaderMap) -> Self {
-        Self { headers }
+        Self { headers, trace: None }
+    }
+
+    /// Sets the trace the request belongs to: every downstream request then carries a
+    /// `traceparent` with its trace id and a fresh parent id. The router sets it from the
+    /// client's `traceparent` (or a new trace).
+    ///
+    /// ```
+    /// use orchestrate_runtime::RequestContext;
+    /// use orchestrate_runtime::telemetry::TraceContext;
+    /// let trace = TraceContext::new_root();
+    /// let ctx = RequestContext::default().with_trace(trace.clone());
+    /// assert_eq!(ctx.trace(), Some(&trace));
+    /// ```
+    pub fn with_trace(mut self, trace: TraceContext) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// The trace the request belongs to, if one was set.
+    pub fn trace(&self) -> Option<&TraceContext> {
+        self.trace.as_ref()
     }
 
     /// Adds an inbound header; invalid names or values are ignored.

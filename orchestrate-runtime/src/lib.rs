@@ -17,6 +17,8 @@
 //! | [`config`] | start-up overrides from the environment and a TOML file |
 //! | [`outcome`] | assembled values, partial results and failures → HTTP status |
 //! | [`timeline`] | per-call timing and results of one request |
+//! | [`telemetry`] | trace context and request ids downstream, metrics, `Server-Timing` |
+//! | [`ops`] | `/metrics`, `/health` and `/_orchestrate` for operators |
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
@@ -35,6 +37,7 @@ pub mod retry;
 pub mod router;
 mod runtime;
 pub mod service;
+pub mod telemetry;
 pub mod timeline;
 mod window;
 
@@ -45,7 +48,7 @@ pub use endpoint::{CallSpec, CallTarget, Endpoint, EndpointSpec, InputSource, In
 pub use error::{BoxError, CallError, CallErrorKind};
 pub use health::ServiceHealth;
 pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
-pub use runtime::{ConfigError, Runtime, RuntimeBuilder, env_var_name, validate_base_url};
+pub use runtime::{ConfigError, Runtime, RuntimeBuilder, SERVER_TIMING_ENV, env_var_name, validate_base_url};
 pub use service::{BreakerPolicy, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec};
 pub use timeline::{CallOutcome, CallRecord, Timeline};
 

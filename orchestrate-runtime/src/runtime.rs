@@ -26,6 +26,7 @@ pub struct Runtime {
 
 struct Inner {
     services: Box<[ServiceClient]>,
+    server_timing: bool,
 }
 
 impl fmt::Debug for Runtime {
@@ -56,7 +57,20 @@ impl Runtime {
             read_env: true,
             config: None,
             endpoints: Vec::new(),
+            server_timing: None,
         }
+    }
+
+    /// Whether responses carry a `Server-Timing` header (see
+    /// [`RuntimeBuilder::server_timing`]).
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).build().unwrap();
+    /// assert_eq!(runtime.server_timing(), cfg!(debug_assertions));
+    /// ```
+    pub fn server_timing(&self) -> bool {
+        self.inner.server_timing
     }
 
     /// The client of the service named `name`.
@@ -87,7 +101,11 @@ pub struct RuntimeBuilder {
     read_env: bool,
     config: Option<ConfigSource>,
     endpoints: Vec<&'static EndpointSpec>,
+    server_timing: Option<bool>,
 }
+
+/// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
+pub const SERVER_TIMING_ENV: &str = "ORCHESTRATE_SERVER_TIMING";
 
 /// Where the configuration file's content comes from.
 #[derive(Debug)]
@@ -104,6 +122,7 @@ impl fmt::Debug for RuntimeBuilder {
             .field("read_env", &self.read_env)
             .field("config", &self.config)
             .field("endpoints", &self.endpoints.iter().map(|e| e.name).collect::<Vec<_>>())
+            .field("server_timing", &self.server_timing)
             .finish()
     }
 }
@@ -200,6 +219,24 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Whether responses carry a `Server-Timing` header listing each call's duration (and its
+    /// start, in the description), so a browser's network panel shows the request's timeline.
+    ///
+    /// Default: on in debug builds, off in release builds, where it would tell every client the
+    /// names and timings of the internal calls. `ORCHESTRATE_SERVER_TIMING` (`1`/`0`,
+    /// `true`/`false`, `on`/`off`, `yes`/`no`), when set and the environment is read, takes
+    /// precedence, like the other start-up overrides.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).server_timing(true).build().unwrap();
+    /// assert!(runtime.server_timing());
+    /// ```
+    pub fn server_timing(mut self, on: bool) -> Self {
+        self.server_timing = Some(on);
+        self
+    }
+
     /// Validates the configuration and builds every client.
     ///
     /// # Errors
@@ -222,6 +259,7 @@ impl RuntimeBuilder {
             }
         }
         let file_urls = self.apply_config()?;
+        let server_timing = self.server_timing_setting()?;
         config::check_budgets(&self.endpoints, &self.specs)?;
         if self.read_env {
             warn_unknown_env(&self.specs);
@@ -251,11 +289,29 @@ impl RuntimeBuilder {
             };
             clients.push(ServiceClient::new(*spec, &url, transport));
         }
-        Ok(Runtime { inner: Arc::new(Inner { services: clients.into_boxed_slice() }) })
+        Ok(Runtime { inner: Arc::new(Inner { services: clients.into_boxed_slice(), server_timing }) })
     }
 }
 
 impl RuntimeBuilder {
+    /// `ORCHESTRATE_SERVER_TIMING`, else the builder's setting, else on in debug builds.
+    fn server_timing_setting(&self) -> Result<bool, ConfigError> {
+        let from_env = self.read_env.then(|| std::env::var(SERVER_TIMING_ENV).ok()).flatten();
+        let Some(text) = from_env else {
+            return Ok(self.server_timing.unwrap_or(cfg!(debug_assertions)));
+        };
+        match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" | "yes" => Ok(true),
+            "0" | "false" | "off" | "no" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                service: None,
+                key: SERVER_TIMING_ENV.to_owned(),
+                origin: "the environment".to_owned(),
+                reason: format!("`{text}` is not a switch; use `1` or `0`"),
+            }),
+        }
+    }
+
     /// Reads the configuration file, if any, into the specs; returns the base URLs it sets.
     fn apply_config(&mut self) -> Result<config::FileUrls, ConfigError> {
         let from_env = self.read_env.then(|| std::env::var_os(CONFIG_ENV)).flatten().filter(|p| !p.is_empty());

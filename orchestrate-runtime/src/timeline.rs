@@ -43,6 +43,32 @@ impl CallRecord {
     pub fn duration(&self) -> Duration {
         self.end.saturating_sub(self.start)
     }
+
+    /// How the call ended, as metrics, spans and `Server-Timing` name it: `ok`, `failed`,
+    /// `timed_out` (its attempt's timeout or the endpoint deadline), `fallback` (an optional
+    /// call's failure replaced by its fallback), `skipped` or `cancelled`.
+    ///
+    /// ```
+    /// use orchestrate_runtime::{CallErrorKind, CallOutcome, CallRecord};
+    /// use std::time::Duration;
+    /// let mut record = CallRecord {
+    ///     call: "shipping", service: "shipping", start: Duration::ZERO, end: Duration::from_millis(5),
+    ///     attempts: 1, status: None, outcome: CallOutcome::Failed(CallErrorKind::Timeout), fallback: false,
+    /// };
+    /// assert_eq!(record.outcome_label(), "timed_out");
+    /// record.fallback = true;
+    /// assert_eq!(record.outcome_label(), "fallback");
+    /// ```
+    pub fn outcome_label(&self) -> &'static str {
+        match self.outcome {
+            CallOutcome::Ok => "ok",
+            CallOutcome::Failed(_) if self.fallback => "fallback",
+            CallOutcome::Failed(kind) if kind.is_timeout() => "timed_out",
+            CallOutcome::Failed(_) => "failed",
+            CallOutcome::Skipped => "skipped",
+            CallOutcome::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Every call of one request, in the order they finished.

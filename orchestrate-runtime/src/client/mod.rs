@@ -30,6 +30,7 @@ use crate::error::{CallError, CallErrorKind};
 use crate::health::{ServiceHealth, Stats};
 use crate::retry::{Budget, Schedule};
 use crate::service::{RetryPolicy, ServiceSpec};
+use crate::telemetry::{self, metrics::InFlight};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -280,8 +281,12 @@ impl ServiceClient {
         let guards = &*self.guards;
         let _place = match guards.bulkhead.as_ref().map(Bulkhead::enter).transpose() {
             Ok(place) => place,
-            Err(error) => return Sent { result: Err(error), attempts: 0, status: None },
+            Err(error) => {
+                tracing::debug!(service = self.spec.name, "bulkhead full; call refused");
+                return Sent { result: Err(error), attempts: 0, status: None };
+            }
         };
+        let _in_flight = InFlight::call(self.spec.name);
         let mut schedule = Schedule::new(policy, deadline);
         let mut template = Some(request);
         let mut attempts = 0;
@@ -291,6 +296,7 @@ impl ServiceClient {
                 Ok(ticket) => ticket,
                 // A retry the breaker refuses ends the call with the failure it would have retried.
                 Err(open) => {
+                    tracing::debug!(service = self.spec.name, attempts, "circuit breaker open; call refused");
                     let (error, status) = last.unwrap_or((open, None));
                     return Sent { result: Err(error), attempts, status };
                 }
@@ -304,8 +310,17 @@ impl ServiceClient {
                 guards.budget.deposit();
             }
             attempts += 1;
+            let started = Instant::now();
             let (result, status) = self.attempt(policy, deadline, request).await;
             let verdict = Verdict::of(&result);
+            tracing::debug!(
+                service = self.spec.name,
+                attempt = attempts,
+                status,
+                result = result.as_ref().map_or_else(|e| e.kind().as_str(), |_| "ok"),
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "attempt"
+            );
             if let Some(ticket) = ticket {
                 ticket.record(verdict);
             }
@@ -322,6 +337,9 @@ impl ServiceClient {
                 return Sent { result: Err(error), attempts, status };
             }
             tracing::debug!(service = self.spec.name, attempt = attempts + 1, ?wait, %error, "retrying");
+            let reason = error.kind().as_str();
+            tracing::Span::current().record("retry_reason", reason);
+            telemetry::metrics::retry(self.spec.name, reason);
             tokio::time::sleep(wait).await;
             last = Some((error, status));
         }
@@ -375,6 +393,10 @@ impl ServiceClient {
             for value in context.headers().get_all(name) {
                 headers.append(name.clone(), value.clone());
             }
+        }
+        // The same trace, with this call as the parent of what the service does.
+        if let Some(traceparent) = telemetry::downstream_traceparent(context) {
+            headers.insert(HeaderName::from_static(telemetry::TRACEPARENT), traceparent);
         }
         for (name, value) in outgoing.headers {
             if let Some(name) = name {

@@ -24,6 +24,7 @@ use crate::context::RequestContext;
 use crate::endpoint::{CallSpec, EndpointSpec};
 use crate::error::{CallError, CallErrorKind};
 use crate::outcome::{FailedCall, Failure};
+use crate::telemetry;
 use crate::timeline::{CallOutcome, CallRecord, Timeline};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
@@ -32,6 +33,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
+use tracing::Span;
+use tracing::field::Empty;
 
 /// The state of one endpoint run shared by its calls: runtime, inbound context, start and deadline.
 #[derive(Debug)]
@@ -155,11 +158,18 @@ pub struct Report {
 /// Drives the nodes of one run; see the [module docs](self).
 ///
 /// Node `i` is done when bit `i` of the done mask is set; `N` is the number of nodes (at most 64).
+///
+/// Each call runs inside its own `call` span (a child of the current span, the `request` span
+/// when served by the router), entered whenever the driver polls it, so what the client logs for
+/// the call's attempts belongs to it. When the call ends the span gets its `attempts`, `status`,
+/// `outcome`, `error`, `duration_ms` and the service's `breaker` state, and the call is counted
+/// in the [metrics](crate::telemetry::metrics).
 #[derive(Debug)]
 pub struct Driver<'e, 'rt, const N: usize> {
     exec: &'e Exec<'rt>,
     done: u64,
     started: [Option<Duration>; N],
+    spans: [Span; N],
     records: Vec<CallRecord>,
     failed: Vec<FailedCall>,
 }
@@ -169,7 +179,54 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
 
     /// A driver for `N` nodes of `exec`'s endpoint.
     pub fn new(exec: &'e Exec<'rt>) -> Self {
-        Self { exec, done: 0, started: [None; N], records: Vec::with_capacity(N), failed: Vec::new() }
+        Self {
+            exec,
+            done: 0,
+            started: [None; N],
+            spans: std::array::from_fn(|_| Span::none()),
+            records: Vec::with_capacity(N),
+            failed: Vec::new(),
+        }
+    }
+
+    /// The span of call node `i`, opened when it starts.
+    fn call_span(&self, i: usize) -> Span {
+        let spec = self.exec.spec;
+        let Some(call) = spec.call(i) else { return Span::none() };
+        tracing::info_span!(
+            "call",
+            service = call.service,
+            call = spec.nodes[i].name,
+            attempts = Empty,
+            status = Empty,
+            outcome = Empty,
+            error = Empty,
+            duration_ms = Empty,
+            breaker = Empty,
+            retry_reason = Empty,
+        )
+    }
+
+    /// Records how call node `i` ended: in its span (then closed), the metrics and the timeline.
+    fn end_call(&mut self, i: usize, record: CallRecord) {
+        telemetry::metrics::call(self.exec.spec.name, &record);
+        let span = std::mem::replace(&mut self.spans[i], Span::none());
+        if !span.is_disabled() {
+            span.record("attempts", record.attempts);
+            if let Some(status) = record.status {
+                span.record("status", status);
+            }
+            span.record("outcome", record.outcome_label());
+            if let CallOutcome::Failed(kind) = record.outcome {
+                span.record("error", kind.as_str());
+            }
+            span.record("duration_ms", record.duration().as_secs_f64() * 1000.0);
+            let client = self.exec.spec.call(i).and_then(|c| self.exec.runtime.service_at(c.service_index, c.service));
+            if let Some(client) = client {
+                span.record("breaker", client.breaker_state().as_str());
+            }
+        }
+        self.records.push(record);
     }
 
     /// Whether node `i` still has to run and every node of `deps` (a bit mask) is done.
@@ -215,7 +272,7 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
         let cancelled: Vec<usize> = self.in_flight().collect();
         for i in cancelled {
             if let (Some(call), Some(start)) = (spec.call(i), self.started[i]) {
-                self.records.push(CallRecord {
+                let record = CallRecord {
                     call: spec.nodes[i].name,
                     service: call.service,
                     start,
@@ -224,7 +281,8 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
                     status: None,
                     outcome: CallOutcome::Cancelled,
                     fallback: false,
-                });
+                };
+                self.end_call(i, record);
             }
         }
         Timeline { calls: std::mem::take(&mut self.records), total: now }
@@ -245,8 +303,18 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
     where
         F: Future<Output = CallDone<V>>,
     {
-        let start = *self.started[i].get_or_insert_with(|| self.exec.elapsed());
-        let Poll::Ready(done) = future.poll(cx) else {
+        let start = match self.started[i] {
+            Some(start) => start,
+            None => {
+                self.spans[i] = self.call_span(i);
+                *self.started[i].insert(self.exec.elapsed())
+            }
+        };
+        let polled = {
+            let _entered = self.spans[i].enter();
+            future.poll(cx)
+        };
+        let Poll::Ready(done) = polled else {
             return Ok(());
         };
         self.done |= 1 << i;
@@ -280,12 +348,12 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
         match done.value {
             Ok(value) => {
                 slot.set(value);
-                self.records.push(record);
+                self.end_call(i, record);
                 Ok(())
             }
             Err(error) => {
                 record.outcome = CallOutcome::Failed(error.kind());
-                self.records.push(record);
+                self.end_call(i, record);
                 let call =
                     FailedCall { call: name, service, kind: error.kind(), status: error.http_status(), required };
                 let failed = std::mem::take(&mut self.failed);

@@ -1,6 +1,8 @@
 //! Operations endpoints every application mounts beside its own: `/metrics` (Prometheus),
 //! `/health` (per-service state), `/_orchestrate` (the living documentation of every endpoint).
 
+pub mod health;
+pub mod metrics;
 pub mod spec;
 
 use crate::Runtime;
@@ -9,6 +11,31 @@ use crate::endpoint::EndpointSpec;
 /// A router serving the operations endpoints for `runtime` and the given endpoints (usually the
 /// `ENDPOINTS` of each `#[api]` module). Merge it into the main router, or serve it on a separate
 /// admin listener.
+///
+/// `/metrics` answers once [`metrics::install`] was called (404 before); `/health` is described
+/// in [`health`].
+///
+/// On the main listener, beside the endpoints:
+///
+/// ```
+/// # orchestrate_runtime::ops::metrics::install().unwrap();
+/// # let runtime = orchestrate_runtime::Runtime::builder(&[]).read_env(false).build().unwrap();
+/// # let endpoints = axum::Router::new();
+/// let app = endpoints.merge(orchestrate_runtime::ops::router(&runtime, &[]));
+/// # let _: axum::Router = app;
+/// ```
+///
+/// Or on a separate admin listener, so the operations endpoints are not reachable from outside:
+///
+/// ```no_run
+/// # async fn run(runtime: orchestrate_runtime::Runtime) -> std::io::Result<()> {
+/// let admin = tokio::net::TcpListener::bind("127.0.0.1:9090").await?;
+/// tokio::spawn(axum::serve(admin, orchestrate_runtime::ops::router(&runtime, &[])).into_future());
+/// # Ok(()) }
+/// ```
 pub fn router(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::Router {
-    axum::Router::new().merge(spec::routes(runtime, endpoints))
+    axum::Router::new()
+        .merge(spec::routes(runtime, endpoints))
+        .merge(metrics::routes(runtime))
+        .merge(health::routes(runtime, endpoints))
 }

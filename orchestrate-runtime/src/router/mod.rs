@@ -15,11 +15,17 @@ pub use shutdown::shutdown_signal;
 use crate::Runtime;
 use crate::context::RequestContext;
 use crate::endpoint::{Endpoint, InputSource};
+use crate::telemetry::{Correlation, REQUEST_ID, metrics, server_timing};
+use crate::timeline::Timeline;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use http::header::HeaderName;
 use http::{StatusCode, header};
 use serde::Serialize;
 use std::future::Future;
+use tokio::time::Instant;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 /// Implemented by `#[endpoint]`: reads the endpoint's inputs from a request.
 #[diagnostic::on_unimplemented(
@@ -40,25 +46,90 @@ pub trait Extract: Endpoint {
 
 /// The axum handler of endpoint `E`: reads the inputs (rejecting bad ones before any downstream
 /// call), runs the graph, and answers with the assembled JSON or the designed failure.
+///
+/// Around that, for every request: the client's `x-request-id` (or a generated one) and W3C trace
+/// context are continued into every downstream call ([`Correlation`]); the response carries the
+/// `x-request-id` and, when the runtime has it on, `Server-Timing` (successes and failures alike);
+/// the whole runs in a `request` span (`method`, `route`, `endpoint`, `request_id`, `trace_id`,
+/// `status`, `partial`) with a `call` span per downstream call; and the request is counted in the
+/// [metrics](crate::telemetry::metrics) by its route template.
+// Not an `async fn`: the written `+ Send` is checked here, once, rather than at every route.
+#[allow(clippy::manual_async_fn)]
 pub fn serve<E>(State(runtime): State<Runtime>, request: Request) -> impl Future<Output = Response> + Send
 where
     E: Extract + Serialize,
 {
     async move {
+        let started = Instant::now();
+        let _in_flight = metrics::InFlight::request(E::SPEC);
         let (mut parts, body) = request.into_parts();
-        let reads_body = E::SPEC.inputs.iter().any(|i| matches!(i.source, InputSource::Body));
-        let inbound = match Inbound::read(&mut parts, body, reads_body, E::MAX_BODY).await {
-            Ok(inbound) => inbound,
-            Err(rejection) => return rejection.into_response(),
-        };
-        let inputs = match E::extract(&inbound) {
-            Ok(inputs) => inputs,
-            Err(rejection) => return rejection.into_response(),
-        };
-        let context = RequestContext::from_headers(inbound.into_headers());
-        match E::execute(&runtime, inputs, context).await {
-            Ok(outcome) => outcome.into_response(),
-            Err(failure) => failure.into_response(),
+        let correlation = Correlation::from_inbound(&mut parts.headers);
+        let span = tracing::info_span!(
+            "request",
+            method = E::SPEC.method.as_str(),
+            route = E::SPEC.route,
+            endpoint = E::SPEC.name,
+            request_id = correlation.request_id().to_str().unwrap_or_default(),
+            trace_id = %correlation.trace().trace_id(),
+            status = Empty,
+            partial = Empty,
+        );
+        #[cfg(feature = "otel")]
+        let correlation = crate::telemetry::otel::attach(&span, correlation);
+        let timing = runtime.server_timing();
+        let answered = answer::<E>(&runtime, parts, body, &correlation, timing).instrument(span.clone()).await;
+        let mut response = answered.response;
+        let headers = response.headers_mut();
+        headers.insert(HeaderName::from_static(REQUEST_ID), correlation.request_id().clone());
+        if let Some(timeline) = &answered.timeline {
+            headers.insert(HeaderName::from_static("server-timing"), server_timing(timeline));
+        }
+        let status = response.status().as_u16();
+        span.record("status", status);
+        span.record("partial", answered.partial);
+        metrics::request(E::SPEC, status, started.elapsed());
+        response
+    }
+}
+
+/// A response and what `serve` adds to it.
+struct Answered {
+    response: Response,
+    /// The run's timeline, when `Server-Timing` is on and the graph ran.
+    timeline: Option<Timeline>,
+    partial: bool,
+}
+
+async fn answer<E>(
+    runtime: &Runtime,
+    mut parts: http::request::Parts,
+    body: axum::body::Body,
+    correlation: &Correlation,
+    timing: bool,
+) -> Answered
+where
+    E: Extract + Serialize,
+{
+    let rejected = |response: Response| Answered { response, timeline: None, partial: false };
+    let reads_body = E::SPEC.inputs.iter().any(|i| matches!(i.source, InputSource::Body));
+    let inbound = match Inbound::read(&mut parts, body, reads_body, E::MAX_BODY).await {
+        Ok(inbound) => inbound,
+        Err(rejection) => return rejected(rejection.into_response()),
+    };
+    let inputs = match E::extract(&inbound) {
+        Ok(inputs) => inputs,
+        Err(rejection) => return rejected(rejection.into_response()),
+    };
+    let context = RequestContext::from_headers(inbound.into_headers()).with_trace(correlation.trace().clone());
+    match E::execute(runtime, inputs, context).await {
+        Ok(mut outcome) => {
+            let timeline = timing.then(|| std::mem::take(&mut outcome.timeline));
+            let partial = outcome.is_partial();
+            Answered { response: outcome.into_response(), timeline, partial }
+        }
+        Err(failure) => {
+            let timeline = timing.then(|| failure.timeline().clone());
+            Answered { response: failure.into_response(), timeline, partial: false }
         }
     }
 }

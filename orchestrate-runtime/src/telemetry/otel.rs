@@ -1,0 +1,119 @@
+//! OpenTelemetry export (cargo feature `otel`): the `request` and `call` spans sent over OTLP/HTTP
+//! with the trace ids the downstream services see.
+//!
+//! ```no_run
+//! use tracing_subscriber::layer::SubscriberExt;
+//! use tracing_subscriber::util::SubscriberInitExt;
+//!
+//! // Exports to `OTEL_EXPORTER_OTLP_ENDPOINT` (default `http://localhost:4318`).
+//! let (otel, _flush_on_exit) = orchestrate_runtime::telemetry::otel::layer("checkout-bff")?;
+//! tracing_subscriber::registry().with(otel).init();
+//! # Ok::<(), orchestrate_runtime::telemetry::otel::OtelError>(())
+//! ```
+//!
+//! With the layer installed, the router makes the client's `traceparent` the parent of the
+//! `request` span (or takes the trace id OpenTelemetry chose for a new trace), and each
+//! downstream request carries its `call` span's id as parent id, so a trace shows the client,
+//! this service's calls and what each service did, in one tree. The exporter uses the blocking
+//! HTTP client on the batch processor's own thread (the async client panics there).
+
+use super::{Correlation, SpanId, TraceContext, TraceId};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState, TracerProvider as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use std::fmt;
+use tracing::Subscriber;
+use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The layer [`layer`] returns.
+pub type OtelLayer<S> = OpenTelemetryLayer<S, SdkTracer>;
+
+/// Why [`layer`] failed.
+#[derive(Debug)]
+pub struct OtelError(opentelemetry_otlp::ExporterBuildError);
+
+impl fmt::Display for OtelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the OTLP exporter cannot be built: {}", self.0)
+    }
+}
+
+impl std::error::Error for OtelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Sends the spans still buffered when dropped; keep it alive until the application exits.
+#[derive(Debug)]
+pub struct OtelGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for OtelGuard {
+    fn drop(&mut self) {
+        if let Err(error) = self.provider.shutdown() {
+            eprintln!("orchestrate: OpenTelemetry shutdown: {error}");
+        }
+    }
+}
+
+/// A `tracing` layer exporting spans over OTLP/HTTP (protobuf) as `service_name`, configured by
+/// the standard `OTEL_EXPORTER_OTLP_*` environment variables, and the guard that flushes it.
+///
+/// # Errors
+///
+/// [`OtelError`] when the exporter cannot be built (e.g. an invalid endpoint).
+pub fn layer<S>(service_name: impl Into<String>) -> Result<(OtelLayer<S>, OtelGuard), OtelError>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+{
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build().map_err(OtelError)?;
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(Resource::builder().with_service_name(service_name.into()).build())
+        .build();
+    let tracer = provider.tracer("orchestrate");
+    Ok((tracing_opentelemetry::layer().with_tracer(tracer), OtelGuard { provider }))
+}
+
+/// Ties the `request` span to the inbound trace: the client's span becomes its parent; for a new
+/// trace, the trace id OpenTelemetry picked replaces the generated one. Without the layer,
+/// nothing changes.
+pub(crate) fn attach(span: &tracing::Span, mut correlation: Correlation) -> Correlation {
+    if span.is_disabled() {
+        return correlation;
+    }
+    if correlation.continued() {
+        let trace = correlation.trace();
+        let state = trace.tracestate().and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<TraceState>().ok());
+        let remote = SpanContext::new(
+            opentelemetry::trace::TraceId::from_bytes(trace.trace_id().0),
+            opentelemetry::trace::SpanId::from_bytes(trace.parent_id().0),
+            TraceFlags::new(trace.flags()),
+            true,
+            state.unwrap_or_default(),
+        );
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    } else {
+        let context = span.context();
+        let own = context.span().span_context().clone();
+        if own.is_valid() {
+            correlation.set_trace(TraceContext::from_parts(
+                TraceId(own.trace_id().to_bytes()),
+                SpanId(own.span_id().to_bytes()),
+                own.trace_flags().to_u8(),
+            ));
+        }
+    }
+    correlation
+}
+
+/// The trace as sent by the current (`call`) span, when OpenTelemetry tracks it in `trace`.
+pub(crate) fn current_span_context(trace: &TraceContext) -> Option<TraceContext> {
+    let context = tracing::Span::current().context();
+    let current = context.span().span_context().clone();
+    (current.is_valid() && current.trace_id().to_bytes() == trace.trace_id().0)
+        .then(|| trace.with_parent_id(SpanId(current.span_id().to_bytes())))
+}
