@@ -19,6 +19,7 @@
 
 pub mod budget;
 pub mod duration;
+pub mod sequence;
 pub mod size;
 pub mod suggest;
 pub mod template;

@@ -38,6 +38,8 @@ pub(crate) fn expand(endpoint: &Endpoint, plan: &Plan, item: &ItemStruct) -> Tok
     let extract = extract(endpoint);
     let ident = &endpoint.ident;
     let inputs_ident = inputs_ident(endpoint);
+    // The struct's rustdoc gains its call sequence table and dependency graph.
+    let item = super::doc::documented(endpoint, plan, item);
     quote! {
         #item
 
@@ -144,8 +146,9 @@ fn millis(d: std::time::Duration) -> TokenStream {
     quote!(::core::time::Duration::from_millis(#ms))
 }
 
+/// An expression's text in the spec, as the rustdoc call table writes it.
 fn expr_text(tokens: &impl ToTokens) -> String {
-    tokens.to_token_stream().to_string()
+    super::doc::code_text(tokens)
 }
 
 /// `services::<name>` spanned at the `service = ".."` literal, so a misspelled service is a
@@ -260,7 +263,7 @@ fn call_spec(call: &Call) -> TokenStream {
 }
 
 /// Fan-out concurrency when `concurrency` is not given.
-const DEFAULT_CONCURRENCY: u32 = 8;
+pub(super) const DEFAULT_CONCURRENCY: u32 = 8;
 
 fn mask(deps: &[usize]) -> TokenStream {
     let mask: u64 = deps.iter().fold(0, |m, d| m | (1u64 << d));

@@ -1,6 +1,7 @@
 //! `#[endpoint]`: parse → model → check → expand.
 
 mod check;
+mod doc;
 mod expand;
 pub(crate) mod model;
 mod parse;
