@@ -11,6 +11,13 @@
 //!   embedded mock of the service.
 //! - `ORCHESTRATE_MOCK_LATENCY_SCALE` (default `1`): multiplies the mocks' template latencies
 //!   (`0` for zero-latency load tests).
+//! - `RUST_LOG` (default `info`): which spans and events are logged, one structured line each
+//!   (`RUST_LOG=orchestrate_runtime=debug` adds every attempt; `warn` for load tests).
+//! - `ORCHESTRATE_SERVER_TIMING` (`1`/`0`): the `Server-Timing` header (default: on in debug builds).
+//!
+//! The operations endpoints are on the same listener: `/metrics` (Prometheus), `/health`,
+//! `/_orchestrate` (the endpoints' living documentation). An application that must not expose them
+//! serves `orchestrate::ops::router(..)` on a second, internal listener instead.
 
 mod app;
 mod contract;
@@ -18,9 +25,16 @@ mod mocks;
 
 use orchestrate::{Runtime, env_var_name};
 use std::error::Error;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_span_events(FmtSpan::CLOSE)
+        .init();
+    orchestrate::ops::metrics::install()?;
     let listen = std::env::var("ORCHESTRATE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let scale: f64 = match std::env::var("ORCHESTRATE_MOCK_LATENCY_SCALE") {
         Ok(text) => {
@@ -46,7 +60,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     let runtime = builder.build()?;
-    let app = orchestrate::router::app(app::checkout::router(&runtime));
+    let ops = orchestrate::ops::router(&runtime, app::checkout::ENDPOINTS);
+    let app = orchestrate::router::app(app::checkout::router(&runtime).merge(ops));
 
     let listener =
         tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -55,6 +70,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "  curl -s -X POST http://{addr}/checkout/summary -H 'content-type: application/json' -d '{{\"cartId\":\"c1\",\"userId\":\"u1\"}}'"
     );
+    println!("  operations: http://{addr}/metrics, http://{addr}/health, http://{addr}/_orchestrate");
     axum::serve(listener, app).with_graceful_shutdown(orchestrate::router::shutdown_signal()).await?;
     println!("checkout BFF stopped");
     Ok(())

@@ -5,16 +5,24 @@
 //! curl -s http://127.0.0.1:3001/dashboard/u1
 //! ```
 //!
-//! `ORCHESTRATE_LISTEN` (default `127.0.0.1:3001`) and `ORCHESTRATE_<SERVICE>_URL` work as for
-//! the checkout example.
+//! `ORCHESTRATE_LISTEN` (default `127.0.0.1:3001`), `ORCHESTRATE_<SERVICE>_URL`, `RUST_LOG` and
+//! `ORCHESTRATE_SERVER_TIMING` work as for the checkout example, and so do the operations
+//! endpoints `/metrics`, `/health` and `/_orchestrate`.
 
 mod app;
 
 use orchestrate::{Runtime, env_var_name};
 use std::error::Error;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_span_events(FmtSpan::CLOSE)
+        .init();
+    orchestrate::ops::metrics::install()?;
     let listen = std::env::var("ORCHESTRATE_LISTEN").unwrap_or_else(|_| "127.0.0.1:3001".to_owned());
     let mocks = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let mocks_url = format!("http://{}", mocks.local_addr()?);
@@ -27,12 +35,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     let runtime = builder.build()?;
-    let app = orchestrate::router::app(app::dashboard::router(&runtime));
+    let ops = orchestrate::ops::router(&runtime, app::dashboard::ENDPOINTS);
+    let app = orchestrate::router::app(app::dashboard::router(&runtime).merge(ops));
     let listener =
         tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     println!("dashboard BFF listening on http://{addr} (mock services on {mocks_url})");
     println!("  curl -s http://{addr}/dashboard/u1");
+    println!("  operations: http://{addr}/metrics, http://{addr}/health, http://{addr}/_orchestrate");
     axum::serve(listener, app).with_graceful_shutdown(orchestrate::router::shutdown_signal()).await?;
     Ok(())
 }

@@ -220,7 +220,8 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
             if let CallOutcome::Failed(kind) = record.outcome {
                 span.record("error", kind.as_str());
             }
-            span.record("duration_ms", record.duration().as_secs_f64() * 1000.0);
+            // To 0.1 ms, as `Server-Timing` shows it (and no `84.29928100000001` in log lines).
+            span.record("duration_ms", (record.duration().as_secs_f64() * 10_000.0).round() / 10.0);
             let client = self.exec.spec.call(i).and_then(|c| self.exec.runtime.service_at(c.service_index, c.service));
             if let Some(client) = client {
                 span.record("breaker", client.breaker_state().as_str());
