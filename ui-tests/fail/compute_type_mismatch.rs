@@ -16,6 +16,7 @@ pub struct Pricing {
 #[derive(Serialize, Deserialize)]
 pub struct Tax {
     pub amount: u64,
+    pub label: String,
 }
 
 #[endpoint(GET "/total", timeout = "1s")]
@@ -27,7 +28,7 @@ pub struct Total {
     #[call(service = "tax", timeout = "200ms", required, get = "/tax/{pricing.subtotal}")]
     pub tax: Tax,
 
-    #[compute(pricing.subtotal + tax)]
+    #[compute(tax.label.clone())]
     pub total: u64,
 }
 
