@@ -19,6 +19,7 @@
 
 pub mod budget;
 pub mod duration;
+pub mod headers;
 pub mod sequence;
 pub mod size;
 pub mod suggest;

@@ -447,33 +447,13 @@ fn parse_headers(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Vec
     let items = list.parse_terminated(|s: ParseStream<'_>| s.parse::<LitStr>(), Token![,])?;
     let mut out = Vec::new();
     for lit in items {
-        let name = lit.value().to_ascii_lowercase();
-        let valid =
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !valid {
-            errors.at(lit.span(), format!("`{}` is not a valid header name", lit.value()));
-        } else if HOP_BY_HOP.contains(&name.as_str()) {
-            errors.at(lit.span(), format!("`{name}` is a hop-by-hop header and is never forwarded"));
-        } else {
-            out.push(name);
+        match orchestrate_core::headers::forwardable(&lit.value()) {
+            Ok(name) => out.push(name),
+            Err(reason) => errors.at(lit.span(), reason),
         }
     }
     Ok(out)
 }
-
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-];
 
 fn millis(d: Duration) -> TokenStream {
     let ms = d.as_millis() as u64;
