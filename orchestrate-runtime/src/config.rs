@@ -67,7 +67,6 @@
 //! );
 //! ```
 
-use crate::context::HOP_BY_HOP_HEADERS;
 use crate::endpoint::{EndpointSpec, NodeKind};
 use crate::runtime::{ConfigError, validate_base_url};
 use crate::service::{BreakerPolicy, RetryBudget, RetryOn, RetryPolicy, ServiceSpec};
@@ -410,14 +409,9 @@ impl<'a> Reader<'a> {
         let before = self.errors.len();
         for item in items.iter() {
             let Some(text) = self.string(item, service, "forward_headers") else { continue };
-            let name = text.to_ascii_lowercase();
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                self.fail(item.span(), service, "forward_headers", format!("`{text}` is not a valid header name"));
-            } else if HOP_BY_HOP_HEADERS.contains(&name.as_str()) {
-                let reason = format!("`{name}` is a hop-by-hop header and is never forwarded");
-                self.fail(item.span(), service, "forward_headers", reason);
-            } else {
-                out.push(name);
+            match orchestrate_core::headers::forwardable(&text) {
+                Ok(name) => out.push(name),
+                Err(reason) => self.fail(item.span(), service, "forward_headers", reason),
             }
         }
         if self.errors.len() != before {

@@ -24,19 +24,7 @@ pub const DEFAULT_FORWARD_HEADERS: &[&str] = &["authorization", "traceparent", "
 
 /// Headers that describe one connection and never pass a proxy (RFC 9110 §7.6.1), plus those the
 /// client computes itself.
-pub const HOP_BY_HOP_HEADERS: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-];
+pub const HOP_BY_HOP_HEADERS: &[&str] = orchestrate_core::headers::HOP_BY_HOP;
 
 impl RequestContext {
     /// A context with the given inbound headers.
