@@ -4,7 +4,25 @@
 //! the retry policies (see [`orchestrate_core::budget`]) and the runtime can build one client per
 //! service at start-up, after applying overrides from the environment or a configuration file.
 
+use serde::Serialize;
 use std::time::Duration;
+
+/// Serializes a duration as whole milliseconds (the `..Ms` keys of the specs' JSON).
+pub(crate) fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The host (and port) of a URL: no scheme, user info, path or query, so a serialized spec never
+/// shows credentials or internal paths.
+pub(crate) fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
+}
+
+fn host_only<S: serde::Serializer>(url: &&'static str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(host_of(url))
+}
 
 /// Implemented by the marker type `services!` generates for each service.
 ///
@@ -35,11 +53,23 @@ pub trait Service: 'static {
 ///     .with_max_in_flight(48);
 /// assert_eq!(CART.retry.attempts, 3);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// It serializes as JSON with the base URL reduced to its host (no credentials, no path):
+///
+/// ```
+/// use orchestrate_runtime::ServiceSpec;
+/// const TAX: ServiceSpec = ServiceSpec::new("tax", "https://user:secret@tax.internal:8443/v1");
+/// let json = serde_json::to_value(TAX).unwrap();
+/// assert_eq!((json["name"].as_str(), json["host"].as_str()), (Some("tax"), Some("tax.internal:8443")));
+/// assert!(!json.to_string().contains("secret"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
     /// The name used in `#[call(service = "..")]`, in metrics and in `failedServices`.
     pub name: &'static str,
-    /// Default base URL; `ORCHESTRATE_<NAME>_URL` overrides it at start-up.
+    /// Default base URL; `ORCHESTRATE_<NAME>_URL` overrides it at start-up. Serialized as `host`.
+    #[serde(rename = "host", serialize_with = "host_only")]
     pub base_url: &'static str,
     /// Retries of idempotent calls (or calls with an idempotency key).
     pub retry: RetryPolicy,
@@ -48,6 +78,7 @@ pub struct ServiceSpec {
     /// Bulkhead: concurrent calls allowed; the excess fails at once.
     pub max_in_flight: Option<u32>,
     /// Largest response body accepted, in bytes; a larger answer is the call's failure.
+    #[serde(rename = "maxBodyBytes")]
     pub max_body: u64,
     /// Share of calls that may be retries, so retries cannot multiply an outage.
     pub retry_budget: RetryBudget,
@@ -129,7 +160,8 @@ impl ServiceSpec {
 }
 
 /// Which failures of an attempt are worth another attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RetryOn {
     /// Any 5xx status.
     pub server_errors: bool,
@@ -150,13 +182,16 @@ impl RetryOn {
 /// Exponential backoff with full jitter.
 ///
 /// Attempt `n` (from 2) waits a random time in `[0, min(backoff × 2^(n-2), max_backoff)]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RetryPolicy {
     /// Attempts including the first; 1 means no retry.
     pub attempts: u32,
     /// Upper bound of the first wait.
+    #[serde(rename = "backoffMs", serialize_with = "millis")]
     pub backoff: Duration,
     /// Upper bound of any wait.
+    #[serde(rename = "maxBackoffMs", serialize_with = "millis")]
     pub max_backoff: Duration,
     /// What is retried.
     pub on: RetryOn,
@@ -193,13 +228,16 @@ impl RetryPolicy {
 
 /// Circuit breaker: opens after `failures` failures within `within`, stays open for `open_for`,
 /// then lets exactly `probes` calls through; their success closes it, a failure reopens it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BreakerPolicy {
     /// Failures within the window that open the breaker.
     pub failures: u32,
     /// The window.
+    #[serde(rename = "withinMs", serialize_with = "millis")]
     pub within: Duration,
     /// How long the breaker stays open before probing.
+    #[serde(rename = "openForMs", serialize_with = "millis")]
     pub open_for: Duration,
     /// Calls let through while half-open.
     pub probes: u32,
@@ -207,11 +245,13 @@ pub struct BreakerPolicy {
 
 /// Limits retries to a share of calls over a sliding window, so a failing service does not get
 /// `attempts ×` its normal load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RetryBudget {
     /// Retries allowed per 100 calls.
     pub percent: u32,
     /// Window the share is computed over.
+    #[serde(rename = "withinMs", serialize_with = "millis")]
     pub within: Duration,
     /// Retries always allowed per window, so low traffic can still retry.
     pub min_retries: u32,
