@@ -48,7 +48,9 @@ pub use endpoint::{CallSpec, CallTarget, Endpoint, EndpointSpec, InputSource, In
 pub use error::{BoxError, CallError, CallErrorKind};
 pub use health::ServiceHealth;
 pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
-pub use runtime::{ConfigError, Runtime, RuntimeBuilder, SERVER_TIMING_ENV, env_var_name, validate_base_url};
+pub use runtime::{
+    ConfigError, Runtime, RuntimeBuilder, SERVER_TIMING_ENV, env_var_name, install_tls_provider, validate_base_url,
+};
 pub use service::{BreakerPolicy, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec};
 pub use timeline::{CallOutcome, CallRecord, Timeline};
 

@@ -245,11 +245,7 @@ impl RuntimeBuilder {
     /// `http(s)` URL, a configuration file that cannot be read or breaks a rule of [`config`], an
     /// endpoint whose worst case no longer fits its timeout, or an HTTP client that cannot be built.
     pub fn build(mut self) -> Result<Runtime, ConfigError> {
-        #[cfg(feature = "tls")]
-        {
-            // Installing twice is harmless; the first provider wins.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
+        install_tls_provider();
         for name in self.base_urls.keys().chain(self.transports.keys()) {
             if self.known(name).is_none() {
                 return Err(ConfigError::UnknownService {
@@ -353,6 +349,26 @@ fn leak_unknown(name: &str) -> &'static str {
     // Unknown names are rejected by `build`; keep the name for its message. Builders run once at
     // start-up, so this small leak is bounded.
     Box::leak(name.to_owned().into_boxed_str())
+}
+
+/// Installs rustls' `ring` crypto provider as the process default (with the `tls` feature; a no-op
+/// without it, or when a provider is already installed).
+///
+/// [`RuntimeBuilder::build`] calls it. The HTTP client is built without a default provider to keep
+/// builds lean, so an application that builds its own `reqwest` clients before its [`Runtime`]
+/// calls this first.
+///
+/// ```
+/// orchestrate_runtime::install_tls_provider();
+/// let client = reqwest::Client::new();
+/// # let _ = client;
+/// ```
+pub fn install_tls_provider() {
+    #[cfg(feature = "tls")]
+    {
+        // Installing twice is harmless; the first provider wins.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
 }
 
 /// `ORCHESTRATE_<NAME>_URL`, with the name upper-cased and every other character than letters and
