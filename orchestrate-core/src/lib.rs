@@ -11,6 +11,9 @@
 //! evaluate it at compile time against the retry policies declared in `services!`, which the
 //! endpoint macro itself cannot see.
 //!
+//! [`sequence`] renders an endpoint's call sequence table and dependency graph, once for both
+//! readers: the rustdoc `#[endpoint]` generates and the runtime's `/_orchestrate` page.
+//!
 //! Everything here is hand-written on purpose: the grammars are a few dozen lines, must report the
 //! byte range of a mistake so the macros can point at it, and must be strict (`"200 ms"` is an
 //! error); the general-purpose duration crates are lenient and report no positions.
