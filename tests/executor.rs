@@ -4,7 +4,6 @@
 mod support;
 
 #[path = "../examples/checkout/app.rs"]
-#[allow(dead_code)]
 mod app;
 
 use app::checkout::{Summary, SummaryInputs};

@@ -117,3 +117,47 @@ pub(crate) fn current_span_context(trace: &TraceContext) -> Option<TraceContext>
     (current.is_valid() && current.trace_id().to_bytes() == trace.trace_id().0)
         .then(|| trace.with_parent_id(SpanId(current.span_id().to_bytes())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    const CLIENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    fn with_layer(test: impl FnOnce()) {
+        let provider = SdkTracerProvider::builder().build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), test);
+    }
+
+    #[test]
+    fn downstream_requests_carry_the_call_spans_id_in_the_clients_trace() {
+        with_layer(|| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", http::HeaderValue::from_static(CLIENT));
+            let request = tracing::info_span!("request");
+            let correlation = attach(&request, Correlation::from_inbound(&mut headers));
+            let _request = request.enter();
+            let call = tracing::info_span!("call");
+            let _call = call.enter();
+            let sent = current_span_context(correlation.trace()).unwrap();
+            let own = call.context().span().span_context().span_id().to_bytes();
+            assert_eq!(sent.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+            assert_eq!(sent.parent_id(), SpanId(own));
+            assert_eq!(request.context().span().span_context().trace_id().to_bytes(), sent.trace_id().0);
+        });
+    }
+
+    #[test]
+    fn a_new_trace_takes_the_id_opentelemetry_chose() {
+        with_layer(|| {
+            let request = tracing::info_span!("request");
+            let correlation = attach(&request, Correlation::from_inbound(&mut http::HeaderMap::new()));
+            let otel_trace = request.context().span().span_context().trace_id().to_bytes();
+            assert_eq!(correlation.trace().trace_id().0, otel_trace);
+            let _request = request.enter();
+            assert_eq!(current_span_context(correlation.trace()).unwrap().trace_id().0, otel_trace);
+        });
+    }
+}
