@@ -29,7 +29,8 @@ pub const HOP_BY_HOP: &[&str] = &[
 /// A sentence when `name` is not a valid header name (RFC 9110 token) or is hop-by-hop.
 pub fn forwardable(name: &str) -> Result<String, String> {
     let lower = name.to_ascii_lowercase();
-    let token = !lower.is_empty() && lower.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let token =
+        !lower.is_empty() && lower.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if !token {
         return Err(format!("`{name}` is not a valid header name"));
     }

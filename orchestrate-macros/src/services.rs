@@ -272,7 +272,9 @@ fn parse_group(input: ParseStream<'_>, what: &'static str, keys: &[&str], errors
         let key: Ident = content.parse()?;
         if !keys.contains(&key.to_string().as_str()) {
             kw::unknown(&key, what, keys, errors);
-            group.meant.extend(orchestrate_core::suggest::closest(&key.to_string(), keys.iter().copied()).map(str::to_owned));
+            group
+                .meant
+                .extend(orchestrate_core::suggest::closest(&key.to_string(), keys.iter().copied()).map(str::to_owned));
             kw::skip_to_comma(&content);
         } else if seen.first(&key, errors) {
             kw::eq_token(&content, &key)?;

@@ -409,7 +409,7 @@ impl<'a> Reader<'a> {
         let before = self.errors.len();
         for item in items.iter() {
             let Some(text) = self.string(item, service, "forward_headers") else { continue };
-            match orchestrate_core::headers::forwardable(&text) {
+            match orchestrate_core::headers::forwardable(text) {
                 Ok(name) => out.push(name),
                 Err(reason) => self.fail(item.span(), service, "forward_headers", reason),
             }

@@ -4,8 +4,8 @@
 
 use super::model::*;
 use crate::ctxt::Errors;
-use orchestrate_core::suggest::{closest, did_you_mean};
 use orchestrate_core::budget::{Cost, MAX_NODES, over_budget};
+use orchestrate_core::suggest::{closest, did_you_mean};
 use orchestrate_core::template::parse_route;
 use proc_macro2::{Ident, Span};
 
