@@ -12,7 +12,7 @@
 //! returns and every call still in flight is dropped, which cancels its request.
 //!
 //! The executor knows nothing of HTTP: calls reach the network only through
-//! [`ServiceClient`](crate::ServiceClient).
+//! [`ServiceClient`].
 
 mod node;
 
