@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -55,6 +55,7 @@ pub struct Mock {
     latency: Mutex<Duration>,
     fault: Mutex<Fault>,
     requests: AtomicU64,
+    logging: AtomicBool,
     seen: Mutex<Vec<Seen>>,
 }
 
@@ -75,6 +76,12 @@ impl Mock {
     /// Requests received so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Whether requests are kept for [`seen`](Self::seen) (default: yes). A long-running mock,
+    /// such as the load test's, turns it off so its memory stays flat.
+    pub fn set_logging(&self, on: bool) {
+        self.logging.store(on, Ordering::SeqCst);
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -136,6 +143,7 @@ pub async fn start_one(name: &'static str, addr: SocketAddr, latency: Duration) 
         latency: Mutex::new(latency),
         fault: Mutex::new(Fault::None),
         requests: AtomicU64::new(0),
+        logging: AtomicBool::new(true),
         seen: Mutex::new(Vec::new()),
     });
     tokio::spawn(accept(listener, mock.clone()));
@@ -170,7 +178,7 @@ async fn answer(State((mock, kill)): State<(Arc<Mock>, Arc<Notify>)>, request: R
     mock.requests.fetch_add(1, Ordering::SeqCst);
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
-    let index = {
+    let index = mock.logging.load(Ordering::SeqCst).then(|| {
         let mut seen = mock.seen.lock().unwrap();
         seen.push(Seen {
             method: parts.method.to_string(),
@@ -181,7 +189,7 @@ async fn answer(State((mock, kill)): State<(Arc<Mock>, Arc<Notify>)>, request: R
             end: None,
         });
         seen.len() - 1
-    };
+    });
     let fault = mock.fault.lock().unwrap().clone();
     let latency = *mock.latency.lock().unwrap();
     match fault {
@@ -215,7 +223,9 @@ async fn answer(State((mock, kill)): State<(Arc<Mock>, Arc<Notify>)>, request: R
             .into_response(),
         Fault::Hang | Fault::Reset => unreachable!(),
     };
-    mock.seen.lock().unwrap()[index].end = Some(Instant::now());
+    if let Some(index) = index {
+        mock.seen.lock().unwrap()[index].end = Some(Instant::now());
+    }
     response
 }
 

@@ -1,0 +1,328 @@
+//! The in-process cost of one checkout request: the executor `#[endpoint]` generates for the
+//! checkout graph against the same graph written by hand with `tokio::try_join!`.
+//!
+//! Both variants do the same work through the same downstream [`Transport`]s: build each request
+//! (percent-encoded path, JSON body, `accept`/`content-type` headers), send it within its timeout,
+//! check the status and decode the JSON answer as the field's type; cart first, then inventory,
+//! pricing and shipping (optional: a failure becomes `None`) together, tax the moment pricing is
+//! done, under the endpoint's 2 s deadline. The transports answer the contract from memory with no
+//! latency (each answer is encoded once, up front), so what is measured is orchestration: the
+//! executor, the client and its policies (breaker, bulkhead, retry budget, statistics) against the
+//! hand-written minimum.
+//!
+//! ```text
+//! cargo bench --bench checkout                 # figures (BENCHMARKS.md)
+//! cargo bench --bench checkout -- --test       # smoke run: each variant once, results checked
+//! ```
+//!
+//! Besides criterion's timings it prints the heap allocations (count and bytes) per request of
+//! each variant, counted by the global allocator below.
+
+#[path = "../examples/checkout/app.rs"]
+mod app;
+#[path = "../examples/checkout/contract.rs"]
+mod contract;
+
+use app::checkout::{Summary, SummaryInputs};
+use app::{Availability, Cart, Items, Pricing, Shipping, SummaryRequest, Tax, TaxInput};
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use orchestrate::{CallError, CallErrorKind, Endpoint, Runtime, Transport};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tower::ServiceExt;
+
+/// The base URL every in-memory service pretends to live at.
+const BASE: &str = "http://127.0.0.1:9";
+
+/// A transport for `service` answering the checkout contract from memory, at once.
+///
+/// The answers to the fixture cart `c1` are encoded once; a request the contract does not know
+/// gets a 404, so a wrong path or method shows up as a failed run (checked before measuring).
+fn in_memory(service: &'static str) -> Transport {
+    let body = serde_json::to_value(app::Items { items: &fixture_cart().items }).unwrap_or_default();
+    let (method, path, request_body) = match service {
+        "cart" => ("GET", "/carts/c1", serde_json::Value::Null),
+        "inventory" => ("POST", "/check-availability", body),
+        "pricing" => ("POST", "/calculate", body),
+        "shipping" => ("POST", "/estimate", body),
+        _ => ("POST", "/calculate", serde_json::json!({"subtotal": 14997})),
+    };
+    let (status, answer) = contract::answer(service, method, path, &request_body);
+    assert_eq!(status, 200, "the contract answers {service} {method} {path}");
+    let answer = Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
+    Transport::new(tower::service_fn(move |request: http::Request<Bytes>| {
+        let known = request.method().as_str() == method && request.uri().path() == path;
+        let mut response = http::Response::new(if known { answer.clone() } else { Bytes::new() });
+        if !known {
+            *response.status_mut() = http::StatusCode::NOT_FOUND;
+        }
+        std::future::ready(Ok::<_, CallError>(response))
+    }))
+}
+
+fn fixture_cart() -> Cart {
+    serde_json::from_value(contract::cart("c1")).unwrap_or_else(|e| panic!("the fixture cart decodes: {e}"))
+}
+
+fn request() -> SummaryRequest {
+    SummaryRequest { cart_id: "c1".to_owned(), user_id: "u1".to_owned() }
+}
+
+// ---- the hand-written graph ------------------------------------------------------------------
+
+/// The clients of the hand-written version: one transport per service (all at [`BASE`]).
+struct Downstream {
+    cart: Transport,
+    inventory: Transport,
+    pricing: Transport,
+    shipping: Transport,
+    tax: Transport,
+}
+
+/// What the hand-written version assembles: the endpoint's fields, `partialData` and the names of
+/// the failed optional services.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HandSummary {
+    cart: Cart,
+    #[serde(skip)]
+    #[allow(dead_code)] // kept, not shown, like the endpoint's field
+    availability: Availability,
+    pricing: Pricing,
+    shipping: Option<Shipping>,
+    tax: Tax,
+    total: u64,
+    availability_confirmed: bool,
+    partial_data: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failed_services: Vec<&'static str>,
+}
+
+/// Why the hand-written run failed: the service at fault and the error.
+#[derive(Debug)]
+struct HandFailure {
+    #[allow(dead_code)]
+    service: &'static str,
+    #[allow(dead_code)]
+    error: CallError,
+}
+
+/// One call: the request `ServiceClient` would build, sent within `timeout`, answer decoded.
+async fn call<T: DeserializeOwned>(
+    service: &'static str,
+    transport: &Transport,
+    method: http::Method,
+    path: &str,
+    body: Option<&dyn erased::Json>,
+    timeout: Duration,
+) -> Result<T, HandFailure> {
+    let fail = |error| HandFailure { service, error };
+    let mut url = String::with_capacity(BASE.len() + path.len());
+    url.push_str(BASE);
+    url.push_str(path);
+    let uri: http::Uri = url.parse().map_err(|e| fail(CallError::with_source(CallErrorKind::InvalidInput, e)))?;
+    let body = match body {
+        Some(body) => Some(body.to_vec().map_err(|e| fail(CallError::with_source(CallErrorKind::Encode, e)))?),
+        None => None,
+    };
+    let mut builder = http::Request::builder().method(method).uri(uri).header(http::header::ACCEPT, "application/json");
+    if body.is_some() {
+        builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    let request = builder
+        .body(body.map(Bytes::from).unwrap_or_default())
+        .map_err(|e| fail(CallError::with_source(CallErrorKind::InvalidInput, e)))?;
+    let response = match tokio::time::timeout(timeout, transport.clone().oneshot(request)).await {
+        Err(_elapsed) => return Err(fail(CallError::new(CallErrorKind::Timeout))),
+        Ok(Err(error)) => return Err(fail(error)),
+        Ok(Ok(response)) => response,
+    };
+    if !response.status().is_success() {
+        return Err(fail(CallError::status(response.status(), None)));
+    }
+    serde_json::from_slice(response.body()).map_err(|e| fail(CallError::with_source(CallErrorKind::Decode, e)))
+}
+
+/// JSON bodies behind `dyn`, so `call` is not generic over the body type (as `Outgoing::json`
+/// encodes before the request is sent).
+mod erased {
+    pub(crate) trait Json: Sync {
+        fn to_vec(&self) -> serde_json::Result<Vec<u8>>;
+    }
+
+    impl<T: serde::Serialize + Sync> Json for T {
+        fn to_vec(&self) -> serde_json::Result<Vec<u8>> {
+            serde_json::to_vec(self)
+        }
+    }
+}
+
+/// The checkout graph by hand: cart; then inventory, pricing → tax, and optional shipping together.
+async fn hand_written(downstream: &Downstream, req: SummaryRequest) -> Result<HandSummary, HandFailure> {
+    let graph = async {
+        let path = format!("/carts/{}", utf8_percent_encode(&req.cart_id, NON_ALPHANUMERIC));
+        let cart: Cart =
+            call("cart", &downstream.cart, http::Method::GET, &path, None, Duration::from_millis(200)).await?;
+        let items = Items::of(&cart);
+        let inventory = call::<Availability>(
+            "inventory",
+            &downstream.inventory,
+            http::Method::POST,
+            "/check-availability",
+            Some(&items),
+            Duration::from_millis(400),
+        );
+        let pricing_then_tax = async {
+            let pricing: Pricing = call(
+                "pricing",
+                &downstream.pricing,
+                http::Method::POST,
+                "/calculate",
+                Some(&items),
+                Duration::from_millis(200),
+            )
+            .await?;
+            let tax: Tax = call(
+                "tax",
+                &downstream.tax,
+                http::Method::POST,
+                "/calculate",
+                Some(&TaxInput::new(&cart, &pricing)),
+                Duration::from_millis(300),
+            )
+            .await?;
+            Ok((pricing, tax))
+        };
+        let shipping = async {
+            Ok(call::<Shipping>(
+                "shipping",
+                &downstream.shipping,
+                http::Method::POST,
+                "/estimate",
+                Some(&items),
+                Duration::from_millis(500),
+            )
+            .await
+            .ok())
+        };
+        let (availability, (pricing, tax), shipping) = tokio::try_join!(inventory, pricing_then_tax, shipping)?;
+        let failed_services = if shipping.is_none() { vec!["shipping"] } else { Vec::new() };
+        Ok(HandSummary {
+            total: pricing.subtotal + tax.amount,
+            availability_confirmed: availability.available,
+            partial_data: !failed_services.is_empty(),
+            cart,
+            availability,
+            pricing,
+            shipping,
+            tax,
+            failed_services,
+        })
+    };
+    match tokio::time::timeout(Duration::from_millis(2000), graph).await {
+        Ok(result) => result,
+        Err(_elapsed) => Err(HandFailure { service: "", error: CallError::new(CallErrorKind::DeadlineExceeded) }),
+    }
+}
+
+// ---- counting allocator ----------------------------------------------------------------------
+
+/// The system allocator, counting allocations and bytes.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Heap allocations and bytes per run of `f`, averaged over `runs`.
+fn allocations_per_run(tokio: &tokio::runtime::Runtime, runs: u64, mut f: impl AsyncFnMut()) -> (f64, f64) {
+    tokio.block_on(f()); // warm up lazily initialised state
+    let (count, bytes) = (ALLOCATIONS.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed));
+    tokio.block_on(async {
+        for _ in 0..runs {
+            f().await;
+        }
+    });
+    let count = ALLOCATIONS.load(Ordering::Relaxed) - count;
+    let bytes = BYTES.load(Ordering::Relaxed) - bytes;
+    (count as f64 / runs as f64, bytes as f64 / runs as f64)
+}
+
+// ---- the benchmark ---------------------------------------------------------------------------
+
+fn checkout(c: &mut Criterion) {
+    // One thread, as one request's graph runs on one task; the time driver for the timeouts.
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime");
+    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
+    for service in contract::LATENCIES.map(|(service, _)| service) {
+        builder = builder.base_url(service, BASE).transport(service, in_memory(service));
+    }
+    let runtime = builder.build().expect("the checkout runtime");
+    let downstream = Downstream {
+        cart: in_memory("cart"),
+        inventory: in_memory("inventory"),
+        pricing: in_memory("pricing"),
+        shipping: in_memory("shipping"),
+        tax: in_memory("tax"),
+    };
+
+    // Both variants answer the contract, identically, before anything is measured.
+    let expected = contract::expected_summary();
+    let generated = tokio.block_on(Summary::run(&runtime, SummaryInputs { req: request() })).expect("Summary runs");
+    assert_eq!(serde_json::to_value(generated.body()).ok(), Some(expected.clone()), "the generated executor");
+    let by_hand = tokio.block_on(hand_written(&downstream, request())).expect("the hand-written graph runs");
+    assert_eq!(serde_json::to_value(&by_hand).ok(), Some(expected), "the hand-written graph");
+
+    let (generated_allocs, generated_bytes) = allocations_per_run(&tokio, 1000, async || {
+        black_box(Summary::run(&runtime, SummaryInputs { req: request() }).await.is_ok());
+    });
+    let (hand_allocs, hand_bytes) = allocations_per_run(&tokio, 1000, async || {
+        black_box(hand_written(&downstream, request()).await.is_ok());
+    });
+    println!(
+        "heap per request: generated executor {generated_allocs:.1} allocations / {generated_bytes:.0} B, \
+         hand-written {hand_allocs:.1} allocations / {hand_bytes:.0} B"
+    );
+
+    let mut group = c.benchmark_group("checkout");
+    group.bench_function("generated executor (Summary::run)", |b| {
+        b.to_async(&tokio).iter(|| Summary::run(&runtime, SummaryInputs { req: request() }));
+    });
+    group.bench_function("hand-written (tokio::try_join!)", |b| {
+        b.to_async(&tokio).iter(|| hand_written(&downstream, request()));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, checkout);
+criterion_main!(benches);
