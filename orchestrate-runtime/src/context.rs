@@ -49,6 +49,10 @@ impl RequestContext {
     }
 
     /// The trace the request belongs to, if one was set.
+    ///
+    /// ```
+    /// assert!(orchestrate_runtime::RequestContext::default().trace().is_none());
+    /// ```
     pub fn trace(&self) -> Option<&TraceContext> {
         self.trace.as_ref()
     }

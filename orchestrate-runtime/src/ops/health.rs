@@ -26,6 +26,14 @@ use serde::Serialize;
 use std::time::SystemTime;
 
 /// The overall state.
+///
+/// ```
+/// use orchestrate_runtime::ops::health::{HealthReport, Status};
+/// use orchestrate_runtime::{Runtime, ServiceSpec};
+/// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://127.0.0.1:9")];
+/// let report = HealthReport::of(&Runtime::builder(SERVICES).read_env(false).build().unwrap(), &[]);
+/// assert_eq!(serde_json::to_value(report.status).unwrap(), "ok");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -38,6 +46,15 @@ pub enum Status {
 }
 
 /// One service in the report.
+///
+/// ```
+/// use orchestrate_runtime::ops::health::{HealthReport, Status};
+/// use orchestrate_runtime::{Runtime, ServiceSpec};
+/// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://127.0.0.1:9")];
+/// let report = HealthReport::of(&Runtime::builder(SERVICES).read_env(false).build().unwrap(), &[]);
+/// let cart = &report.services[0];
+/// assert_eq!((cart.name, cart.breaker, cart.error_rate, cart.last_success.as_deref()), ("cart", "closed", 0.0, None));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceReport {
@@ -88,6 +105,14 @@ pub struct HealthReport {
 impl HealthReport {
     /// The state of `runtime`'s services for `endpoints` (every service counts as required when
     /// `endpoints` is empty).
+    ///
+    /// ```
+    /// use orchestrate_runtime::ops::health::{HealthReport, Status};
+    /// use orchestrate_runtime::{Runtime, ServiceSpec};
+    /// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://127.0.0.1:9")];
+    /// let report = HealthReport::of(&Runtime::builder(SERVICES).read_env(false).build().unwrap(), &[]);
+    /// assert_eq!(report.status, Status::Ok);
+    /// ```
     pub fn of(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> Self {
         let now = SystemTime::now();
         let services: Vec<ServiceReport> = runtime
@@ -109,6 +134,14 @@ impl HealthReport {
     }
 
     /// 503 when unavailable, else 200.
+    ///
+    /// ```
+    /// use orchestrate_runtime::ops::health::{HealthReport, Status};
+    /// use orchestrate_runtime::{Runtime, ServiceSpec};
+    /// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://127.0.0.1:9")];
+    /// let report = HealthReport::of(&Runtime::builder(SERVICES).read_env(false).build().unwrap(), &[]);
+    /// assert_eq!(report.http_status(), http::StatusCode::OK);
+    /// ```
     pub fn http_status(&self) -> StatusCode {
         match self.status {
             Status::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -29,6 +29,10 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// Histogram buckets, in seconds: from 5 ms to 10 s, denser where BFF latencies live.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::ops::metrics::DEFAULT_BUCKETS.last(), Some(&10.0));
+/// ```
 pub const DEFAULT_BUCKETS: &[f64] =
     &[0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0];
 
@@ -54,6 +58,12 @@ impl fmt::Debug for Metrics {
 
 impl Metrics {
     /// Everything recorded so far, in the Prometheus text format.
+    ///
+    /// ```
+    /// let metrics = orchestrate_runtime::ops::metrics::install().unwrap();
+    /// let text = metrics.render();
+    /// assert!(text.lines().all(|line| line.is_empty() || line.starts_with('#') || line.starts_with("orchestrate_")));
+    /// ```
     pub fn render(&self) -> String {
         self.handle.run_upkeep();
         self.handle.render()
@@ -61,6 +71,11 @@ impl Metrics {
 }
 
 /// Why [`install`] failed.
+///
+/// ```
+/// use orchestrate_runtime::ops::metrics::MetricsError;
+/// assert!(MetricsError::OtherRecorder.to_string().contains("enable()"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MetricsError {
@@ -155,6 +170,11 @@ pub fn enable() {
 }
 
 /// The recorder [`install`] installed, if it was called.
+///
+/// ```
+/// orchestrate_runtime::ops::metrics::install().unwrap();
+/// assert!(orchestrate_runtime::ops::metrics::installed().is_some());
+/// ```
 pub fn installed() -> Option<Metrics> {
     INSTALLED.get().cloned()
 }

@@ -26,18 +26,46 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Time from the request's arrival to its response, per endpoint and status.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::REQUEST_DURATION, "orchestrate_request_duration_seconds");
+/// ```
 pub const REQUEST_DURATION: &str = "orchestrate_request_duration_seconds";
 /// Requests being served now, per endpoint.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::REQUESTS_IN_FLIGHT, "orchestrate_requests_in_flight");
+/// ```
 pub const REQUESTS_IN_FLIGHT: &str = "orchestrate_requests_in_flight";
 /// Time of each downstream call (all its attempts and backoff), per call.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::CALL_DURATION, "orchestrate_call_duration_seconds");
+/// ```
 pub const CALL_DURATION: &str = "orchestrate_call_duration_seconds";
 /// Calls by how they ended.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::CALLS, "orchestrate_calls_total");
+/// ```
 pub const CALLS: &str = "orchestrate_calls_total";
 /// Downstream requests under way, per service.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::CALLS_IN_FLIGHT, "orchestrate_calls_in_flight");
+/// ```
 pub const CALLS_IN_FLIGHT: &str = "orchestrate_calls_in_flight";
 /// Retries sent, per service and reason.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::RETRIES, "orchestrate_retries_total");
+/// ```
 pub const RETRIES: &str = "orchestrate_retries_total";
 /// Circuit breaker state per service: 0 closed, 1 half-open, 2 open.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::BREAKER_STATE, "orchestrate_breaker_state");
+/// ```
 pub const BREAKER_STATE: &str = "orchestrate_breaker_state";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);

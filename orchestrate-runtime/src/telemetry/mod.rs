@@ -35,6 +35,10 @@ use http::HeaderValue;
 use http::header::HeaderMap;
 
 /// The request id header.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::REQUEST_ID, "x-request-id");
+/// ```
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// Longest inbound request id kept; a longer one is replaced.
@@ -71,6 +75,14 @@ impl Correlation {
     /// that what is forwarded downstream is valid: exactly one `x-request-id` (the client's when
     /// it is 1 to 200 visible ASCII characters, else a generated UUID), the continued or new
     /// `traceparent`, and `tracestate` only when it belongs to a valid `traceparent`.
+    ///
+    /// ```
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-request-id", "two words".parse().unwrap()); // not a usable id
+    /// let ids = orchestrate_runtime::telemetry::Correlation::from_inbound(&mut headers);
+    /// assert_ne!(ids.request_id(), "two words");
+    /// assert_eq!(headers["x-request-id"], ids.request_id());
+    /// ```
     pub fn from_inbound(headers: &mut HeaderMap) -> Self {
         let mut ids = headers.get_all(REQUEST_ID).iter();
         let request_id = match (ids.next(), ids.next()) {
@@ -91,21 +103,44 @@ impl Correlation {
     }
 
     /// The request id sent downstream and returned to the client.
+    ///
+    /// ```
+    /// let ids = orchestrate_runtime::telemetry::Correlation::from_inbound(&mut http::HeaderMap::new());
+    /// assert_eq!(ids.request_id().len(), 36);
+    /// ```
     pub fn request_id(&self) -> &HeaderValue {
         &self.request_id
     }
 
     /// The trace this request belongs to.
+    ///
+    /// ```
+    /// let ids = orchestrate_runtime::telemetry::Correlation::from_inbound(&mut http::HeaderMap::new());
+    /// assert!(ids.trace().sampled());
+    /// ```
     pub fn trace(&self) -> &TraceContext {
         &self.trace
     }
 
     /// Whether the client's `traceparent` was continued (else a new trace was started).
+    ///
+    /// ```
+    /// let ids = orchestrate_runtime::telemetry::Correlation::from_inbound(&mut http::HeaderMap::new());
+    /// assert!(!ids.continued());
+    /// ```
     pub fn continued(&self) -> bool {
         self.continued
     }
 
     /// Replaces the trace (the OpenTelemetry layer does when it started the trace itself).
+    ///
+    /// ```
+    /// use orchestrate_runtime::telemetry::{Correlation, TraceContext};
+    /// let mut ids = Correlation::from_inbound(&mut http::HeaderMap::new());
+    /// let trace = TraceContext::new_root();
+    /// ids.set_trace(trace.clone());
+    /// assert_eq!(ids.trace(), &trace);
+    /// ```
     pub fn set_trace(&mut self, trace: TraceContext) {
         self.trace = trace;
     }

@@ -27,9 +27,23 @@ use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The layer [`layer`] returns.
+///
+/// ```
+/// # fn f() -> Result<(), orchestrate_runtime::telemetry::otel::OtelError> {
+/// let (layer, _guard): (orchestrate_runtime::telemetry::otel::OtelLayer<tracing_subscriber::Registry>, _) =
+///     orchestrate_runtime::telemetry::otel::layer("checkout-bff")?;
+/// # Ok(()) }
+/// ```
 pub type OtelLayer<S> = OpenTelemetryLayer<S, SdkTracer>;
 
 /// Why [`layer`] failed.
+///
+/// ```
+/// match orchestrate_runtime::telemetry::otel::layer::<tracing_subscriber::Registry>("checkout-bff") {
+///     Ok((_layer, _guard)) => {}
+///     Err(error) => eprintln!("tracing export disabled: {error}"),
+/// }
+/// ```
 #[derive(Debug)]
 pub struct OtelError(opentelemetry_otlp::ExporterBuildError);
 
@@ -46,6 +60,14 @@ impl std::error::Error for OtelError {
 }
 
 /// Sends the spans still buffered when dropped; keep it alive until the application exits.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (_layer, guard) = orchestrate_runtime::telemetry::otel::layer::<tracing_subscriber::Registry>("checkout-bff")?;
+/// // .. serve ..
+/// drop(guard); // sends the spans still buffered
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct OtelGuard {
     provider: SdkTracerProvider,
@@ -65,6 +87,15 @@ impl Drop for OtelGuard {
 /// # Errors
 ///
 /// [`OtelError`] when the exporter cannot be built (e.g. an invalid endpoint).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tracing_subscriber::layer::SubscriberExt;
+/// let (otel, _guard) = orchestrate_runtime::telemetry::otel::layer("checkout-bff")?;
+/// let subscriber = tracing_subscriber::registry().with(otel);
+/// # let _ = subscriber;
+/// # Ok(()) }
+/// ```
 pub fn layer<S>(service_name: impl Into<String>) -> Result<(OtelLayer<S>, OtelGuard), OtelError>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,

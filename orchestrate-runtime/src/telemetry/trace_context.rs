@@ -6,8 +6,16 @@ use http::header::HeaderMap;
 use std::fmt;
 
 /// The `traceparent` header name.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::TRACEPARENT, "traceparent");
+/// ```
 pub const TRACEPARENT: &str = "traceparent";
 /// The `tracestate` header name.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::TRACESTATE, "tracestate");
+/// ```
 pub const TRACESTATE: &str = "tracestate";
 
 /// Longest `tracestate` kept (the specification's 32 members of at most 256 characters allow more,
@@ -202,16 +210,34 @@ impl TraceContext {
     }
 
     /// The same trace with a fresh parent id: what one downstream request carries.
+    ///
+    /// ```
+    /// use orchestrate_runtime::telemetry::TraceContext;
+    /// let tc = TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+    /// assert_eq!(tc.child().trace_id(), tc.trace_id());
+    /// ```
     pub fn child(&self) -> Self {
         Self { trace_id: self.trace_id, parent_id: SpanId::random(), flags: self.flags, state: self.state.clone() }
     }
 
     /// The trace id.
+    ///
+    /// ```
+    /// use orchestrate_runtime::telemetry::TraceContext;
+    /// let tc = TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+    /// assert_eq!(tc.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+    /// ```
     pub fn trace_id(&self) -> TraceId {
         self.trace_id
     }
 
     /// The id of the span that sent the request (for an inbound context: the client's span).
+    ///
+    /// ```
+    /// use orchestrate_runtime::telemetry::TraceContext;
+    /// let tc = TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+    /// assert_eq!(tc.parent_id().to_string(), "b7ad6b7169203331");
+    /// ```
     pub fn parent_id(&self) -> SpanId {
         self.parent_id
     }
@@ -227,16 +253,34 @@ impl TraceContext {
     }
 
     /// Whether the caller sampled (recorded) the trace.
+    ///
+    /// ```
+    /// use orchestrate_runtime::telemetry::TraceContext;
+    /// let tc = TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+    /// assert!(tc.sampled());
+    /// ```
     pub fn sampled(&self) -> bool {
         self.flags & 0x01 == 0x01
     }
 
     /// The `tracestate` to pass on, if any.
+    ///
+    /// ```
+    /// use orchestrate_runtime::telemetry::TraceContext;
+    /// let tc = TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+    /// assert!(tc.tracestate().is_none());
+    /// ```
     pub fn tracestate(&self) -> Option<&HeaderValue> {
         self.state.as_ref()
     }
 
     /// The `traceparent` value, always version `00`.
+    ///
+    /// ```
+    /// use orchestrate_runtime::telemetry::TraceContext;
+    /// let tc = TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+    /// assert_eq!(tc.traceparent(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    /// ```
     pub fn traceparent(&self) -> HeaderValue {
         let text = format!("00-{}-{}-{:02x}", self.trace_id, self.parent_id, self.flags);
         // Hex digits and dashes only: always a valid header value.
