@@ -331,3 +331,94 @@ mod health {
         assert_eq!(report["status"], "degraded", "promos is still open: {report}");
     }
 }
+
+/// A `MakeWriter` into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(str::to_owned).collect()
+    }
+}
+
+// A current-thread runtime: the BFF's tasks run on this thread, under its default subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn spans_describe_the_request_and_each_call() {
+    use tracing_subscriber::fmt::format::FmtSpan;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_env_filter("orchestrate_runtime=info")
+        .finish();
+    let _default = tracing_subscriber::util::SubscriberInitExt::set_default(subscriber);
+    // Other tests of this binary hit the same callsites on their threads; one that was being
+    // registered while this subscriber was set would keep its "nobody is interested" cache.
+    tracing::callsite::rebuild_interest_cache();
+
+    let bff = start(0.0, false).await;
+    tracing::callsite::rebuild_interest_cache();
+    bff.mocks.get("shipping").set_fault(Fault::Status(503));
+    assert_eq!(bff.summary(&[("x-request-id", "req-7"), ("traceparent", CLIENT_TRACEPARENT)]).await.status(), 200);
+    bff.mocks.get("cart").set_fault(Fault::Status(503));
+    assert_eq!(bff.summary(&[("x-request-id", "req-8")]).await.status(), 502);
+
+    let lines = captured.lines();
+    let closed = |request_id: &str, span: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| {
+                l.contains(&format!("request_id=\"{request_id}\"")) && l.contains(span) && l.contains(" close ")
+            })
+            .cloned()
+            .collect()
+    };
+    // One request span, with the route template, the client's trace and how it ended.
+    let request = closed("req-7", "router");
+    assert_eq!(request.len(), 1, "{lines:#?}");
+    for field in [
+        "method=\"POST\"",
+        "route=\"/checkout/summary\"",
+        "endpoint=\"Summary\"",
+        "trace_id=0af7651916cd43dd8448eb211c80319c",
+        "status=200",
+        "partial=true",
+    ] {
+        assert!(request[0].contains(field), "{field} missing: {}", request[0]);
+    }
+    // One call span per call, inside it.
+    let calls = closed("req-7", "call{");
+    assert_eq!(calls.len(), 5, "{calls:#?}");
+    let shipping = calls.iter().find(|l| l.contains("service=\"shipping\"")).unwrap();
+    for field in [
+        "call=\"shipping\"",
+        "attempts=1",
+        "status=503",
+        "outcome=\"failed\"",
+        "error=\"status\"",
+        "breaker=\"closed\"",
+        "duration_ms=",
+    ] {
+        assert!(shipping.contains(field), "{field} missing: {shipping}");
+    }
+    // A retried call says why; the request it failed says so too.
+    let cart = closed("req-8", "call{");
+    assert_eq!(cart.len(), 1, "only cart ran: {cart:#?}");
+    for field in ["service=\"cart\"", "attempts=3", "retry_reason=\"status\"", "outcome=\"failed\""] {
+        assert!(cart[0].contains(field), "{field} missing: {}", cart[0]);
+    }
+    assert!(closed("req-8", "router")[0].contains("status=502"));
+}
