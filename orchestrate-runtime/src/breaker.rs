@@ -150,10 +150,11 @@ impl Breaker {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Moves an open breaker whose time is up to half-open.
-    fn refresh(&self, state: &mut State, now: Instant) {
+    /// Moves an open breaker whose time is up to half-open. Reads the clock only when open, so a
+    /// closed breaker costs no clock read per call.
+    fn refresh(&self, state: &mut State) {
         if let Mode::Open { until } = state.mode
-            && now >= until
+            && Instant::now() >= until
         {
             state.mode = Mode::HalfOpen { admitted: 0, succeeded: 0 };
             state.epoch += 1;
@@ -165,7 +166,7 @@ impl Breaker {
     /// The current state.
     pub(crate) fn state(&self) -> BreakerState {
         let mut state = self.lock();
-        self.refresh(&mut state, Instant::now());
+        self.refresh(&mut state);
         match state.mode {
             Mode::Closed => BreakerState::Closed,
             Mode::Open { .. } => BreakerState::Open,
@@ -176,7 +177,7 @@ impl Breaker {
     /// Leave for one attempt, or [`CallErrorKind::BreakerOpen`].
     pub(crate) fn admit(&self) -> Result<Ticket<'_>, CallError> {
         let mut state = self.lock();
-        self.refresh(&mut state, Instant::now());
+        self.refresh(&mut state);
         let epoch = state.epoch;
         match &mut state.mode {
             Mode::Closed => {}
@@ -196,9 +197,9 @@ impl Breaker {
         if state.epoch != epoch {
             return;
         }
-        let now = Instant::now();
         let (policy, service) = (self.policy, self.service);
-        let open = |state: &mut State| {
+        // The clock is read only where time matters: a success of a closed breaker needs none.
+        let open = |state: &mut State, now: Instant| {
             state.mode = Mode::Open { until: now + policy.open_for };
             state.epoch += 1;
             state.failures.clear();
@@ -207,6 +208,7 @@ impl Breaker {
         };
         match (&mut state.mode, verdict) {
             (Mode::Closed, Verdict::Failure) => {
+                let now = Instant::now();
                 state.failures.push_back(now);
                 while state.failures.len() > policy.failures as usize {
                     state.failures.pop_front();
@@ -214,7 +216,7 @@ impl Breaker {
                 let window_start = now.checked_sub(policy.within);
                 state.failures.retain(|&at| window_start.is_none_or(|start| at > start));
                 if state.failures.len() >= policy.failures as usize {
-                    open(&mut state);
+                    open(&mut state, now);
                 }
             }
             (Mode::HalfOpen { succeeded, .. }, Verdict::Success) => {
@@ -227,7 +229,7 @@ impl Breaker {
                     tracing::info!(service, "circuit breaker closed");
                 }
             }
-            (Mode::HalfOpen { .. }, Verdict::Failure) => open(&mut state),
+            (Mode::HalfOpen { .. }, Verdict::Failure) => open(&mut state, Instant::now()),
             (Mode::HalfOpen { admitted, .. }, Verdict::Neutral) => *admitted = admitted.saturating_sub(1),
             _ => {}
         }

@@ -68,11 +68,11 @@ impl Stats {
         Self { inner: Mutex::new((Window::new(RECENT), None)) }
     }
 
-    pub(crate) fn record(&self, verdict: Verdict) {
+    /// Counts an attempt that ended at `now` (the caller's clock read).
+    pub(crate) fn record(&self, verdict: Verdict, now: Instant) {
         if verdict == Verdict::Neutral {
             return;
         }
-        let now = Instant::now();
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         inner.0.add(now, ATTEMPTS, 1);
         match verdict {

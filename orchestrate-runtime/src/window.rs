@@ -13,7 +13,8 @@ const BUCKETS: usize = 10;
 #[derive(Debug)]
 pub(crate) struct Window<const K: usize> {
     origin: Instant,
-    width: Duration,
+    /// A bucket's width in nanoseconds (a `u64` division per event, not a `u128` one).
+    width: u64,
     /// Each bucket remembers which tick it holds, so a stale bucket is reset when reused.
     buckets: [(u64, [u64; K]); BUCKETS],
 }
@@ -21,12 +22,13 @@ pub(crate) struct Window<const K: usize> {
 impl<const K: usize> Window<K> {
     pub(crate) fn new(within: Duration) -> Self {
         let width = (within / BUCKETS as u32).max(Duration::from_millis(1));
+        let width = u64::try_from(width.as_nanos()).unwrap_or(u64::MAX);
         Self { origin: Instant::now(), width, buckets: [(0, [0; K]); BUCKETS] }
     }
 
     fn tick(&self, now: Instant) -> u64 {
         let elapsed = now.saturating_duration_since(self.origin).as_nanos();
-        (elapsed / self.width.as_nanos()) as u64
+        u64::try_from(elapsed).unwrap_or(u64::MAX) / self.width
     }
 
     /// Adds `n` to counter `k` at `now`.

@@ -167,9 +167,45 @@ impl Outgoing {
 pub struct ServiceClient {
     spec: ServiceSpec,
     base_url: String,
+    /// The base URL parsed once: scheme, authority and path prefix, so that a call parses only
+    /// its own path.
+    origin: Option<Origin>,
     forward: Vec<HeaderName>,
     transport: Transport,
     guards: Arc<Guards>,
+}
+
+/// The `traceparent` header's name, parsed once.
+static TRACEPARENT: HeaderName = HeaderName::from_static(telemetry::TRACEPARENT);
+
+/// A base URL split into the parts every request reuses.
+#[derive(Debug, Clone)]
+struct Origin {
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    /// The base URL's path without its trailing `/` (usually empty).
+    prefix: String,
+}
+
+impl Origin {
+    fn parse(base_url: &str) -> Option<Self> {
+        let parts = base_url.parse::<http::Uri>().ok()?.into_parts();
+        let prefix = parts.path_and_query.as_ref().map_or("", |p| p.path()).trim_end_matches('/').to_owned();
+        if parts.path_and_query.as_ref().is_some_and(|p| p.query().is_some()) {
+            return None;
+        }
+        Some(Self { scheme: parts.scheme?, authority: parts.authority?, prefix })
+    }
+
+    /// The URI of `path` (which starts with `/`) at this origin.
+    fn uri(&self, path: String) -> Result<http::Uri, http::Error> {
+        let path = if self.prefix.is_empty() { path } else { format!("{}{path}", self.prefix) };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path))?);
+        Ok(http::Uri::from_parts(parts)?)
+    }
 }
 
 /// The run-time state of the service's policies.
@@ -199,7 +235,8 @@ impl ServiceClient {
             budget: Budget::new(spec.retry_budget),
             stats: Stats::new(),
         });
-        Self { spec, base_url: base_url.trim_end_matches('/').to_owned(), forward, transport, guards }
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        Self { spec, origin: Origin::parse(&base_url), base_url, forward, transport, guards }
     }
 
     /// The service's name.
@@ -306,30 +343,33 @@ impl ServiceClient {
             let Some(request) = request else {
                 return Sent { result: Err(CallError::new(CallErrorKind::Transport)), attempts, status: None };
             };
+            // Two clock reads per attempt, shared by every policy: its start (retry budget, timeout)
+            // and its end (breaker window, statistics, backoff).
+            let started = Instant::now();
             if attempts == 0 {
-                guards.budget.deposit();
+                guards.budget.deposit(started);
             }
             attempts += 1;
-            let started = Instant::now();
-            let (result, status) = self.attempt(policy, deadline, request).await;
+            let (result, status) = self.attempt(policy, deadline, started, request).await;
+            let ended = Instant::now();
             let verdict = Verdict::of(&result);
             tracing::debug!(
                 service = self.spec.name,
                 attempt = attempts,
                 status,
                 result = result.as_ref().map_or_else(|e| e.kind().as_str(), |_| "ok"),
-                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                elapsed_ms = ended.saturating_duration_since(started).as_secs_f64() * 1000.0,
                 "attempt"
             );
             if let Some(ticket) = ticket {
                 ticket.record(verdict);
             }
-            guards.stats.record(verdict);
+            guards.stats.record(verdict, ended);
             let error = match result {
                 Ok(response) => return Sent { result: Ok(response), attempts, status },
                 Err(error) => error,
             };
-            let Some(wait) = schedule.next_wait(&error, Instant::now()) else {
+            let Some(wait) = schedule.next_wait(&error, ended) else {
                 return Sent { result: Err(error), attempts, status };
             };
             if !guards.budget.withdraw() {
@@ -345,20 +385,20 @@ impl ServiceClient {
         }
     }
 
-    /// One attempt: the smaller of the call's timeout and the time left.
+    /// One attempt starting `now`: the smaller of the call's timeout and the time left.
     async fn attempt(
         &self,
         policy: &CallPolicy,
         deadline: Instant,
+        now: Instant,
         request: http::Request<Bytes>,
     ) -> (Result<http::Response<Bytes>, CallError>, Option<u16>) {
-        let now = Instant::now();
         let left = deadline.saturating_duration_since(now);
         if left.is_zero() {
             return (Err(CallError::new(CallErrorKind::DeadlineExceeded)), None);
         }
         let (limit, cut_by_deadline) = if policy.timeout < left { (policy.timeout, false) } else { (left, true) };
-        match tokio::time::timeout(limit, self.transport.clone().oneshot(request)).await {
+        match tokio::time::timeout_at(now + limit, self.transport.clone().oneshot(request)).await {
             Err(_elapsed) => {
                 let kind = if cut_by_deadline { CallErrorKind::DeadlineExceeded } else { CallErrorKind::Timeout };
                 (Err(CallError::new(kind)), None)
@@ -381,31 +421,43 @@ impl ServiceClient {
             return Err(error);
         }
         let path = outgoing.target.finish()?;
-        let mut url = String::with_capacity(self.base_url.len() + path.len());
-        url.push_str(&self.base_url);
-        url.push_str(&path);
-        let uri: http::Uri = url.parse().map_err(|e| CallError::with_source(CallErrorKind::InvalidInput, e))?;
+        let invalid = |e: http::Error| CallError::with_source(CallErrorKind::InvalidInput, e);
+        let uri = match &self.origin {
+            Some(origin) if path.starts_with('/') => origin.uri(path).map_err(invalid)?,
+            _ => format!("{}{path}", self.base_url).parse::<http::Uri>().map_err(|e| invalid(e.into()))?,
+        };
         let mut request = http::Request::new(outgoing.body.unwrap_or_default());
         *request.method_mut() = outgoing.method;
         *request.uri_mut() = uri;
-        let headers = request.headers_mut();
-        for name in &self.forward {
-            for value in context.headers().get_all(name) {
-                headers.append(name.clone(), value.clone());
+        // The call's own headers (every value of each) take precedence over forwarded ones of the
+        // same name; the request is built in the call's header map. (Each lookup hashes the name:
+        // the order of the checks below keeps them to about one per forwarded header.)
+        let mut headers = outgoing.headers;
+        let own = !headers.is_empty();
+        // The same trace, with this call as the parent of what the service does: it replaces the
+        // inbound `traceparent`, which is then not forwarded.
+        let traceparent =
+            if own && headers.contains_key(&TRACEPARENT) { None } else { telemetry::downstream_traceparent(context) };
+        let inbound = context.headers();
+        if !inbound.is_empty() {
+            for name in &self.forward {
+                if traceparent.is_some() && *name == TRACEPARENT {
+                    continue;
+                }
+                let mut values = inbound.get_all(name).iter().peekable();
+                if values.peek().is_none() || (own && headers.contains_key(name)) {
+                    continue;
+                }
+                for value in values {
+                    headers.append(name.clone(), value.clone());
+                }
             }
         }
-        // The same trace, with this call as the parent of what the service does.
-        if let Some(traceparent) = telemetry::downstream_traceparent(context) {
-            headers.insert(HeaderName::from_static(telemetry::TRACEPARENT), traceparent);
+        if let Some(traceparent) = traceparent {
+            headers.insert(TRACEPARENT.clone(), traceparent);
         }
-        for (name, value) in outgoing.headers {
-            if let Some(name) = name {
-                headers.insert(name, value);
-            }
-        }
-        if !headers.contains_key(header::ACCEPT) {
-            headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        }
+        headers.entry(header::ACCEPT).or_insert_with(|| HeaderValue::from_static("application/json"));
+        *request.headers_mut() = headers;
         Ok(request)
     }
 }
@@ -428,4 +480,53 @@ fn copy_request(request: &http::Request<Bytes>) -> http::Request<Bytes> {
 /// [`CallErrorKind::Decode`] with serde's explanation (no body content).
 pub fn decode_json<T: serde::de::DeserializeOwned>(response: &http::Response<Bytes>) -> Result<T, CallError> {
     serde_json::from_slice(response.body()).map_err(|e| CallError::with_source(CallErrorKind::Decode, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::TraceContext;
+
+    fn client(base_url: &str) -> ServiceClient {
+        let transport = Transport::new(tower::service_fn(|_: http::Request<Bytes>| async {
+            Ok::<_, CallError>(http::Response::new(Bytes::new()))
+        }));
+        ServiceClient::new(ServiceSpec::new("cart", "http://cart.internal"), base_url, transport)
+    }
+
+    fn outgoing(path: &str) -> Outgoing {
+        Outgoing::new(http::Method::POST, Target::from(path))
+    }
+
+    #[test]
+    fn the_request_goes_to_the_base_url_and_its_path_prefix() {
+        let context = RequestContext::default();
+        let request = client("http://cart.internal:8080/api/").build(&context, outgoing("/carts/c%201")).unwrap();
+        assert_eq!(request.uri(), "http://cart.internal:8080/api/carts/c%201");
+        let request = client("http://cart.internal:8080").build(&context, outgoing("/carts?x=1")).unwrap();
+        assert_eq!(request.uri(), "http://cart.internal:8080/carts?x=1");
+        assert_eq!(request.headers()[header::ACCEPT], "application/json");
+    }
+
+    #[test]
+    fn the_calls_own_headers_beat_forwarded_ones_and_the_trace_gets_a_new_parent() {
+        let trace = TraceContext::new_root();
+        let context = RequestContext::default()
+            .with_header("authorization", "Bearer inbound")
+            .with_header("x-request-id", "r-1")
+            .with_header("cookie", "secret")
+            .with_header("traceparent", trace.traceparent().to_str().unwrap())
+            .with_trace(trace.clone());
+        let call = outgoing("/carts").json(&1).header("authorization", &"Bearer own").header("x-tag", &"a");
+        let request = client("http://cart.internal").build(&context, call.header("x-tag", &"b")).unwrap();
+        let headers = request.headers();
+        assert_eq!(headers.get_all("authorization").iter().collect::<Vec<_>>(), ["Bearer own"]);
+        assert_eq!(headers.get_all("x-tag").iter().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(headers["x-request-id"], "r-1");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        assert!(headers.get("cookie").is_none());
+        let sent = TraceContext::parse(headers[TRACEPARENT.as_str()].to_str().unwrap()).unwrap();
+        assert_eq!((sent.trace_id(), headers.get_all("traceparent").iter().count()), (trace.trace_id(), 1));
+        assert_ne!(sent.parent_id(), trace.parent_id());
+    }
 }

@@ -164,10 +164,16 @@ pub struct Report {
 /// the call's attempts belongs to it. When the call ends the span gets its `attempts`, `status`,
 /// `outcome`, `error`, `duration_ms` and the service's `breaker` state, and the call is counted
 /// in the [metrics](crate::telemetry::metrics).
+///
+/// Times in the timeline cost one clock read per completed call: a call that starts in the same
+/// pass as its dependency completed starts at that completion's time (when its inputs were
+/// ready), and the calls that start together in a pass share one read.
 #[derive(Debug)]
 pub struct Driver<'e, 'rt, const N: usize> {
     exec: &'e Exec<'rt>,
     done: u64,
+    /// The last clock read of the current pass (offset from the run's start).
+    clock: Option<Duration>,
     started: [Option<Duration>; N],
     spans: [Span; N],
     records: Vec<CallRecord>,
@@ -182,6 +188,7 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
         Self {
             exec,
             done: 0,
+            clock: None,
             started: [None; N],
             spans: std::array::from_fn(|_| Span::none()),
             records: Vec::with_capacity(N),
@@ -230,6 +237,16 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
         self.records.push(record);
     }
 
+    /// Now, as read last in this pass (or read now).
+    fn now(&mut self) -> Duration {
+        *self.clock.get_or_insert_with(|| self.exec.elapsed())
+    }
+
+    /// Reads the clock and keeps the reading for the rest of the pass.
+    fn read_clock(&mut self) -> Duration {
+        *self.clock.insert(self.exec.elapsed())
+    }
+
     /// Whether node `i` still has to run and every node of `deps` (a bit mask) is done.
     #[inline]
     pub fn ready(&self, i: usize, deps: u64) -> bool {
@@ -242,6 +259,8 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
     ///
     /// The deadline [`Failure`], listing the calls it cut.
     pub fn poll_deadline(&mut self, deadline: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Result<(), Failure> {
+        // A new pass: earlier clock readings are stale.
+        self.clock = None;
         if deadline.poll(cx).is_pending() {
             return Ok(());
         }
@@ -268,7 +287,7 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
 
     /// Records calls still in flight as cancelled and returns the timeline.
     fn close_timeline(&mut self) -> Timeline {
-        let now = self.exec.elapsed();
+        let now = self.read_clock();
         let spec = self.exec.spec;
         let cancelled: Vec<usize> = self.in_flight().collect();
         for i in cancelled {
@@ -308,7 +327,8 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
             Some(start) => start,
             None => {
                 self.spans[i] = self.call_span(i);
-                *self.started[i].insert(self.exec.elapsed())
+                let now = self.now();
+                *self.started[i].insert(now)
             }
         };
         let polled = {
@@ -322,7 +342,7 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
         let spec = self.exec.spec;
         let name = spec.nodes[i].name;
         let (service, required) = spec.call(i).map_or(("", true), |c| (c.service, c.required));
-        let end = self.exec.elapsed();
+        let end = self.read_clock();
         let mut record = CallRecord {
             call: name,
             service,
@@ -373,9 +393,11 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
     /// `Ready` with the run's report once every node is done.
     pub fn finish(&mut self) -> Poll<Result<Report, Failure>> {
         if self.done & Self::ALL != Self::ALL {
+            // The pass ends; the next one reads the clock afresh.
+            self.clock = None;
             return Poll::Pending;
         }
-        let timeline = Timeline { calls: std::mem::take(&mut self.records), total: self.exec.elapsed() };
+        let timeline = Timeline { calls: std::mem::take(&mut self.records), total: self.now() };
         Poll::Ready(Ok(Report { failed: std::mem::take(&mut self.failed), timeline }))
     }
 }

@@ -28,9 +28,10 @@ impl Budget {
         self.window.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Counts a call (its first attempt).
-    pub(crate) fn deposit(&self) {
-        self.window().add(Instant::now(), CALLS, 1);
+    /// Counts a call (its first attempt) made at `now` (the caller's clock read, shared with the
+    /// other policies of the attempt).
+    pub(crate) fn deposit(&self, now: Instant) {
+        self.window().add(now, CALLS, 1);
     }
 
     /// Takes one retry from the budget; `false` when it is spent.
@@ -56,7 +57,7 @@ mod tests {
     async fn retries_are_a_share_of_calls_plus_a_floor_per_window() {
         let budget = Budget::new(RetryBudget { percent: 50, within: Duration::from_secs(10), min_retries: 1 });
         for _ in 0..4 {
-            budget.deposit();
+            budget.deposit(Instant::now());
         }
         // 4 calls × 50% + 1 = 3 retries.
         assert!(budget.withdraw() && budget.withdraw() && budget.withdraw());
