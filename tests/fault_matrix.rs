@@ -80,7 +80,8 @@ async fn matrix(service: &'static str) {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
-        let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{service} {fault:?}: not JSON ({e}): {text}"));
+        let body: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{service} {fault:?}: not JSON ({e}): {text}"));
         let case = format!("{service} × {fault:?}: {status} {text}");
         let want = expected(service, &fault);
 

@@ -251,7 +251,9 @@ impl Failure {
             (CallErrorKind::Connect | CallErrorKind::Transport, _) => {
                 format!("service `{service}` is unreachable or dropped the connection")
             }
-            (CallErrorKind::Decode, _) => format!("service `{service}` answered something other than the expected data"),
+            (CallErrorKind::Decode, _) => {
+                format!("service `{service}` answered something other than the expected data")
+            }
             (CallErrorKind::BodyTooLarge, _) => format!("service `{service}` answered more data than allowed"),
             _ => format!("service `{service}` is unavailable"),
         }
