@@ -44,7 +44,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
 
     let mocks = mocks::Mocks::start(scale).await?;
-    let mut builder = Runtime::builder(app::services::ALL);
+    // `endpoints` re-checks every endpoint's worst case against the configured policies.
+    let mut builder = Runtime::builder(app::services::ALL).endpoints(app::checkout::ENDPOINTS);
     for service in mocks::SERVICES {
         // `ORCHESTRATE_<SERVICE>_URL`, when set, takes precedence over the embedded mock.
         match std::env::var(env_var_name(service)) {

@@ -28,7 +28,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mocks_url = format!("http://{}", mocks.local_addr()?);
     tokio::spawn(async move { axum::serve(mocks, app::mock_services(Default::default(), 1.0)).await });
 
-    let mut builder = Runtime::builder(app::services::ALL);
+    let mut builder = Runtime::builder(app::services::ALL).endpoints(app::dashboard::ENDPOINTS);
     for service in app::services::ALL.iter().map(|s| s.name) {
         if std::env::var(env_var_name(service)).is_err() {
             builder = builder.base_url(service, &mocks_url);
