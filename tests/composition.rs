@@ -15,10 +15,7 @@ use serde_json::Value;
 #[tokio::test]
 async fn routers_merge_nest_and_take_layers() {
     let mocks = support::mocks::Mocks::start(0.0).await.unwrap();
-    let mut checkout = Runtime::builder(checkout_app::services::ALL).read_env(false);
-    for service in support::mocks::SERVICES {
-        checkout = checkout.base_url(service, mocks.url(service));
-    }
+    let checkout = mocks.runtime(checkout_app::services::ALL);
     let checkout = checkout.build().unwrap();
     let dashboard_mocks = support::serve(dashboard_app::mock_services(Default::default(), 0.0)).await;
     let mut dashboard = Runtime::builder(dashboard_app::services::ALL).read_env(false);

@@ -8,10 +8,9 @@ mod support;
 #[path = "../examples/checkout/app.rs"]
 mod app;
 
-use orchestrate::Runtime;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::mocks::{Fault, Mocks, SERVICES};
+use support::mocks::{Fault, Mocks};
 
 const FAULTS: [Fault; 7] = [
     Fault::Status(500),
@@ -60,10 +59,7 @@ async fn matrix(service: &'static str) {
     for fault in FAULTS {
         mocks.reset();
         mocks.get(service).set_fault(fault.clone());
-        let mut builder = Runtime::builder(app::services::ALL).read_env(false);
-        for name in SERVICES {
-            builder = builder.base_url(name, mocks.url(name));
-        }
+        let builder = mocks.runtime(app::services::ALL);
         let runtime = builder.build().unwrap();
         let url = support::serve(orchestrate::router::app(app::checkout::router(&runtime))).await;
         // Built after the first runtime, which installs the TLS crypto provider reqwest needs.
@@ -162,10 +158,7 @@ async fn a_required_failure_cancels_the_calls_in_flight() {
     mocks.get("inventory").set_fault(Fault::Status(500));
     mocks.get("inventory").set_latency(Duration::ZERO);
     mocks.get("shipping").set_latency(Duration::from_millis(400));
-    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
-    for name in SERVICES {
-        builder = builder.base_url(name, mocks.url(name));
-    }
+    let builder = mocks.runtime(app::services::ALL);
     let runtime = builder.build().unwrap();
     let url = support::serve(orchestrate::router::app(app::checkout::router(&runtime))).await;
     let started = Instant::now();

@@ -8,7 +8,6 @@ mod support;
 #[path = "../examples/checkout/app.rs"]
 mod app;
 
-use orchestrate::Runtime;
 use serde_json::json;
 use std::collections::BTreeMap;
 use support::mocks::{Fault, Mocks};
@@ -68,10 +67,7 @@ fn calls(samples: &[Sample], service: &str, outcome: &str) -> f64 {
 async fn metrics_count_each_call_outcome_and_show_the_breaker_opening() {
     orchestrate::ops::metrics::install().unwrap();
     let mocks = Mocks::start(0.0).await.unwrap();
-    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
-    for service in support::mocks::SERVICES {
-        builder = builder.base_url(service, mocks.url(service));
-    }
+    let builder = mocks.runtime(app::services::ALL);
     let runtime = builder.build().unwrap();
     let app = app::checkout::router(&runtime).merge(orchestrate::ops::router(&runtime, app::checkout::ENDPOINTS));
     let url = support::serve(orchestrate::router::app(app)).await;

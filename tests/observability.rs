@@ -26,10 +26,7 @@ struct Bff {
 /// The checkout BFF in front of mocks with the template's latencies times `scale`.
 async fn start(scale: f64, server_timing: bool) -> Bff {
     let mocks = Mocks::start(scale).await.unwrap();
-    let mut builder = Runtime::builder(app::services::ALL).read_env(false).server_timing(server_timing);
-    for service in support::mocks::SERVICES {
-        builder = builder.base_url(service, mocks.url(service));
-    }
+    let builder = mocks.runtime(app::services::ALL).server_timing(server_timing);
     let runtime = builder.build().unwrap();
     let url = support::serve(orchestrate::router::app(app::checkout::router(&runtime))).await;
     Bff { url, mocks, http: reqwest::Client::new() }

@@ -20,10 +20,7 @@ struct Bff {
 /// Mocks with the template's latencies (`scale` 1.0) or faster, the BFF in front of them.
 async fn start(scale: f64) -> Bff {
     let mocks = Mocks::start(scale).await.unwrap();
-    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
-    for service in support::mocks::SERVICES {
-        builder = builder.base_url(service, mocks.url(service));
-    }
+    let builder = mocks.runtime(app::services::ALL);
     let runtime = builder.build().unwrap();
     let url = support::serve(orchestrate::router::app(app::checkout::router(&runtime))).await;
     Bff { url, mocks, http: reqwest::Client::new() }

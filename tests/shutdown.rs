@@ -6,17 +6,13 @@ mod support;
 #[path = "../examples/checkout/app.rs"]
 mod app;
 
-use orchestrate::Runtime;
 use std::time::Duration;
 
 #[cfg(unix)]
 #[tokio::test]
 async fn sigterm_lets_the_request_in_flight_finish() {
     let mocks = support::mocks::Mocks::start(2.0).await.unwrap(); // critical path 330 ms
-    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
-    for service in support::mocks::SERVICES {
-        builder = builder.base_url(service, mocks.url(service));
-    }
+    let builder = mocks.runtime(app::services::ALL);
     let runtime = builder.build().unwrap();
     let app = orchestrate::router::app(app::checkout::router(&runtime));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -126,6 +126,12 @@ impl Mocks {
         SERVICES.iter().map(|name| &*self.services[name])
     }
 
+    /// A runtime builder for the checkout services pointed at these mocks, ignoring
+    /// `ORCHESTRATE_<SERVICE>_URL` (tests must not depend on the environment).
+    pub fn runtime(&self, services: &'static [orchestrate::ServiceSpec]) -> orchestrate::RuntimeBuilder {
+        SERVICES.iter().fold(orchestrate::Runtime::builder(services).read_env(false), |b, s| b.base_url(s, self.url(s)))
+    }
+
     pub fn reset(&self) {
         for mock in self.all() {
             mock.set_fault(Fault::None);
