@@ -540,6 +540,8 @@ fn bytes(n: u64) -> String {
 // SVG
 
 const NODE_HEIGHT: f64 = 58.0;
+/// Vertical room of one lane for an edge that skips a column.
+const LANE_GAP: f64 = 16.0;
 const COLUMN_GAP: f64 = 56.0;
 const ROW_GAP: f64 = 22.0;
 const PAD: f64 = 10.0;
@@ -644,7 +646,15 @@ pub fn svg(spec: &EndpointSpec, index: usize) -> String {
         }
     }
     let total_width = left.last().zip(width.last()).map_or(2.0 * PAD, |(x, w)| x + w + PAD);
-    let total_height = height + 2.0 * PAD;
+    // An edge that skips a column runs in its own lane below every node, so it never passes
+    // behind the nodes in between.
+    let skips = nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.deps.iter().filter(|&&d| d < nodes.len()).map(move |&d| (d, i)))
+        .filter(|&(d, i)| layers[i] > layers[d] + 1)
+        .count();
+    let total_height = height + 2.0 * PAD + skips as f64 * LANE_GAP;
 
     let mut out = String::new();
     let _ = write!(
@@ -656,17 +666,27 @@ pub fn svg(spec: &EndpointSpec, index: usize) -> String {
          fill=\"#5b6475\"/></marker></defs>",
         name = esc(spec.name),
     );
+    let mut lane = 0;
     for (i, node) in nodes.iter().enumerate() {
         for &d in node.deps.iter().filter(|&&d| d < nodes.len()) {
             let (x1, y1) = (left[layers[d]] + width[layers[d]], top[d] + NODE_HEIGHT / 2.0);
             let (x2, y2) = (left[layers[i]] - 1.0, top[i] + NODE_HEIGHT / 2.0);
-            let bend = (x2 - x1) / 2.0;
+            let path = if layers[i] > layers[d] + 1 {
+                lane += 1;
+                let y = PAD + height + lane as f64 * LANE_GAP - LANE_GAP / 2.0;
+                let (out_x, in_x) = (x1 + COLUMN_GAP / 2.0, x2 - COLUMN_GAP / 2.0);
+                format!(
+                    "M{x1:.1},{y1:.1} C{out_x:.1},{y1:.1} {x1:.1},{y:.1} {out_x:.1},{y:.1} L{in_x:.1},{y:.1} \
+                     C{x2:.1},{y:.1} {in_x:.1},{y2:.1} {x2:.1},{y2:.1}"
+                )
+            } else {
+                let bend = (x2 - x1) / 2.0;
+                format!("M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}", x1 + bend, x2 - bend)
+            };
             let _ = write!(
                 out,
-                "<path class=\"edge\" d=\"M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}\" fill=\"none\" \
-                 stroke=\"#5b6475\" stroke-width=\"1.4\" marker-end=\"url(#arrow-{index})\"/>",
-                x1 + bend,
-                x2 - bend,
+                "<path class=\"edge\" d=\"{path}\" fill=\"none\" stroke=\"#5b6475\" stroke-width=\"1.4\" \
+                 marker-end=\"url(#arrow-{index})\"/>",
             );
         }
     }
