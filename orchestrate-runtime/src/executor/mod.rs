@@ -95,7 +95,10 @@ impl<'rt> Exec<'rt> {
             Ok(parts) => parts,
             Err(error) => return CallDone::failed(error, 0, None),
         };
-        let sent = client.send(&policy, &self.context, self.deadline, outgoing).await;
+        // Boxed: the client's future (about 1.8 KiB) would otherwise be a part of every node's
+        // future, and the endpoint's future (which holds them all) is moved several times on its
+        // way to the runtime; one allocation per call costs less than copying it.
+        let sent = Box::pin(client.send(&policy, &self.context, self.deadline, outgoing)).await;
         let value = sent.result.and_then(|response| decode_json(&response));
         CallDone::new(value, sent.attempts, sent.status)
     }

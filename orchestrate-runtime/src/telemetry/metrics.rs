@@ -21,8 +21,12 @@
 use crate::breaker::BreakerState;
 use crate::endpoint::EndpointSpec;
 use crate::timeline::{CallOutcome, CallRecord};
-use metrics::{Gauge, Unit};
+use metrics::{Counter, Gauge, Histogram, Unit};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::LocalKey;
 use std::time::Duration;
 
 /// Time from the request's arrival to its response, per endpoint and status.
@@ -98,6 +102,75 @@ fn describe() {
     metrics::describe_gauge!(BREAKER_STATE, "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
 }
 
+/// A metric by its name and label values: the address and length of each `&'static str`, or a
+/// number (a status code) in place of one.
+type HandleKey = [(usize, usize); 5];
+
+/// Handles by [`HandleKey`], hashed with [`WordHasher`].
+type Handles<H> = HashMap<HandleKey, H, BuildHasherDefault<WordHasher>>;
+
+thread_local! {
+    static COUNTERS: RefCell<Handles<Counter>> = RefCell::default();
+    static GAUGES: RefCell<Handles<Gauge>> = RefCell::default();
+    static HISTOGRAMS: RefCell<Handles<Histogram>> = RefCell::default();
+}
+
+/// A multiply-rotate hash of machine words (the `FxHash` of rustc), for keys made of addresses
+/// the program chose: SipHash's protection against chosen keys buys nothing here and costs a
+/// microsecond per request.
+#[derive(Debug, Default)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The key of metric `name` with the label values `labels` (at most four).
+fn key(name: &'static str, labels: &[&'static str]) -> HandleKey {
+    let mut key = [(0, 0); 5];
+    for (slot, text) in key.iter_mut().zip(std::iter::once(&name).chain(labels)) {
+        *slot = (text.as_ptr() as usize, text.len());
+    }
+    key
+}
+
+/// The handle of the metric `key`, registered by `register` the first time this thread needs it.
+///
+/// Registering (`metrics::counter!(..)` and its kin) builds the key, sorts and hashes its labels
+/// and looks it up in the recorder: several hundred instructions and a few allocations, for each
+/// of the half-dozen metrics a request and its calls record. Their label values are `&'static str`
+/// from the code (and status codes), so each thread keeps the handles it registered, keyed by
+/// those strings' addresses. The recorder is process-wide and set once, so a kept handle stays
+/// the one the recorder would return.
+fn cached<H: Clone>(cache: &'static LocalKey<RefCell<Handles<H>>>, key: HandleKey, register: impl FnOnce() -> H) -> H {
+    cache.with(|handles| {
+        if let Some(handle) = handles.borrow().get(&key) {
+            return handle.clone();
+        }
+        let handle = register();
+        handles.borrow_mut().insert(key, handle.clone());
+        handle
+    })
+}
+
 /// Decrements its gauge when dropped: an in-flight count that survives cancellation.
 #[derive(Debug)]
 pub(crate) struct InFlight(Option<Gauge>);
@@ -108,7 +181,12 @@ impl InFlight {
         if !enabled() {
             return Self(None);
         }
-        Self::enter(metrics::gauge!(REQUESTS_IN_FLIGHT, "method" => spec.method.as_str(), "route" => spec.route))
+        let (method, route) = (spec.method.as_str(), spec.route);
+        Self::enter(cached(
+            &GAUGES,
+            key(REQUESTS_IN_FLIGHT, &[method, route]),
+            || metrics::gauge!(REQUESTS_IN_FLIGHT, "method" => method, "route" => route),
+        ))
     }
 
     /// One more downstream request to `service` in flight.
@@ -116,7 +194,11 @@ impl InFlight {
         if !enabled() {
             return Self(None);
         }
-        Self::enter(metrics::gauge!(CALLS_IN_FLIGHT, "service" => service))
+        Self::enter(cached(
+            &GAUGES,
+            key(CALLS_IN_FLIGHT, &[service]),
+            || metrics::gauge!(CALLS_IN_FLIGHT, "service" => service),
+        ))
     }
 
     fn enter(gauge: Gauge) -> Self {
@@ -136,8 +218,13 @@ impl Drop for InFlight {
 /// A request of `spec` answered `status` after `elapsed`.
 pub(crate) fn request(spec: &EndpointSpec, status: u16, elapsed: Duration) {
     if enabled() {
-        metrics::histogram!(REQUEST_DURATION, "method" => spec.method.as_str(), "route" => spec.route, "status" => status.to_string())
-            .record(elapsed.as_secs_f64());
+        let (method, route) = (spec.method.as_str(), spec.route);
+        let mut handle = key(REQUEST_DURATION, &[method, route]);
+        handle[3] = (usize::from(status), 0);
+        cached(&HISTOGRAMS, handle, || {
+            metrics::histogram!(REQUEST_DURATION, "method" => method, "route" => route, "status" => status.to_string())
+        })
+        .record(elapsed.as_secs_f64());
     }
 }
 
@@ -148,11 +235,19 @@ pub(crate) fn call(endpoint: &'static str, record: &CallRecord) {
     }
     let (service, call) = (record.service, record.call);
     let outcome = record.outcome_label();
-    metrics::counter!(CALLS, "endpoint" => endpoint, "service" => service, "call" => call, "outcome" => outcome)
-        .increment(1);
+    cached(
+        &COUNTERS,
+        key(CALLS, &[endpoint, service, call, outcome]),
+        || metrics::counter!(CALLS, "endpoint" => endpoint, "service" => service, "call" => call, "outcome" => outcome),
+    )
+    .increment(1);
     if !matches!(record.outcome, CallOutcome::Skipped | CallOutcome::Cancelled) {
-        metrics::histogram!(CALL_DURATION, "endpoint" => endpoint, "service" => service, "call" => call)
-            .record(record.duration().as_secs_f64());
+        cached(
+            &HISTOGRAMS,
+            key(CALL_DURATION, &[endpoint, service, call]),
+            || metrics::histogram!(CALL_DURATION, "endpoint" => endpoint, "service" => service, "call" => call),
+        )
+        .record(record.duration().as_secs_f64());
     }
 }
 
