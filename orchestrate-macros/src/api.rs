@@ -75,6 +75,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             #(#out)*
         }
     };
+    crate::debug::print(&ident.to_string(), &output);
     match errors.finish() {
         Ok(()) => output,
         Err(error) => with_fallback(error, output),

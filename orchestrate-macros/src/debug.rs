@@ -1,4 +1,6 @@
-//! `ORCHESTRATE_MACROS_DEBUG=1` (or `=Summary` for one item) prints each expansion to stderr.
+//! `ORCHESTRATE_MACROS_DEBUG=1` prints each expansion to stderr; `=Summary` prints one endpoint's,
+//! `=checkout` a whole `#[api]` module's (its endpoints and router), `=services` the `services!`
+//! declaration's.
 
 use proc_macro2::TokenStream;
 

@@ -6,7 +6,8 @@
 //! **expand** only a model that passed. On errors the user's item is still emitted, without the
 //! macro's attributes, so one mistake does not cascade.
 //!
-//! Set `ORCHESTRATE_MACROS_DEBUG=1` (or `=StructName`) to print expansions while compiling.
+//! Set `ORCHESTRATE_MACROS_DEBUG=1` (or `=StructName`, `=module_name` for an `#[api]` module,
+//! `=services`) to print expansions while compiling.
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 

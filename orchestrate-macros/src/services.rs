@@ -34,6 +34,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         }
     };
     let output = generate(&services);
+    crate::debug::print("services", &output);
     match errors.finish() {
         Ok(()) => output,
         // Still emit the declaration (with what did parse) so endpoints referring to these
