@@ -44,7 +44,7 @@ base_port=$((port_base + 11))
 out="${BENCH_OUT:-target/bench-load/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$out"
 results="$out/results.tsv"
-printf 'mode\tserver\trepeat\trps\tp50_ms\tp90_ms\tp99_ms\tmax_ms\terrors\tnon2xx\trequests\n' >"$results"
+printf 'mode\tserver\trepeat\trps\tp50_ms\tp90_ms\tp99_ms\tmax_ms\terrors\tnon2xx\trequests\tserver_cpu_us\tmocks_cpu_us\n' >"$results"
 request='{"cartId":"c1","userId":"u1"}'
 shipping_timeout_ms=500
 
@@ -168,14 +168,29 @@ wrk_run() { # wrk_run <seconds> <port>: the RESULT line
     | grep '^RESULT' || die "wrk printed no result"
 }
 
+cpu_ticks() { # cpu_ticks <pid>: user + system CPU time so far, in clock ticks
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 measure() { # measure <mode> <server> <repeat> <port>: one wrk run, appended to results.tsv
-  local line
+  # Besides wrk's figures: the CPU time the server and the mocks spent per request during the run
+  # (from /proc/<pid>/stat), which the machine's noise disturbs far less than requests/s.
+  local line pid server_before mocks_before server_after mocks_after
+  pid=$orch_pid
+  [ "$2" = baseline ] && pid=$base_pid
+  server_before=$(cpu_ticks "$pid")
+  mocks_before=$(cpu_ticks "$mocks_pid")
   line=$(wrk_run "$duration" "$4")
+  server_after=$(cpu_ticks "$pid")
+  mocks_after=$(cpu_ticks "$mocks_pid")
   printf '%s\n' "$line" >>"$out/wrk.log"
-  printf '%s\n' "$line" | awk -v mode="$1" -v server="$2" -v rep="$3" '{
+  printf '%s\n' "$line" | awk -v mode="$1" -v server="$2" -v rep="$3" -v tick_us=$((1000000 / $(getconf CLK_TCK))) \
+    -v server_ticks=$((server_after - server_before)) -v mocks_ticks=$((mocks_after - mocks_before)) '{
       for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-      printf "%s\t%s\t%s\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\n", mode, server, rep, v["rps"],
-        v["p50_us"] / 1000, v["p90_us"] / 1000, v["p99_us"] / 1000, v["max_us"] / 1000, v["errors"], v["non2xx"], v["requests"]
+      n = (v["requests"] > 0) ? v["requests"] : 1
+      printf "%s\t%s\t%s\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%d\t%d\t%d\t%.1f\t%.1f\n", mode, server, rep, v["rps"],
+        v["p50_us"] / 1000, v["p90_us"] / 1000, v["p99_us"] / 1000, v["max_us"] / 1000, v["errors"], v["non2xx"], v["requests"],
+        server_ticks * tick_us / n, mocks_ticks * tick_us / n
     }' | tee -a "$results" >&2
 }
 
@@ -286,33 +301,34 @@ awk -F'\t' -v out="$out" '
   {
     key = $1 SUBSEP $2
     if (!(key in seen)) { seen[key] = 1; order[++n] = key }
-    rps[key] = rps[key] " " $4; p50[key] = p50[key] " " $5; p99[key] = p99[key] " " $7
+    rps[key] = rps[key] " " $4; p50[key] = p50[key] " " $5; p99[key] = p99[key] " " $7; cpu[key] = cpu[key] " " $12
     errors[key] += $9 + $10
-    if ($2 == "orchestrate") { orps[$1, $3] = $4; op50[$1, $3] = $5; op99[$1, $3] = $7 }
-    else { brps[$1, $3] = $4; bp50[$1, $3] = $5; bp99[$1, $3] = $7 }
+    if ($2 == "orchestrate") { orps[$1, $3] = $4; op50[$1, $3] = $5; op99[$1, $3] = $7; ocpu[$1, $3] = $12 }
+    else { brps[$1, $3] = $4; bp50[$1, $3] = $5; bp99[$1, $3] = $7; bcpu[$1, $3] = $12 }
     if (!($1 in modeseen)) { modeseen[$1] = 1; modes[++m] = $1 }
     reps[$1] = ($3 > reps[$1]) ? $3 : reps[$1]
   }
   END {
-    print "| mode | server | runs | req/s | p50 ms | p99 ms | errors + non-2xx |"
-    print "|---|---|---|---|---|---|---|"
+    print "| mode | server | runs | req/s | p50 ms | p99 ms | server CPU µs/request | errors + non-2xx |"
+    print "|---|---|---|---|---|---|---|---|"
     for (i = 1; i <= n; i++) {
       split(order[i], k, SUBSEP)
       runs = split(substr(rps[order[i]], 2), tmp, " ")
-      printf "| %s | %s | %d | %s | %s | %s | %d |\n", k[1], k[2], runs, cell(rps[order[i]], "%.0f"),
-        cell(p50[order[i]], "%.1f"), cell(p99[order[i]], "%.1f"), errors[order[i]]
+      printf "| %s | %s | %d | %s | %s | %s | %s | %d |\n", k[1], k[2], runs, cell(rps[order[i]], "%.0f"),
+        cell(p50[order[i]], "%.1f"), cell(p99[order[i]], "%.1f"), cell(cpu[order[i]], "%.0f"), errors[order[i]]
     }
     print ""
-    print "| mode | orchestrate / baseline | req/s | p50 | p99 |"
-    print "|---|---|---|---|---|"
+    print "| mode | orchestrate / baseline | req/s | p50 | p99 | server CPU/request |"
+    print "|---|---|---|---|---|---|"
     for (i = 1; i <= m; i++) {
-      mode = modes[i]; r1 = ""; r2 = ""; r3 = ""
+      mode = modes[i]; r1 = ""; r2 = ""; r3 = ""; r4 = ""
       for (r = 1; r <= reps[mode]; r++) {
         if (((mode, r) in orps) && ((mode, r) in brps) && brps[mode, r] > 0 && bp50[mode, r] > 0 && bp99[mode, r] > 0) {
           r1 = r1 " " orps[mode, r] / brps[mode, r]; r2 = r2 " " op50[mode, r] / bp50[mode, r]; r3 = r3 " " op99[mode, r] / bp99[mode, r]
+          if (bcpu[mode, r] > 0) r4 = r4 " " ocpu[mode, r] / bcpu[mode, r]
         }
       }
-      if (r1 != "") printf "| %s | per-repeat ratios, median (min–max) | %s | %s | %s |\n", mode, cell(r1, "%.3f"), cell(r2, "%.3f"), cell(r3, "%.3f")
+      if (r1 != "") printf "| %s | per-repeat ratios, median (min–max) | %s | %s | %s | %s |\n", mode, cell(r1, "%.3f"), cell(r2, "%.3f"), cell(r3, "%.3f"), (r4 == "") ? "–" : cell(r4, "%.3f")
     }
   }' "$results" >"$out/summary.md"
 if [ -s "$out/rss.tsv" ]; then
