@@ -9,8 +9,8 @@
 #   template  the template's latencies (critical path 165 ms): p50/p99 of each server
 #   zero      zero-latency mocks: requests/s and p99 of each server, and their ratios
 #   hang      shipping never answers: (1) breaker held closed (every request waits for the 500 ms
-#             shipping timeout; other services at zero latency), (2) breaker open (template
-#             latencies; shipping fails fast)
+#             shipping timeout; other services at zero latency; 8 connections), (2) breaker open
+#             (template latencies; shipping fails fast)
 # Each measured run is a bounded wrk run; orchestrate (A) and the baseline (B) alternate (ABBA..).
 # Peak RSS (VmHWM) of each server is read before it stops. Every process started here is stopped
 # by its PID on exit. Results: target/bench-load/<time>/ (results.tsv, summary.md, logs).
@@ -259,8 +259,15 @@ for mode in $modes; do
       start_baseline
       check_partial orchestrate "$orch_port"
       check_partial baseline "$base_port"
+      # 8 connections: with wrk's closed loop, every connection's request hangs and times out in
+      # lockstep with the others, so each timeout is a burst of as many answers and new requests
+      # at the same instant; with 32 the p99 measures that burst's queue (about 5 ms on two cores)
+      # more than the server.
+      saved_connections=$connections
+      connections=8
       measure hang-closed orchestrate 1 "$orch_port"
       measure hang-closed baseline 1 "$base_port"
+      connections=$saved_connections
       record_rss hang-closed
       stop_all
       # (2) Shipping hangs with the declared breaker (3 failures within 30 s open it for 60 s):
