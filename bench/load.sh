@@ -3,7 +3,7 @@
 # `baseline_checkout`, both in front of the same mock services (`mock_services`, their own
 # process), all on loopback. Figures and how to read them: BENCHMARKS.md.
 #
-#   bench/load.sh [--quick] [--repeats N] [--duration SECONDS] [--connections C] [--modes "template zero hang"]
+#   bench/load.sh [--quick] [--repeats N] [--duration SECONDS] [--connections C] [--modes "template zero hang"] [--no-pin]
 #
 # Modes:
 #   template  the template's latencies (critical path 165 ms): p50/p99 of each server
@@ -12,6 +12,10 @@
 #             shipping timeout; other services at zero latency; 8 connections), (2) breaker open
 #             (template latencies; shipping fails fast)
 # Each measured run is a bounded wrk run; orchestrate (A) and the baseline (B) alternate (ABBA..).
+# With two or more CPUs the server under test runs alone on the last one and the mocks and wrk on
+# the others (taskset; --no-pin to let them mix): zero-latency requests/s then measure the
+# server's own cost instead of how the scheduler interleaves four busy processes, which made
+# unpinned runs on this two-core machine vary by ±30% from one run to the next.
 # Peak RSS (VmHWM) of each server is read before it stops. Every process started here is stopped
 # by its PID on exit. Results: target/bench-load/<time>/ (results.tsv, summary.md, logs).
 #
@@ -26,6 +30,7 @@ connections=32
 warmup=3
 modes="template zero hang"
 quick=0
+pin=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; repeats=1; duration=3; warmup=1; shift ;;
@@ -33,6 +38,7 @@ while [ $# -gt 0 ]; do
     --duration) duration="$2"; shift 2 ;;
     --connections) connections="$2"; shift 2 ;;
     --modes) modes="$2"; shift 2 ;;
+    --no-pin) pin=0; shift ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -90,6 +96,14 @@ stop() { # stop <pid>: by PID, then wait for it
   pids=("${kept[@]+"${kept[@]}"}")
 }
 
+pin_server=""
+pin_load=""
+cpus=$(nproc)
+if [ "$pin" = 1 ] && [ "$cpus" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+  pin_server="taskset -c $((cpus - 1))"
+  pin_load="taskset -c 0-$((cpus - 2))"
+fi
+
 log "building the release binaries"
 cargo build --release --quiet --example checkout --example baseline_checkout --example mock_services
 bin="${CARGO_TARGET_DIR:-target}/release/examples"
@@ -114,7 +128,7 @@ wait_for_port() { # wait_for_port <port> <pid> <name>
 
 start_mocks() { # start_mocks <latency scale> [mock_services arguments..]; sets mocks_pid
   local scale="$1"; shift
-  "$bin/mock_services" --port-base "$port_base" --latency-scale "$scale" "$@" >"$out/mocks.log" 2>&1 &
+  $pin_load "$bin/mock_services" --port-base "$port_base" --latency-scale "$scale" "$@" >"$out/mocks.log" 2>&1 &
   mocks_pid=$!
   pids+=("$mocks_pid")
   wait_for_port $((port_base + 5)) "$mocks_pid" mocks
@@ -124,14 +138,14 @@ start_orchestrate() { # start_orchestrate [config file]; sets orch_pid
   # RUST_LOG=warn: no log line per request and call (the example's default is `info`); the
   # baseline logs nothing either. Metrics, trace context and request ids stay on.
   env -u ORCHESTRATE_CONFIG "${service_env[@]}" ORCHESTRATE_LISTEN="127.0.0.1:$orch_port" RUST_LOG=warn \
-    ${1:+ORCHESTRATE_CONFIG="$1"} "$bin/checkout" >"$out/orchestrate.log" 2>&1 &
+    ${1:+ORCHESTRATE_CONFIG="$1"} $pin_server "$bin/checkout" >"$out/orchestrate.log" 2>&1 &
   orch_pid=$!
   pids+=("$orch_pid")
   wait_for_port "$orch_port" "$orch_pid" orchestrate
 }
 
 start_baseline() { # sets base_pid
-  env "${service_env[@]}" BASELINE_LISTEN="127.0.0.1:$base_port" "$bin/baseline_checkout" >"$out/baseline.log" 2>&1 &
+  env "${service_env[@]}" BASELINE_LISTEN="127.0.0.1:$base_port" $pin_server "$bin/baseline_checkout" >"$out/baseline.log" 2>&1 &
   base_pid=$!
   pids+=("$base_pid")
   wait_for_port "$base_port" "$base_pid" baseline
@@ -164,7 +178,7 @@ check_partial() { # check_partial <name> <port>: shipping null, partialData, fai
 }
 
 wrk_run() { # wrk_run <seconds> <port>: the RESULT line
-  wrk -t1 -c"$connections" -d"${1}s" --timeout 5s -s bench/checkout.lua "http://127.0.0.1:$2/checkout/summary" \
+  $pin_load wrk -t1 -c"$connections" -d"${1}s" --timeout 5s -s bench/checkout.lua "http://127.0.0.1:$2/checkout/summary" \
     | grep '^RESULT' || die "wrk printed no result"
 }
 
@@ -227,7 +241,7 @@ stop_all() {
   echo "rustc: $(rustc --version)"
   echo "wrk: $(wrk --version 2>&1 | head -1)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "settings: repeats=$repeats duration=${duration}s connections=$connections wrk threads=1"
+  echo "settings: repeats=$repeats duration=${duration}s connections=$connections wrk threads=1 pinning: servers ${pin_server:-none}, mocks and wrk ${pin_load:-none}"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
 } >"$out/machine.txt"
 log "results in $out"
