@@ -52,7 +52,7 @@ pub trait Extract: Endpoint {
 /// `x-request-id` and, when the runtime has it on, `Server-Timing` (successes and failures alike);
 /// the whole runs in a `request` span (`method`, `route`, `endpoint`, `request_id`, `trace_id`,
 /// `status`, `partial`) with a `call` span per downstream call; and the request is counted in the
-/// [metrics](crate::telemetry::metrics) by its route template.
+/// [`metrics`] by its route template.
 // Not an `async fn`: the written `+ Send` is checked here, once, rather than at every route.
 #[allow(clippy::manual_async_fn)]
 pub fn serve<E>(State(runtime): State<Runtime>, request: Request) -> impl Future<Output = Response> + Send
