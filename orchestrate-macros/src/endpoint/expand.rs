@@ -567,7 +567,7 @@ fn budget_check(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
     let deps = plan.deps.iter().map(|d| quote!(&[#(#d),*]));
     let name = endpoint.ident.to_string();
     let budget = timeout.value.as_millis() as u64;
-    let fail = quote_spanned!(timeout.lit.span()=> ::core::panic!("{}", message.as_str()));
+    let fail = quote_spanned!(timeout.lit.span()=> ::core::panic!("{}", message.as_str())); // ok: emitted; rustc reports it as E0080
     quote! {
         #[doc(hidden)]
         const _: () = {
