@@ -69,5 +69,6 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub mod __private {
+    pub use orchestrate_macros::__unknown_service as unknown_service;
     pub use orchestrate_runtime::__private::*;
 }

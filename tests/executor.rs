@@ -7,7 +7,9 @@ mod support;
 mod app;
 
 use app::checkout::{Summary, SummaryInputs};
-use app::{SummaryRequest, services};
+// Not `services` by name: the modules below declare their own, and a glob import of another
+// `services` beside a module's own `services!` is ambiguous to the endpoints' service lookup.
+use app::SummaryRequest;
 use orchestrate::{CallErrorKind, CallOutcome, Endpoint, FailureCause, Runtime};
 use std::time::Duration;
 use support::{Behaviour, Log, contract::latency};
@@ -15,7 +17,7 @@ use support::{Behaviour, Log, contract::latency};
 const SERVICES: [&str; 5] = ["cart", "inventory", "pricing", "shipping", "tax"];
 
 fn runtime(log: &Log, behaviour: impl Fn(&str) -> Behaviour) -> Runtime {
-    let mut builder = Runtime::builder(services::ALL).read_env(false);
+    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
     for name in SERVICES {
         builder = builder.transport(name, support::service(name, latency(name), behaviour(name), log));
     }

@@ -93,8 +93,7 @@ impl Downstream {
     }
 }
 
-const BREAKER: BreakerPolicy =
-    BreakerPolicy { failures: 5, within: Duration::from_secs(60), open_for: Duration::from_secs(30), probes: 3 };
+const BREAKER: BreakerPolicy = BreakerPolicy::new(5, Duration::from_secs(60), Duration::from_secs(30), 3);
 
 fn get() -> Outgoing {
     Outgoing::new(http::Method::GET, "/carts/c1".into())
@@ -247,7 +246,7 @@ async fn four_xx_answers_never_open_the_breaker() {
 async fn retries_wait_a_jittered_backoff_that_doubles_per_attempt() {
     let (down, transport) = Downstream::new(ms(20), |_| Reply::Status(503, None));
     // A budget that never runs out here: 20 calls, 40 retries.
-    let budget = RetryBudget { percent: 100, within: Duration::from_secs(10), min_retries: 100 };
+    let budget = RetryBudget::new(100, Duration::from_secs(10), 100);
     let spec = ServiceSpec::new("cart", "http://cart.test").with_retry_budget(budget);
     let client = ServiceClient::new(spec, "http://cart.test", transport);
     let retry = RetryPolicy::new(3, ms(100)).with_max_backoff(ms(150));
@@ -297,7 +296,7 @@ async fn a_backoff_that_would_pass_the_deadline_is_not_taken() {
     // Retry-After asks for 1 s; with 500 ms left the call ends with the 429 at once.
     let (down, transport) = Downstream::new(ms(10), |_| Reply::Status(429, Some("1")));
     let client = ServiceClient::new(ServiceSpec::new("cart", "http://cart.test"), "http://cart.test", transport);
-    let on_429 = RetryOn { too_many_requests: true, ..RetryOn::DEFAULT };
+    let on_429 = RetryOn::DEFAULT.with_too_many_requests(true);
     let retry = RetryPolicy::new(3, ms(100)).with_retry_on(on_429);
     let started = Instant::now();
     let sent = send(&client, &policy(ms(200), retry), ms(500)).await;
@@ -318,7 +317,7 @@ async fn a_429_is_retried_after_its_retry_after_only_when_configured() {
     let (down2, transport) =
         Downstream::new(ms(10), |n| if n == 0 { Reply::Status(429, Some("1")) } else { Reply::Ok });
     let client = ServiceClient::new(ServiceSpec::new("cart", "http://cart.test"), "http://cart.test", transport);
-    let retry = RetryPolicy::new(3, ms(100)).with_retry_on(RetryOn { too_many_requests: true, ..RetryOn::DEFAULT });
+    let retry = RetryPolicy::new(3, ms(100)).with_retry_on(RetryOn::DEFAULT.with_too_many_requests(true));
     let sent = send(&client, &policy(ms(200), retry), Duration::from_secs(5)).await;
     assert_eq!((sent.status, sent.attempts), (Some(200), 2));
     let starts = down2.starts();
@@ -349,11 +348,11 @@ async fn a_call_that_is_not_retryable_is_sent_once_whatever_its_policy() {
 #[tokio::test(start_paused = true)]
 async fn the_retry_budget_stops_retries_once_spent_and_refills_with_the_window() {
     let (down, transport) = Downstream::new(ms(10), |_| Reply::Status(503, None));
-    let spec = ServiceSpec::new("cart", "http://cart.test").with_retry_budget(RetryBudget {
-        percent: 50,
-        within: Duration::from_secs(10),
-        min_retries: 0,
-    });
+    let spec = ServiceSpec::new("cart", "http://cart.test").with_retry_budget(RetryBudget::new(
+        50,
+        Duration::from_secs(10),
+        0,
+    ));
     let client = ServiceClient::new(spec, "http://cart.test", transport);
     let retrying = policy(ms(200), RetryPolicy::new(3, ms(1)));
     let mut attempts = Vec::new();
@@ -447,7 +446,8 @@ pub struct Pay {
     charge: Charge,
 }
 
-/// A POST without a key: never retried, whatever the service's retry policy.
+/// A POST without a key opts out of the service's retries with `retry(attempts = 1)` (without it,
+/// the service's retry policy would make this a compile error).
 #[endpoint(POST "/notify", timeout = "2s")]
 #[derive(Debug, Serialize)]
 pub struct Notify {
@@ -455,7 +455,7 @@ pub struct Notify {
     #[serde(skip)]
     req: PayRequest,
 
-    #[call(service = "payments", timeout = "200ms", required, post = "/notifications", body = &req)]
+    #[call(service = "payments", timeout = "200ms", required, post = "/notifications", body = &req, retry(attempts = 1))]
     receipt: Charge,
 }
 
@@ -484,7 +484,7 @@ async fn a_post_with_an_idempotency_key_sends_the_same_key_on_every_attempt() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_post_without_a_key_is_never_retried_even_when_its_service_retries() {
+async fn a_post_that_opts_out_of_its_services_retries_is_sent_once() {
     let (down, runtime) = payments(|_| Reply::Status(503, None));
     let failure = Notify::run(&runtime, NotifyInputs { req: order() }).await.unwrap_err();
     assert_eq!(failure.status(), http::StatusCode::BAD_GATEWAY);

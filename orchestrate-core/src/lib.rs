@@ -4,7 +4,7 @@
 //! The macros validate durations, sizes and path templates while the user's crate compiles; the
 //! runtime validates the same values when they come from the environment or a configuration file.
 //! Both must accept exactly the same language, so the rules live here once, in a crate with no
-//! dependencies (it is built for the host by the proc-macro crate and for the target by the
+//! required dependencies (it is built for the host by the proc-macro crate and for the target by the
 //! runtime; keeping it tiny keeps that double build cheap).
 //!
 //! The critical-path arithmetic is `const fn` so that the code generated for an endpoint can
@@ -13,6 +13,13 @@
 //!
 //! [`sequence`] renders an endpoint's call sequence table and dependency graph, once for both
 //! readers: the rustdoc `#[endpoint]` generates and the runtime's `/_orchestrate` page.
+//!
+//! [`policy`] holds every policy (retries, breakers, budgets, ...) once: its type, keys, defaults,
+//! ranges and the wording of every mistake, for `services!`, `#[call(..)]` and the configuration
+//! file alike.
+//!
+//! The only dependency is `serde`, optional (feature `serde`, which the runtime turns on so the
+//! policies serialize in `/_orchestrate.json`; the macros' host build goes without).
 //!
 //! Everything here is hand-written on purpose: the grammars are a few dozen lines, must report the
 //! byte range of a mistake so the macros can point at it, and must be strict (`"200 ms"` is an
@@ -23,10 +30,12 @@
 pub mod budget;
 pub mod duration;
 pub mod headers;
+pub mod policy;
 pub mod sequence;
 pub mod size;
 pub mod suggest;
 pub mod template;
+pub mod url;
 
 use std::fmt;
 use std::ops::Range;

@@ -44,7 +44,6 @@ impl Errors {
         self.errors.len()
     }
 
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.errors.is_empty()
     }

@@ -2,7 +2,7 @@
 //! unknown-key detection.
 
 use crate::ctxt::Errors;
-use orchestrate_core::suggest::did_you_mean;
+use orchestrate_core::policy::unknown_key;
 use proc_macro2::Span;
 use syn::parse::ParseStream;
 use syn::{Ident, LitStr, Token};
@@ -30,6 +30,11 @@ impl Seen {
         true
     }
 
+    /// The keys seen, in order.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        self.keys.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
     /// Whether `key` was seen.
     pub(crate) fn contains(&self, key: &str) -> bool {
         self.keys.iter().any(|(k, _)| k == key)
@@ -47,14 +52,10 @@ impl Seen {
     }
 }
 
-/// An unknown key: error at the key with the list of valid ones and the closest.
-pub(crate) fn unknown(key: &Ident, what: &str, valid: &[&str], errors: &mut Errors) {
-    errors.at(key.span(), unknown_message(&key.to_string(), what, valid));
-}
-
-fn unknown_message(name: &str, what: &str, valid: &[&str]) -> String {
-    let near = did_you_mean(name, valid.iter().copied());
-    format!("unknown key `{name}` in `{what}`{near} (expected one of: {})", valid.join(", "))
+/// An unknown key: error at the key with the list of valid ones and the closest one not already
+/// `present` (the wording is the policy grammar's, `orchestrate_core::policy::unknown_key`).
+pub(crate) fn unknown(key: &Ident, what: &str, valid: &[&str], present: &[&str], errors: &mut Errors) {
+    errors.at(key.span(), unknown_key(&key.to_string(), what, valid, present));
 }
 
 /// Parses `= "text"`.
@@ -119,11 +120,11 @@ mod tests {
     #[test]
     fn an_unknown_key_gets_the_closest_and_the_list() {
         assert_eq!(
-            unknown_message("timout", "#[call]", &["service", "timeout"]),
+            unknown_key("timout", "#[call]", &["service", "timeout"], &[]),
             "unknown key `timout` in `#[call]`; did you mean `timeout`? (expected one of: service, timeout)"
         );
         assert_eq!(
-            unknown_message("cache", "#[call]", &["service", "timeout"]),
+            unknown_key("cache", "#[call]", &["service", "timeout"], &[]),
             "unknown key `cache` in `#[call]` (expected one of: service, timeout)"
         );
     }

@@ -17,6 +17,7 @@ mod debug;
 mod deps;
 mod endpoint;
 mod kw;
+mod policy;
 mod services;
 
 use proc_macro::TokenStream;
@@ -31,6 +32,15 @@ pub fn services(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn api(args: TokenStream, item: TokenStream) -> TokenStream {
     api::expand(args.into(), item.into()).into()
+}
+
+/// `unknown_service!(carts; cart, pricing)`: the compile error of a `#[call(service = "carts")]`
+/// that names no declared service, at the name, with the closest declared one. Expanded by the
+/// lookup macro `services!` generates; not for direct use.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __unknown_service(input: TokenStream) -> TokenStream {
+    services::unknown_service(input.into()).into()
 }
 
 /// Turns a struct into an endpoint. See the `orchestrate` crate for the grammar.

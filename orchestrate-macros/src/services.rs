@@ -17,12 +17,13 @@
 //! ```
 
 use crate::ctxt::{Errors, with_fallback};
-use crate::kw::{self, Seen};
-use proc_macro2::{Span, TokenStream};
+use crate::policy;
+use orchestrate_core::policy::{Reader, RetryPolicy, ServicePolicies, Syntax, service};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use std::time::Duration;
 use syn::parse::{ParseStream, Parser};
-use syn::{Ident, LitInt, LitStr, Token, braced, bracketed, parenthesized};
+use syn::{Ident, LitStr, Token, braced};
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let mut errors = Errors::new();
@@ -46,45 +47,8 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
 struct ServiceDecl {
     name: Ident,
     url: LitStr,
-    retry: Option<Retry>,
-    breaker: Option<Breaker>,
-    max_in_flight: Option<u32>,
-    max_body: Option<u64>,
-    retry_budget: Option<Budget>,
-    forward_headers: Vec<String>,
-    http2: bool,
+    policies: ServicePolicies,
 }
-
-struct Retry {
-    attempts: u32,
-    backoff: Duration,
-    max_backoff: Option<Duration>,
-    on: Option<RetryOn>,
-}
-
-#[derive(Default)]
-struct RetryOn {
-    server_errors: bool,
-    timeouts: bool,
-    connect_errors: bool,
-    too_many_requests: bool,
-}
-
-struct Breaker {
-    failures: u32,
-    within: Duration,
-    open_for: Duration,
-    probes: u32,
-}
-
-struct Budget {
-    percent: u32,
-    within: Duration,
-    min_retries: u32,
-}
-
-const POLICIES: &[&str] =
-    &["retry", "breaker", "max_in_flight", "max_body", "retry_budget", "forward_headers", "http2"];
 
 fn parse_services(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Vec<ServiceDecl>> {
     let mut services: Vec<ServiceDecl> = Vec::new();
@@ -105,25 +69,21 @@ fn parse_services(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Ve
                 format!("the base URL of `{name}` is a string, e.g. \"http://{name}.internal:8080\""),
             )
         })?;
-        if let Err(reason) = check_url(&url.value()) {
+        if let Err(reason) = orchestrate_core::url::check_base_url(&url.value()) {
             errors.at(url.span(), format!("base URL of `{name}` {reason}"));
         }
-        let mut decl = ServiceDecl {
-            name,
-            url,
-            retry: None,
-            breaker: None,
-            max_in_flight: None,
-            max_body: None,
-            retry_budget: None,
-            forward_headers: Vec::new(),
-            http2: false,
-        };
+        let mut policies = ServicePolicies::default();
         if input.peek(syn::token::Brace) {
             let content;
             braced!(content in input);
-            parse_policies(&content, &mut decl, errors);
+            let entries = policy::entries(&content, errors);
+            let mut reader = Reader::new(Syntax::Dsl);
+            match service::read(&mut reader, &entries, None) {
+                Some(read) => policies = read,
+                None => policy::report(reader.into_problems(), errors),
+            }
         }
+        let decl = ServiceDecl { name, url, policies };
         if let Some(first) = services.iter().find(|s| s.name == decl.name) {
             errors.at(decl.name.span(), format!("service `{}` is declared twice; keep one declaration", decl.name));
             errors.at(first.name.span(), format!("first `{}` is here", decl.name));
@@ -139,323 +99,46 @@ fn parse_services(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Ve
     Ok(services)
 }
 
-fn check_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or("must start with `http://` or `https://`")?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() {
-        return Err("has no host; write e.g. \"http://cart.internal:8080\"".to_owned());
-    }
-    if url.contains(char::is_whitespace) {
-        return Err("contains whitespace".to_owned());
-    }
-    if url.contains(['?', '#']) {
-        return Err("must not have a query or fragment".to_owned());
-    }
-    if let Some((_, port)) = host.rsplit_once(':')
-        && !host.ends_with(']')
-        && port.parse::<u16>().is_err()
-    {
-        return Err(format!("has an invalid port `{port}`"));
-    }
-    Ok(())
+/// `carts; cart, pricing` → a compile error at `carts` naming the closest declared service.
+pub(crate) fn unknown_service(input: TokenStream) -> TokenStream {
+    let parser = |input: ParseStream<'_>| -> syn::Result<(Ident, Vec<Ident>)> {
+        let name: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+        input.parse::<Token![;]>()?;
+        let declared = input.parse_terminated(Ident::parse_any_service, Token![,])?;
+        Ok((name, declared.into_iter().collect()))
+    };
+    let (name, declared) = match parser.parse2(input) {
+        Ok(parsed) => parsed,
+        Err(e) => return e.into_compile_error(),
+    };
+    let names: Vec<String> = declared.iter().map(Ident::to_string).collect();
+    let wanted = name.to_string();
+    let near = orchestrate_core::suggest::closest(&wanted, names.iter().map(String::as_str));
+    let message = match (near, names.is_empty()) {
+        (_, true) => format!("unknown service `{wanted}`: `services!` declares none"),
+        (Some(near), _) => format!(
+            "unknown service `{wanted}`; did you mean `service = \"{near}\"`? (declared in `services!`: {})",
+            names.join(", ")
+        ),
+        (None, _) => format!(
+            "unknown service `{wanted}`; declare it in `services!` or use one declared there: {}",
+            names.join(", ")
+        ),
+    };
+    // In type position: a valid service type carrying the error in its const argument, so that
+    // the error is the only one (no "`()` is not a downstream service" after it).
+    let error = syn::Error::new(name.span(), message).into_compile_error();
+    quote_spanned!(name.span()=> ::orchestrate::__private::UnknownService<{ #error; 0 }>)
 }
 
-fn parse_policies(input: ParseStream<'_>, decl: &mut ServiceDecl, errors: &mut Errors) {
-    let mut seen = Seen::new("service policies");
-    while !input.is_empty() {
-        let key: Ident = match input.parse() {
-            Ok(key) => key,
-            Err(e) => {
-                errors.at(e.span(), format!("expected a policy: {}", POLICIES.join(", ")));
-                return;
-            }
-        };
-        let first = seen.first(&key, errors);
-        let result = match key.to_string().as_str() {
-            "retry" => parse_retry(input, &key, errors).map(|r| {
-                if first {
-                    decl.retry = Some(r);
-                }
-            }),
-            "breaker" => parse_breaker(input, &key, errors).map(|b| {
-                if first {
-                    decl.breaker = Some(b);
-                }
-            }),
-            "max_in_flight" => positive(input, &key).map(|n| decl.max_in_flight = Some(n)),
-            "max_body" => kw::eq_str(input, &key).and_then(|lit| {
-                orchestrate_core::size::parse_size(&lit.value())
-                    .map(|n| decl.max_body = Some(n))
-                    .map_err(|e| syn::Error::new(kw::sub_span(&lit, &e.at), format!("invalid `max_body`: {e}")))
-            }),
-            "retry_budget" => parse_budget(input, &key, errors).map(|b| decl.retry_budget = Some(b)),
-            "forward_headers" => parse_headers(input, errors).map(|h| decl.forward_headers = h),
-            "http2" => kw::eq_token(input, &key).and_then(|()| {
-                let lit: syn::LitBool = input
-                    .parse()
-                    .map_err(|e| syn::Error::new(e.span(), "`http2` takes `true` or `false`, e.g. `http2 = true`"))?;
-                decl.http2 = lit.value;
-                Ok(())
-            }),
-            _ => {
-                kw::unknown(&key, "service policies", POLICIES, errors);
-                kw::skip_to_comma(input);
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            errors.push(e);
-            kw::skip_to_comma(input);
-        }
-        if let Err(e) = kw::comma_or_end(input) {
-            errors.at(e.span(), "expected `,` between policies");
-            return;
-        }
-    }
+trait ParseAnyService {
+    fn parse_any_service(input: ParseStream<'_>) -> syn::Result<Ident>;
 }
 
-fn positive(input: ParseStream<'_>, key: &Ident) -> syn::Result<u32> {
-    kw::eq_token(input, key)?;
-    let lit: LitInt = input
-        .parse()
-        .map_err(|e| syn::Error::new(e.span(), format!("`{key}` takes a whole number, e.g. `{key} = 3`")))?;
-    let value: u32 = lit
-        .base10_parse()
-        .map_err(|_| syn::Error::new(lit.span(), format!("`{key}` takes a whole number up to {}", u32::MAX)))?;
-    if value == 0 {
-        return Err(syn::Error::new(lit.span(), format!("`{key}` must be at least 1")));
+impl ParseAnyService for Ident {
+    fn parse_any_service(input: ParseStream<'_>) -> syn::Result<Ident> {
+        input.call(syn::ext::IdentExt::parse_any)
     }
-    Ok(value)
-}
-
-/// The keys of one `(k = v, ..)` policy group.
-struct Group {
-    values: Vec<(Ident, ParsedValue)>,
-    /// Keys that unknown keys most likely meant (`probe` → `probes`): already reported, so not
-    /// reported missing again.
-    meant: Vec<String>,
-}
-
-impl Group {
-    fn has(&self, key: &str) -> bool {
-        self.values.iter().any(|(k, _)| k == key) || self.meant.iter().any(|k| k == key)
-    }
-
-    fn get(&self, key: &str) -> Option<&(Ident, ParsedValue)> {
-        self.values.iter().find(|(k, _)| k == key)
-    }
-
-    /// The span of `key`'s value.
-    fn value_span(&self, key: &str) -> Option<Span> {
-        self.get(key).map(|(_, v)| v.span())
-    }
-
-    /// One error at the policy's name listing every key it lacks.
-    fn require(&self, policy: &Ident, keys: &[&str], example: &str, errors: &mut Errors) {
-        let missing: Vec<String> = keys.iter().filter(|k| !self.has(k)).map(|k| format!("`{k}`")).collect();
-        if let Some((last, rest)) = missing.split_last() {
-            let list = if rest.is_empty() { last.clone() } else { format!("{} and {last}", rest.join(", ")) };
-            errors.at(policy.span(), format!("`{policy}` needs {list}, e.g. `{example}`"));
-        }
-    }
-}
-
-/// Parses `(k = v, ..)` with the given keys.
-fn parse_group(input: ParseStream<'_>, what: &'static str, keys: &[&str], errors: &mut Errors) -> syn::Result<Group> {
-    let content;
-    parenthesized!(content in input);
-    let mut seen = Seen::new(what);
-    let mut group = Group { values: Vec::new(), meant: Vec::new() };
-    while !content.is_empty() {
-        let key: Ident = content.parse()?;
-        if !keys.contains(&key.to_string().as_str()) {
-            kw::unknown(&key, what, keys, errors);
-            group
-                .meant
-                .extend(orchestrate_core::suggest::closest(&key.to_string(), keys.iter().copied()).map(str::to_owned));
-            kw::skip_to_comma(&content);
-        } else if seen.first(&key, errors) {
-            kw::eq_token(&content, &key)?;
-            let value = if content.peek(LitStr) {
-                ParsedValue::Str(content.parse()?)
-            } else if content.peek(LitInt) {
-                ParsedValue::Int(content.parse()?)
-            } else if content.peek(syn::token::Bracket) {
-                let list;
-                let bracket = bracketed!(list in content);
-                let items = list.parse_terminated(syn::Lit::parse_or_ident, Token![,])?.into_iter().collect();
-                ParsedValue::List(items, bracket.span.join())
-            } else {
-                return Err(content.error(format!("`{key}` needs a value")));
-            };
-            group.values.push((key, value));
-        } else {
-            kw::skip_to_comma(&content);
-        }
-        kw::comma_or_end(&content)?;
-    }
-    Ok(group)
-}
-
-enum ParsedValue {
-    Str(LitStr),
-    Int(LitInt),
-    /// The items and the span of the brackets.
-    List(Vec<LitOrIdent>, Span),
-}
-
-impl ParsedValue {
-    fn span(&self) -> Span {
-        match self {
-            Self::Str(lit) => lit.span(),
-            Self::Int(lit) => lit.span(),
-            Self::List(_, span) => *span,
-        }
-    }
-}
-
-struct LitOrIdent {
-    text: String,
-    span: Span,
-}
-
-trait ParseOrIdent {
-    fn parse_or_ident(input: ParseStream<'_>) -> syn::Result<LitOrIdent>;
-}
-
-impl ParseOrIdent for syn::Lit {
-    fn parse_or_ident(input: ParseStream<'_>) -> syn::Result<LitOrIdent> {
-        if input.peek(Ident) {
-            let ident: Ident = input.parse()?;
-            return Ok(LitOrIdent { text: ident.to_string(), span: ident.span() });
-        }
-        let lit: syn::Lit = input.parse()?;
-        let text = match &lit {
-            syn::Lit::Str(s) => s.value(),
-            other => quote!(#other).to_string(),
-        };
-        Ok(LitOrIdent { text, span: lit.span() })
-    }
-}
-
-fn get_int(group: &Group, key: &str, min: u32, errors: &mut Errors) -> Option<u32> {
-    let (_, value) = group.get(key)?;
-    match value {
-        ParsedValue::Int(lit) => match lit.base10_parse::<u32>() {
-            Ok(n) if n >= min => Some(n),
-            Ok(_) => {
-                errors.at(lit.span(), format!("`{key}` must be at least {min}"));
-                None
-            }
-            Err(_) => {
-                errors.at(lit.span(), format!("`{key}` takes a whole number"));
-                None
-            }
-        },
-        other => {
-            errors.at(other.span(), format!("`{key}` takes a whole number, e.g. `{key} = 3`"));
-            None
-        }
-    }
-}
-
-fn get_duration(group: &Group, key: &str, errors: &mut Errors) -> Option<Duration> {
-    let (_, value) = group.get(key)?;
-    match value {
-        ParsedValue::Str(lit) => errors.ok(kw::duration(lit, key)),
-        other => {
-            errors.at(other.span(), format!("`{key}` takes a duration string, e.g. `{key} = \"100ms\"`"));
-            None
-        }
-    }
-}
-
-fn parse_retry(input: ParseStream<'_>, policy: &Ident, errors: &mut Errors) -> syn::Result<Retry> {
-    let group = parse_group(input, "retry", &["attempts", "backoff", "max_backoff", "on"], errors)?;
-    let attempts = get_int(&group, "attempts", 1, errors);
-    let backoff = get_duration(&group, "backoff", errors);
-    let max_backoff = get_duration(&group, "max_backoff", errors);
-    group.require(policy, &["attempts", "backoff"], "retry(attempts = 3, backoff = \"100ms\")", errors);
-    if let (Some(b), Some(m)) = (backoff, max_backoff)
-        && m < b
-        && let Some(span) = group.value_span("max_backoff")
-    {
-        errors.at(span, "`max_backoff` is smaller than `backoff`; raise it or remove it");
-    }
-    if let Some(a) = attempts
-        && a > 10
-        && let Some(span) = group.value_span("attempts")
-    {
-        errors.at(span, "more than 10 attempts multiplies load on a failing service; use at most 10");
-    }
-    let on = group.get("on").and_then(|(_, value)| match value {
-        ParsedValue::List(items, _) => {
-            let mut on = RetryOn::default();
-            for item in items {
-                match item.text.as_str() {
-                    "5xx" => on.server_errors = true,
-                    "timeout" => on.timeouts = true,
-                    "connect" => on.connect_errors = true,
-                    "429" => on.too_many_requests = true,
-                    other => errors.at(item.span, format!("unknown retry condition `{other}`; use `5xx`, `timeout`, `connect` or `429` (4xx other than 429 are never retried)")),
-                }
-            }
-            Some(on)
-        }
-        other => {
-            errors.at(other.span(), "`on` takes a list, e.g. `on = [5xx, timeout, connect]`");
-            None
-        }
-    });
-    Ok(Retry { attempts: attempts.unwrap_or(1), backoff: backoff.unwrap_or_default(), max_backoff, on })
-}
-
-fn parse_breaker(input: ParseStream<'_>, policy: &Ident, errors: &mut Errors) -> syn::Result<Breaker> {
-    const KEYS: &[&str] = &["failures", "within", "open_for", "probes"];
-    const EXAMPLE: &str = "breaker(failures = 5, within = \"60s\", open_for = \"30s\", probes = 3)";
-    let group = parse_group(input, "breaker", KEYS, errors)?;
-    group.require(policy, KEYS, EXAMPLE, errors);
-    Ok(Breaker {
-        failures: get_int(&group, "failures", 1, errors).unwrap_or(1),
-        within: get_duration(&group, "within", errors).unwrap_or_default(),
-        open_for: get_duration(&group, "open_for", errors).unwrap_or_default(),
-        probes: get_int(&group, "probes", 1, errors).unwrap_or(1),
-    })
-}
-
-fn parse_budget(input: ParseStream<'_>, policy: &Ident, errors: &mut Errors) -> syn::Result<Budget> {
-    let group = parse_group(input, "retry_budget", &["percent", "within", "min_retries"], errors)?;
-    let percent = get_int(&group, "percent", 0, errors);
-    if let Some(p) = percent
-        && p > 100
-        && let Some(span) = group.value_span("percent")
-    {
-        errors.at(span, "`percent` is a share of calls, at most 100");
-    }
-    group.require(policy, &["percent"], "retry_budget(percent = 20, within = \"10s\")", errors);
-    Ok(Budget {
-        percent: percent.unwrap_or(20),
-        within: get_duration(&group, "within", errors).unwrap_or(Duration::from_secs(10)),
-        min_retries: get_int(&group, "min_retries", 0, errors).unwrap_or(10),
-    })
-}
-
-fn parse_headers(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Vec<String>> {
-    input.parse::<Token![=]>()?;
-    let list;
-    bracketed!(list in input);
-    let items = list.parse_terminated(|s: ParseStream<'_>| s.parse::<LitStr>(), Token![,])?;
-    let mut out = Vec::new();
-    for lit in items {
-        match orchestrate_core::headers::forwardable(&lit.value()) {
-            Ok(name) => out.push(name),
-            Err(reason) => errors.at(lit.span(), reason),
-        }
-    }
-    Ok(out)
 }
 
 fn millis(d: Duration) -> TokenStream {
@@ -483,6 +166,7 @@ fn generate(services: &[ServiceDecl]) -> TokenStream {
         }
     });
     let module = format_ident!("services");
+    let names: Vec<&Ident> = services.iter().map(|s| &s.name).collect();
     quote! {
         /// Downstream services, declared with `orchestrate::services!`.
         ///
@@ -491,49 +175,73 @@ fn generate(services: &[ServiceDecl]) -> TokenStream {
             /// Every declared service, in declaration order.
             pub const ALL: &[::orchestrate::ServiceSpec] = &[#(#specs),*];
             #(#markers)*
+
+            // `#[call(service = "..")]` names a service through this macro: a declared name is its
+            // marker type, any other name one compile error with the closest declared name.
+            #[doc(hidden)]
+            #[allow(unused_macros)]
+            macro_rules! __orchestrate_service {
+                #( (#names) => { services::#names }; )*
+                ($other:ident) => { ::orchestrate::__private::unknown_service!($other; #(#names),*) };
+            }
+            #[doc(hidden)]
+            #[allow(unused_imports)]
+            pub(crate) use __orchestrate_service as service;
         }
     }
+}
+
+/// The retry policy as tokens, for `services!` and the call-level `retry(..)`.
+pub(crate) fn retry_tokens(r: &RetryPolicy) -> TokenStream {
+    let attempts = r.attempts;
+    let backoff = millis(r.backoff);
+    let mut retry = quote!(::orchestrate::RetryPolicy::new(#attempts, #backoff));
+    if r.max_backoff != RetryPolicy::default_max_backoff(r.backoff) {
+        let max = millis(r.max_backoff);
+        retry = quote!(#retry.with_max_backoff(#max));
+    }
+    let on = r.on;
+    if on != orchestrate_core::policy::RetryOn::DEFAULT {
+        let (a, b, c, d) = (on.server_errors, on.timeouts, on.connect_errors, on.too_many_requests);
+        retry = quote!(#retry.with_retry_on(::orchestrate::RetryOn::NOTHING
+            .with_server_errors(#a).with_timeouts(#b).with_connect_errors(#c).with_too_many_requests(#d)));
+    }
+    retry
 }
 
 fn spec_tokens(s: &ServiceDecl) -> TokenStream {
     let name = s.name.to_string();
     let url = &s.url;
+    let p = &s.policies;
+    let defaults = ServicePolicies::default();
     let mut spec = quote!(::orchestrate::ServiceSpec::new(#name, #url));
-    if let Some(r) = &s.retry {
-        let attempts = r.attempts;
-        let backoff = millis(r.backoff);
-        let mut retry = quote!(::orchestrate::RetryPolicy::new(#attempts, #backoff));
-        if let Some(max) = r.max_backoff {
-            let max = millis(max);
-            retry = quote!(#retry.with_max_backoff(#max));
-        }
-        if let Some(on) = &r.on {
-            let (a, b, c, d) = (on.server_errors, on.timeouts, on.connect_errors, on.too_many_requests);
-            retry = quote!(#retry.with_retry_on(::orchestrate::RetryOn { server_errors: #a, timeouts: #b, connect_errors: #c, too_many_requests: #d }));
-        }
+    if p.retry != RetryPolicy::NONE {
+        let retry = retry_tokens(&p.retry);
         spec = quote!(#spec.with_retry(#retry));
     }
-    if let Some(b) = &s.breaker {
+    if let Some(b) = &p.breaker {
         let (failures, probes) = (b.failures, b.probes);
         let (within, open_for) = (millis(b.within), millis(b.open_for));
-        spec = quote!(#spec.with_breaker(::orchestrate::BreakerPolicy { failures: #failures, within: #within, open_for: #open_for, probes: #probes }));
+        spec = quote!(#spec.with_breaker(::orchestrate::BreakerPolicy::new(#failures, #within, #open_for, #probes)));
     }
-    if let Some(n) = s.max_in_flight {
+    if let Some(n) = p.max_in_flight {
         spec = quote!(#spec.with_max_in_flight(#n));
     }
-    if let Some(n) = s.max_body {
+    if p.max_body != defaults.max_body {
+        let n = p.max_body;
         spec = quote!(#spec.with_max_body(#n));
     }
-    if let Some(b) = &s.retry_budget {
+    if p.retry_budget != defaults.retry_budget {
+        let b = &p.retry_budget;
         let (percent, min) = (b.percent, b.min_retries);
         let within = millis(b.within);
-        spec = quote!(#spec.with_retry_budget(::orchestrate::RetryBudget { percent: #percent, within: #within, min_retries: #min }));
+        spec = quote!(#spec.with_retry_budget(::orchestrate::RetryBudget::new(#percent, #within, #min)));
     }
-    if !s.forward_headers.is_empty() {
-        let headers = &s.forward_headers;
+    if !p.forward_headers.is_empty() {
+        let headers = &p.forward_headers;
         spec = quote!(#spec.with_forward_headers(&[#(#headers),*]));
     }
-    if s.http2 {
+    if p.http2 {
         spec = quote!(#spec.with_http2(true));
     }
     spec
@@ -567,10 +275,10 @@ mod tests {
             .unwrap();
         assert!(errors.is_empty());
         assert_eq!(services.len(), 3);
-        assert!(services[2].http2 && !services[0].http2);
-        let cart = &services[0];
-        assert_eq!(cart.retry.as_ref().unwrap().attempts, 3);
-        assert_eq!(cart.breaker.as_ref().unwrap().open_for, Duration::from_secs(30));
+        assert!(services[2].policies.http2 && !services[0].policies.http2);
+        let cart = &services[0].policies;
+        assert_eq!(cart.retry.attempts, 3);
+        assert_eq!(cart.breaker.unwrap().open_for, Duration::from_secs(30));
         assert_eq!(cart.max_in_flight, Some(48));
     }
 
@@ -585,7 +293,8 @@ mod tests {
         assert!(text.contains("`attempts` must be at least 1"), "{text}");
         assert!(text.contains("durations have no spaces"), "{text}");
         assert!(text.contains("unknown key `max_in_flite`"), "{text}");
-        assert!(text.contains("did you mean `max_in_flight`"), "{text}");
+        // `max_in_flight` is written too: the misspelled key cannot be meant as it.
+        assert!(!text.contains("did you mean"), "{text}");
         assert!(text.contains("`max_in_flight` must be at least 1"), "{text}");
         assert!(text.contains("`http2` takes `true` or `false`"), "{text}");
         assert!(text.contains("declared twice"), "{text}");
@@ -613,15 +322,5 @@ mod tests {
         assert!(errors[0].contains("did you mean `probes`"), "{errors:#?}");
         assert!(errors[1].contains("`breaker` needs `within`, `open_for` and `probes`"), "{errors:#?}");
         assert!(errors[2].contains("`percent` takes a whole number"), "{errors:#?}");
-    }
-
-    #[test]
-    fn checks_urls() {
-        assert!(check_url("http://a:80").is_ok());
-        assert!(check_url("https://a/b").is_ok());
-        assert!(check_url("http://[::1]:80").is_ok());
-        assert!(check_url("http://a:port").unwrap_err().contains("port"));
-        assert!(check_url("http://").unwrap_err().contains("no host"));
-        assert!(check_url("http://a?x").unwrap_err().contains("query"));
     }
 }

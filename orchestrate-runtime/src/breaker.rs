@@ -257,8 +257,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    const POLICY: BreakerPolicy =
-        BreakerPolicy { failures: 3, within: Duration::from_secs(10), open_for: Duration::from_secs(5), probes: 2 };
+    const POLICY: BreakerPolicy = BreakerPolicy::new(3, Duration::from_secs(10), Duration::from_secs(5), 2);
 
     fn fail(b: &Breaker) {
         b.admit().unwrap().record(Verdict::Failure);

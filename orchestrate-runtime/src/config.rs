@@ -63,16 +63,17 @@
 //! assert_eq!(
 //!     err.to_string(),
 //!     "`retry.backof` of service `cart` (from <config>:3:1): unknown key `backof` in `retry`; did you mean `backoff`? \
-//!      expected one of: attempts, backoff, max_backoff, on"
+//!      (expected one of: attempts, backoff, max_backoff, on)"
 //! );
 //! ```
 
 use crate::endpoint::{EndpointSpec, NodeKind};
-use crate::runtime::{ConfigError, validate_base_url};
-use crate::service::{BreakerPolicy, RetryBudget, RetryOn, RetryPolicy, ServiceSpec};
+use crate::service::ServiceSpec;
 use orchestrate_core::budget::{Cost, over_budget};
+use orchestrate_core::policy::{self, Entry, Problem, Reader, ServicePolicies, Syntax, Value};
 use orchestrate_core::suggest::did_you_mean;
 use std::collections::HashMap;
+use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;
@@ -85,12 +86,6 @@ use toml::de::{DeTable, DeValue};
 /// ```
 pub const CONFIG_ENV: &str = "ORCHESTRATE_CONFIG";
 
-const SERVICE_KEYS: &[&str] =
-    &["url", "retry", "breaker", "max_in_flight", "max_body", "retry_budget", "forward_headers", "http2"];
-const RETRY_KEYS: &[&str] = &["attempts", "backoff", "max_backoff", "on"];
-const BREAKER_KEYS: &[&str] = &["failures", "within", "open_for", "probes"];
-const BUDGET_KEYS: &[&str] = &["percent", "within", "min_retries"];
-
 /// A base URL from the file, with where it was written.
 pub(crate) type FileUrls = HashMap<&'static str, (String, String)>;
 
@@ -101,37 +96,119 @@ pub(crate) fn apply(name: &str, text: &str, specs: &mut [ServiceSpec]) -> Result
         origin: error.span().map_or_else(|| name.to_owned(), |span| position(name, text, &span)),
         reason: error.message().to_owned(),
     })?;
-    let mut reader = Reader { name, text, errors: Vec::new() };
+    let mut errors: Vec<(usize, ConfigError)> = Vec::new();
+    let fail = |errors: &mut Vec<(usize, ConfigError)>, at: Range<usize>, service: Option<&str>, key: &str, reason| {
+        let origin = position(name, text, &at);
+        errors.push((
+            at.start,
+            ConfigError::Invalid { service: service.map(str::to_owned), key: key.to_owned(), origin, reason },
+        ));
+    };
     let mut urls = FileUrls::new();
     for (key, value) in document.get_ref() {
         if key.get_ref() != "services" {
-            reader.fail(
-                key.span(),
-                None,
-                key.get_ref(),
-                format!("unknown key `{}`; expected `services`", key.get_ref()),
-            );
+            let reason = format!("unknown key `{}`; expected `services`", key.get_ref());
+            fail(&mut errors, key.span(), None, key.get_ref(), reason);
             continue;
         }
-        let Some(services) = reader.table(value, None, "services") else { continue };
+        let DeValue::Table(services) = value.get_ref() else {
+            let reason =
+                format!("`services` must be a table, e.g. `[services.cart]`; found {}", value.get_ref().type_str());
+            fail(&mut errors, value.span(), None, "services", reason);
+            continue;
+        };
         for (service, table) in services {
             let known: Vec<&'static str> = specs.iter().map(|s| s.name).collect();
             let Some(spec) = specs.iter_mut().find(|s| s.name == service.get_ref()) else {
                 let name = service.get_ref();
-                let reason = unknown_service(name, &known);
-                reader.fail(service.span(), None, &format!("services.{name}"), reason);
+                fail(&mut errors, service.span(), None, &format!("services.{name}"), unknown_service(name, &known));
                 continue;
             };
-            if let Some(table) = reader.table(table, Some(spec.name), "") {
-                reader.service(spec, table, &mut urls);
+            let DeValue::Table(table) = table.get_ref() else {
+                let reason = format!(
+                    "`services.{}` must be a table, e.g. `{{ .. }}`; found {}",
+                    spec.name,
+                    table.get_ref().type_str()
+                );
+                fail(&mut errors, table.span(), Some(spec.name), "", reason);
+                continue;
+            };
+            let entries = entries(table);
+            let mut reader = Reader::new(Syntax::Toml);
+            let declared = policies_of(spec);
+            match policy::service::read(&mut reader, &entries, Some(&declared)) {
+                Some(policies) => {
+                    if let (Some(url), Some(entry)) = (&policies.url, entries.iter().find(|e| e.key == "url")) {
+                        urls.insert(spec.name, (url.clone(), position(name, text, entry.value.at())));
+                    }
+                    apply_policies(spec, policies);
+                }
+                None => {
+                    for Problem { at, key, message, .. } in reader.into_problems() {
+                        fail(&mut errors, at, Some(spec.name), &key, message);
+                    }
+                }
             }
         }
     }
-    reader.finish().map(|()| urls)
+    errors.sort_by_key(|(at, _)| *at);
+    collect(errors.into_iter().map(|(_, e)| e).collect()).map(|()| urls)
 }
 
-/// Checks every endpoint's worst case against its timeout under `specs`.
-pub(crate) fn check_budgets(endpoints: &[&'static EndpointSpec], specs: &[ServiceSpec]) -> Result<(), ConfigError> {
+/// A TOML table as policy entries, each value with its byte range in the file.
+fn entries(table: &DeTable<'_>) -> Vec<Entry<Range<usize>>> {
+    table.iter().map(|(key, value)| Entry::new(key.get_ref().to_string(), key.span(), to_value(value))).collect()
+}
+
+fn to_value(value: &Spanned<DeValue<'_>>) -> Value<Range<usize>> {
+    let at = value.span();
+    match value.get_ref() {
+        DeValue::String(text) => Value::Str(text.to_string(), at),
+        DeValue::Integer(i) => {
+            let n = i128::from_str_radix(&i.as_str().replace('_', ""), i.radix()).unwrap_or(i128::MAX);
+            Value::Number(n, at)
+        }
+        DeValue::Boolean(b) => Value::Bool(*b, at),
+        DeValue::Array(items) => Value::List(items.iter().map(to_value).collect(), at),
+        DeValue::Table(table) => Value::Table(entries(table), at),
+        DeValue::Float(_) => Value::Other("a decimal number", at),
+        DeValue::Datetime(_) => Value::Other("a date", at),
+    }
+}
+
+/// What a service declares, as the policy grammar reads it.
+fn policies_of(spec: &ServiceSpec) -> ServicePolicies {
+    let mut policies = ServicePolicies::default();
+    policies.retry = spec.retry;
+    policies.breaker = spec.breaker;
+    policies.max_in_flight = spec.max_in_flight;
+    policies.max_body = spec.max_body;
+    policies.retry_budget = spec.retry_budget;
+    policies.forward_headers = spec.forward_headers.iter().map(|h| (*h).to_owned()).collect();
+    policies.http2 = spec.http2;
+    policies
+}
+
+fn apply_policies(spec: &mut ServiceSpec, policies: ServicePolicies) {
+    spec.retry = policies.retry;
+    spec.breaker = policies.breaker;
+    spec.max_in_flight = policies.max_in_flight;
+    spec.max_body = policies.max_body;
+    spec.retry_budget = policies.retry_budget;
+    spec.http2 = policies.http2;
+    let unchanged = policies.forward_headers.iter().map(String::as_str).eq(spec.forward_headers.iter().copied());
+    if !unchanged {
+        // Start-up configuration lives as long as the process: leaking the list once gives the
+        // `&'static` list `ServiceSpec` holds.
+        let leaked: Vec<&'static str> =
+            policies.forward_headers.into_iter().map(|h| &*Box::leak(h.into_boxed_str())).collect();
+        spec.forward_headers = Box::leak(leaked.into_boxed_slice());
+    }
+}
+
+/// Checks every endpoint against the policies in `specs`: its worst case fits its timeout, and no
+/// call that is unsafe to repeat gets its service's retries.
+pub(crate) fn check_endpoints(endpoints: &[&'static EndpointSpec], specs: &[ServiceSpec]) -> Result<(), ConfigError> {
     let mut errors = Vec::new();
     for endpoint in endpoints {
         let mut costs = Vec::with_capacity(endpoint.nodes.len());
@@ -152,7 +229,15 @@ pub(crate) fn check_budgets(endpoints: &[&'static EndpointSpec], specs: &[Servic
                 });
                 continue;
             };
-            let retry = if call.retryable { call.effective_retry(&spec.retry) } else { RetryPolicy::NONE };
+            if call.retry.is_none() && !call.retryable && spec.retry.retries() {
+                let method = match call.target {
+                    crate::endpoint::CallTarget::Http { method, .. } => Some(method.as_str()),
+                    crate::endpoint::CallTarget::With { .. } => None,
+                };
+                let reason = policy::retry::unsafe_service_retry(node.name, method, spec.name, "the configuration");
+                errors.push(ConfigError::Budget { endpoint: endpoint.name, reason });
+            }
+            let retry = call.effective_retry(&spec.retry);
             costs.push(Cost::call(
                 node.name,
                 millis(call.timeout),
@@ -204,398 +289,145 @@ fn position(name: &str, text: &str, span: &Range<usize>) -> String {
     format!("{name}:{line}:{column}")
 }
 
-type Table<'i> = DeTable<'i>;
-
-/// Walks the document, collecting every mistake with its position.
-struct Reader<'a> {
-    name: &'a str,
-    text: &'a str,
-    errors: Vec<(usize, ConfigError)>,
+/// `ORCHESTRATE_<NAME>_URL`, with the name upper-cased and every other character than letters and
+/// digits turned into `_`.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::env_var_name("order-history"), "ORCHESTRATE_ORDER_HISTORY_URL");
+/// ```
+pub fn env_var_name(service: &str) -> String {
+    let upper: String =
+        service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("ORCHESTRATE_{upper}_URL")
 }
 
-impl<'a> Reader<'a> {
-    fn fail(&mut self, span: Range<usize>, service: Option<&str>, key: &str, reason: String) {
-        let error = ConfigError::Invalid {
-            service: service.map(str::to_owned),
-            key: key.to_owned(),
-            origin: position(self.name, self.text, &span),
-            reason,
-        };
-        self.errors.push((span.start, error));
+/// Checks that `url` is an absolute `http://` or `https://` URL with a host and no query (the
+/// rule of `services!`), and that this build can speak its scheme.
+///
+/// ```
+/// use orchestrate_runtime::validate_base_url;
+/// assert!(validate_base_url("http://cart.internal:8080").is_ok());
+/// assert_eq!(validate_base_url("cart.internal").unwrap_err(), "must start with `http://` or `https://`");
+/// ```
+///
+/// # Errors
+///
+/// A sentence saying what is wrong.
+pub fn validate_base_url(url: &str) -> Result<(), String> {
+    orchestrate_core::url::check_base_url(url)?;
+    if url.starts_with("https://") && !cfg!(feature = "tls") {
+        return Err("needs the `tls` feature of orchestrate (https)".to_owned());
     }
+    Ok(())
+}
 
-    fn finish(mut self) -> Result<(), ConfigError> {
-        self.errors.sort_by_key(|(at, _)| *at);
-        collect(self.errors.into_iter().map(|(_, e)| e).collect())
-    }
+/// A start-up configuration mistake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting names a service that `services!` does not declare.
+    UnknownService {
+        /// The name given.
+        name: String,
+        /// The declared services.
+        known: Vec<&'static str>,
+    },
+    /// A base URL is not usable.
+    BaseUrl {
+        /// The service.
+        service: &'static str,
+        /// The URL given.
+        url: String,
+        /// Where it came from (an environment variable, a file, the builder).
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A setting's value is not valid.
+    Invalid {
+        /// The service, if the setting is per service.
+        service: Option<String>,
+        /// The setting.
+        key: String,
+        /// Where it came from.
+        origin: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// The HTTP client of a service cannot be built.
+    Client {
+        /// The service.
+        service: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The configuration file cannot be read.
+    Unreadable {
+        /// The path given.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The configuration file is not valid TOML.
+    Syntax {
+        /// `file:line:column` of the mistake.
+        origin: String,
+        /// What the TOML parser expected.
+        reason: String,
+    },
+    /// Under the configured policies an endpoint cannot meet its `timeout` (or calls a service the
+    /// runtime does not declare).
+    Budget {
+        /// The endpoint.
+        endpoint: &'static str,
+        /// The critical path with its arithmetic, and the fix.
+        reason: String,
+    },
+    /// More than one mistake, in the order they appear.
+    Several(Vec<ConfigError>),
+}
 
-    fn table<'v, 'i>(
-        &mut self,
-        value: &'v Spanned<DeValue<'i>>,
-        service: Option<&str>,
-        key: &str,
-    ) -> Option<&'v Table<'i>> {
-        match value.get_ref() {
-            DeValue::Table(table) => Some(table),
-            other => {
-                let what =
-                    if key.is_empty() { format!("`services.{}`", service.unwrap_or("")) } else { format!("`{key}`") };
-                let reason = format!("{what} must be a table, e.g. `{{ .. }}`; found {}", other.type_str());
-                self.fail(value.span(), service, key, reason);
-                None
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownService { name, known } => f.write_str(&unknown_service(name, known)),
+            Self::BaseUrl { service, url, origin, reason } => {
+                write!(f, "base URL `{url}` of service `{service}` (from {origin}) {reason}")
+            }
+            Self::Invalid { service: Some(service), key, origin, reason } => {
+                write!(f, "`{key}` of service `{service}` (from {origin}): {reason}")
+            }
+            Self::Invalid { service: None, key, origin, reason } => write!(f, "`{key}` (from {origin}): {reason}"),
+            Self::Client { service, reason } => {
+                write!(f, "the HTTP client of service `{service}` cannot be built: {reason}")
+            }
+            Self::Unreadable { path, reason } => write!(f, "cannot read the configuration file `{path}`: {reason}"),
+            Self::Syntax { origin, reason } => write!(f, "the configuration at {origin} is not valid TOML: {reason}"),
+            Self::Budget { endpoint, reason } => {
+                write!(f, "endpoint `{endpoint}` cannot run under the start-up configuration: {reason}")
+            }
+            Self::Several(errors) => {
+                write!(f, "{} configuration errors:", errors.len())?;
+                for error in errors {
+                    write!(f, "\n  - {error}")?;
+                }
+                Ok(())
             }
         }
-    }
-
-    /// Reads one service's table into its spec.
-    fn service(&mut self, spec: &mut ServiceSpec, table: &Table<'_>, urls: &mut FileUrls) {
-        let service = Some(spec.name);
-        for (key, value) in table {
-            let name = key.get_ref().as_ref();
-            match name {
-                "url" => {
-                    if let Some(url) = self.string(value, service, "url") {
-                        match validate_base_url(url) {
-                            Ok(()) => {
-                                urls.insert(spec.name, (url.to_owned(), position(self.name, self.text, &value.span())));
-                            }
-                            Err(reason) => self.fail(value.span(), service, "url", format!("`{url}` {reason}")),
-                        }
-                    }
-                }
-                "max_in_flight" => {
-                    if let Some(n) = self.int(value, service, "max_in_flight", 1, u64::from(u32::MAX)) {
-                        spec.max_in_flight = Some(n as u32);
-                    }
-                }
-                "max_body" => {
-                    if let Some(text) = self.string(value, service, "max_body") {
-                        match orchestrate_core::size::parse_size(text) {
-                            Ok(bytes) => spec.max_body = bytes,
-                            Err(e) => self.fail(value.span(), service, "max_body", format!("invalid `max_body`: {e}")),
-                        }
-                    }
-                }
-                "http2" => match value.get_ref() {
-                    DeValue::Boolean(b) => spec.http2 = *b,
-                    _ => self.fail(value.span(), service, "http2", "`http2` takes `true` or `false`".to_owned()),
-                },
-                "forward_headers" => {
-                    if let Some(headers) = self.headers(value, service) {
-                        spec.forward_headers = headers;
-                    }
-                }
-                "retry" => {
-                    if let Some(t) = self.table(value, service, "retry") {
-                        let span = value.span();
-                        if let Some(retry) = self.retry(t, service, spec.retry, span) {
-                            spec.retry = retry;
-                        }
-                    }
-                }
-                "breaker" => {
-                    if let Some(t) = self.table(value, service, "breaker")
-                        && let Some(breaker) = self.breaker(t, service, spec.breaker, value.span())
-                    {
-                        spec.breaker = Some(breaker);
-                    }
-                }
-                "retry_budget" => {
-                    if let Some(t) = self.table(value, service, "retry_budget") {
-                        spec.retry_budget = self.budget(t, service, spec.retry_budget);
-                    }
-                }
-                _ => self.unknown(key, service, "", SERVICE_KEYS),
-            }
-        }
-    }
-
-    fn unknown(
-        &mut self,
-        key: &Spanned<std::borrow::Cow<'_, str>>,
-        service: Option<&str>,
-        within: &str,
-        valid: &[&str],
-    ) {
-        let name = key.get_ref();
-        let (path, what) = if within.is_empty() {
-            (name.to_string(), "service policies".to_owned())
-        } else {
-            (format!("{within}.{name}"), within.to_owned())
-        };
-        let reason =
-            format!("unknown key `{name}` in `{what}`{}expected one of: {}", hint(name, valid), valid.join(", "));
-        self.fail(key.span(), service, &path, reason);
-    }
-
-    fn string<'v>(&mut self, value: &'v Spanned<DeValue<'_>>, service: Option<&str>, key: &str) -> Option<&'v str> {
-        match value.get_ref() {
-            DeValue::String(s) => Some(s),
-            other => {
-                let example = match key.rsplit('.').next().unwrap_or(key) {
-                    "url" => "\"http://cart.internal:8080\"",
-                    "max_body" => "\"8MiB\"",
-                    _ => "\"100ms\"",
-                };
-                let short = key.rsplit('.').next().unwrap_or(key);
-                let reason =
-                    format!("`{short}` takes a string, e.g. `{short} = {example}`; found {}", other.type_str());
-                self.fail(value.span(), service, key, reason);
-                None
-            }
-        }
-    }
-
-    fn int(
-        &mut self,
-        value: &Spanned<DeValue<'_>>,
-        service: Option<&str>,
-        key: &str,
-        min: u64,
-        max: u64,
-    ) -> Option<u64> {
-        let short = key.rsplit('.').next().unwrap_or(key);
-        let parsed = match value.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok(),
-            _ => {
-                let reason = format!("`{short}` takes a whole number, e.g. `{short} = 3`");
-                self.fail(value.span(), service, key, reason);
-                return None;
-            }
-        };
-        match parsed.and_then(|n| u64::try_from(n).ok()) {
-            Some(n) if n < min => {
-                self.fail(value.span(), service, key, format!("`{short}` must be at least {min}"));
-                None
-            }
-            Some(n) if n > max => {
-                let reason = match short {
-                    "attempts" => {
-                        "more than 10 attempts multiplies load on a failing service; use at most 10".to_owned()
-                    }
-                    "percent" => "`percent` is a share of calls, at most 100".to_owned(),
-                    _ => format!("`{short}` must be at most {max}"),
-                };
-                self.fail(value.span(), service, key, reason);
-                None
-            }
-            Some(n) => Some(n),
-            None => {
-                self.fail(value.span(), service, key, format!("`{short}` must be at least {min}"));
-                None
-            }
-        }
-    }
-
-    fn duration(&mut self, value: &Spanned<DeValue<'_>>, service: Option<&str>, key: &str) -> Option<Duration> {
-        let text = self.string(value, service, key)?;
-        let short = key.rsplit('.').next().unwrap_or(key);
-        match orchestrate_core::duration::parse_duration(text) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.fail(value.span(), service, key, format!("invalid `{short}`: {e}"));
-                None
-            }
-        }
-    }
-
-    fn headers(&mut self, value: &Spanned<DeValue<'_>>, service: Option<&str>) -> Option<&'static [&'static str]> {
-        let DeValue::Array(items) = value.get_ref() else {
-            let reason = "`forward_headers` takes a list, e.g. `forward_headers = [\"x-tenant-id\"]`".to_owned();
-            self.fail(value.span(), service, "forward_headers", reason);
-            return None;
-        };
-        let mut out = Vec::new();
-        let before = self.errors.len();
-        for item in items.iter() {
-            let Some(text) = self.string(item, service, "forward_headers") else { continue };
-            match orchestrate_core::headers::forwardable(text) {
-                Ok(name) => out.push(name),
-                Err(reason) => self.fail(item.span(), service, "forward_headers", reason),
-            }
-        }
-        if self.errors.len() != before {
-            return None;
-        }
-        // Start-up configuration lives as long as the process: leaking it once gives the
-        // `&'static` lists `ServiceSpec` holds.
-        let leaked: Vec<&'static str> = out.into_iter().map(|h| &*Box::leak(h.into_boxed_str())).collect();
-        Some(Box::leak(leaked.into_boxed_slice()))
-    }
-
-    fn retry(
-        &mut self,
-        table: &Table<'_>,
-        service: Option<&str>,
-        declared: RetryPolicy,
-        span: Range<usize>,
-    ) -> Option<RetryPolicy> {
-        let before = self.errors.len();
-        let mut retry = declared;
-        let (mut attempts, mut backoff, mut max_backoff) = (None, None, None);
-        for (key, value) in table {
-            match key.get_ref().as_ref() {
-                "attempts" => attempts = self.int(value, service, "retry.attempts", 1, 10).map(|n| n as u32),
-                "backoff" => backoff = self.duration(value, service, "retry.backoff").map(|d| (d, value.span())),
-                "max_backoff" => {
-                    max_backoff = self.duration(value, service, "retry.max_backoff").map(|d| (d, value.span()))
-                }
-                "on" => {
-                    if let Some(on) = self.retry_on(value, service) {
-                        retry.on = on;
-                    }
-                }
-                _ => self.unknown(key, service, "retry", RETRY_KEYS),
-            }
-        }
-        let fresh = declared == RetryPolicy::NONE;
-        for (key, missing) in [("attempts", attempts.is_none()), ("backoff", backoff.is_none())] {
-            if fresh && missing && !table.contains_key(key) {
-                let reason = format!(
-                    "`retry` needs `{key}` (the service declares no retry to start from), e.g. `retry = {{ attempts = 3, backoff = \"100ms\" }}`"
-                );
-                self.fail(span.clone(), service, "retry", reason);
-            }
-        }
-        if self.errors.len() != before {
-            return None;
-        }
-        if let Some(a) = attempts {
-            retry.attempts = a;
-        }
-        if let Some((b, _)) = backoff {
-            retry.backoff = b;
-            retry.max_backoff = b.saturating_mul(10);
-        }
-        if let Some((m, _)) = max_backoff {
-            retry.max_backoff = m;
-        }
-        if retry.max_backoff < retry.backoff {
-            let at = max_backoff.or(backoff).map_or(span, |(_, s)| s);
-            let reason = "`max_backoff` is smaller than `backoff`; raise it or remove it".to_owned();
-            self.fail(at, service, "retry.max_backoff", reason);
-            return None;
-        }
-        Some(retry)
-    }
-
-    fn retry_on(&mut self, value: &Spanned<DeValue<'_>>, service: Option<&str>) -> Option<RetryOn> {
-        let DeValue::Array(items) = value.get_ref() else {
-            let reason = "`on` takes a list, e.g. `on = [\"5xx\", \"timeout\", \"connect\"]`".to_owned();
-            self.fail(value.span(), service, "retry.on", reason);
-            return None;
-        };
-        let mut on = RetryOn { server_errors: false, timeouts: false, connect_errors: false, too_many_requests: false };
-        let before = self.errors.len();
-        for item in items.iter() {
-            let Some(text) = self.string(item, service, "retry.on") else { continue };
-            match text {
-                "5xx" => on.server_errors = true,
-                "timeout" => on.timeouts = true,
-                "connect" => on.connect_errors = true,
-                "429" => on.too_many_requests = true,
-                other => {
-                    let reason = format!(
-                        "unknown retry condition `{other}`; use `5xx`, `timeout`, `connect` or `429` (4xx other than 429 are never retried)"
-                    );
-                    self.fail(item.span(), service, "retry.on", reason);
-                }
-            }
-        }
-        (self.errors.len() == before).then_some(on)
-    }
-
-    fn breaker(
-        &mut self,
-        table: &Table<'_>,
-        service: Option<&str>,
-        declared: Option<BreakerPolicy>,
-        span: Range<usize>,
-    ) -> Option<BreakerPolicy> {
-        let before = self.errors.len();
-        let mut policy = declared.unwrap_or(BreakerPolicy {
-            failures: 1,
-            within: Duration::ZERO,
-            open_for: Duration::ZERO,
-            probes: 1,
-        });
-        for (key, value) in table {
-            match key.get_ref().as_ref() {
-                "failures" => {
-                    if let Some(n) = self.int(value, service, "breaker.failures", 1, u64::from(u32::MAX)) {
-                        policy.failures = n as u32;
-                    }
-                }
-                "probes" => {
-                    if let Some(n) = self.int(value, service, "breaker.probes", 1, u64::from(u32::MAX)) {
-                        policy.probes = n as u32;
-                    }
-                }
-                "within" => {
-                    if let Some(d) = self.duration(value, service, "breaker.within") {
-                        policy.within = d;
-                    }
-                }
-                "open_for" => {
-                    if let Some(d) = self.duration(value, service, "breaker.open_for") {
-                        policy.open_for = d;
-                    }
-                }
-                _ => self.unknown(key, service, "breaker", BREAKER_KEYS),
-            }
-        }
-        if declared.is_none() {
-            for key in BREAKER_KEYS {
-                if !table.contains_key(*key) {
-                    let reason = format!(
-                        "`breaker` needs `{key}` (the service declares no breaker to start from), e.g. `breaker = {{ failures = 5, within = \"60s\", open_for = \"30s\", probes = 3 }}`"
-                    );
-                    self.fail(span.clone(), service, "breaker", reason);
-                }
-            }
-        }
-        (self.errors.len() == before).then_some(policy)
-    }
-
-    fn budget(&mut self, table: &Table<'_>, service: Option<&str>, declared: RetryBudget) -> RetryBudget {
-        let mut budget = declared;
-        for (key, value) in table {
-            match key.get_ref().as_ref() {
-                "percent" => {
-                    if let Some(n) = self.int(value, service, "retry_budget.percent", 0, 100) {
-                        budget.percent = n as u32;
-                    }
-                }
-                "min_retries" => {
-                    if let Some(n) = self.int(value, service, "retry_budget.min_retries", 0, u64::from(u32::MAX)) {
-                        budget.min_retries = n as u32;
-                    }
-                }
-                "within" => {
-                    if let Some(d) = self.duration(value, service, "retry_budget.within") {
-                        budget.within = d;
-                    }
-                }
-                _ => self.unknown(key, service, "retry_budget", BUDGET_KEYS),
-            }
-        }
-        budget
     }
 }
+
+impl std::error::Error for ConfigError {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::{BreakerPolicy, RetryPolicy};
 
     const SERVICES: [ServiceSpec; 2] = [
         ServiceSpec::new("cart", "http://cart.internal:8080")
             .with_retry(RetryPolicy::new(3, Duration::from_millis(100)))
-            .with_breaker(BreakerPolicy {
-                failures: 5,
-                within: Duration::from_secs(60),
-                open_for: Duration::from_secs(30),
-                probes: 3,
-            }),
+            .with_breaker(BreakerPolicy::new(5, Duration::from_secs(60), Duration::from_secs(30), 3)),
         ServiceSpec::new("shipping", "http://shipping.internal:8080"),
     ];
 
@@ -662,12 +494,12 @@ http2 = "yes"
         .unwrap_err();
         let expected = [
             "`services.carts` (from app.toml:1:11): unknown service `carts`; did you mean `cart`? declared services are: cart, shipping",
-            "`max_in_flite` of service `cart` (from app.toml:5:1): unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2",
+            "`max_in_flite` of service `cart` (from app.toml:5:1): unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2)",
             "`retry.attempts` of service `cart` (from app.toml:6:22): more than 10 attempts multiplies load on a failing service; use at most 10",
             "`retry.backoff` of service `cart` (from app.toml:6:36): invalid `backoff`: durations have no spaces; write \"100ms\"",
             "`max_body` of service `cart` (from app.toml:7:12): invalid `max_body`: sizes have no spaces; write \"8MB\"",
             "`url` of service `cart` (from app.toml:8:7): `cart.internal` must start with `http://` or `https://`",
-            "`breaker` of service `shipping` (from app.toml:11:11): `breaker` needs `within` (the service declares no breaker to start from), e.g. `breaker = { failures = 5, within = \"60s\", open_for = \"30s\", probes = 3 }`",
+            "`breaker` of service `shipping` (from app.toml:11:1): `breaker` needs `within`, `open_for` and `probes`, e.g. `breaker = { failures = 5, within = \"60s\", open_for = \"30s\", probes = 3 }`",
         ];
         for line in expected {
             assert!(err.contains(line), "missing\n{line}\nin\n{err}");
@@ -684,7 +516,7 @@ http2 = "yes"
         let err = apply_to("[services.cart]\nretry = 3").unwrap_err();
         assert_eq!(
             err,
-            "`retry` of service `cart` (from app.toml:2:9): `retry` must be a table, e.g. `{ .. }`; found integer"
+            "`retry` of service `cart` (from app.toml:2:9): `retry` is a group of settings, e.g. `retry = { attempts = 3, backoff = \"100ms\" }`; found a number"
         );
         let err = apply_to("[services.cart]\nretry = { backoff = \"1s\", max_backoff = \"100ms\" }").unwrap_err();
         assert!(err.contains("`max_backoff` is smaller than `backoff`"), "{err}");

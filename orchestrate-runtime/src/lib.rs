@@ -43,23 +43,23 @@ mod window;
 
 pub use breaker::BreakerState;
 pub use client::{CallClient, CallPolicy, HttpTransport, Outgoing, RequestBuilder, ServiceClient, Target, Transport};
+pub use config::{ConfigError, env_var_name, validate_base_url};
 pub use context::RequestContext;
 pub use endpoint::{CallSpec, CallTarget, Endpoint, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
 pub use error::{BoxError, CallError, CallErrorKind};
 pub use health::ServiceHealth;
 pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
-pub use runtime::{
-    ConfigError, Runtime, RuntimeBuilder, SERVER_TIMING_ENV, env_var_name, install_tls_provider, validate_base_url,
-};
+pub use runtime::{Runtime, RuntimeBuilder, SERVER_TIMING_ENV, install_tls_provider};
 pub use service::{BreakerPolicy, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec};
 pub use timeline::{CallOutcome, CallRecord, Timeline};
 
 /// Items the generated code uses. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::client::{Outgoing, Tally, Target};
+    pub use crate::client::{CustomLogic, Outgoing, Tally, Target, custom_logic};
     pub use crate::executor::{CallDone, Driver, Exec, IntoFallback, Report, Slot};
     pub use crate::router::{Extract, FromParam, Inbound, InputError, serve};
+    pub use crate::service::UnknownService;
     pub use axum;
     pub use http::Method as HttpMethod;
     pub use orchestrate_core::budget::{Cost, over_budget};

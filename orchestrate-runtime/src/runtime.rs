@@ -1,7 +1,7 @@
 //! The runtime handle: one client per declared service, built and validated at start-up.
 
 use crate::client::{HttpTransport, ServiceClient, Transport};
-use crate::config::{self, CONFIG_ENV};
+use crate::config::{self, CONFIG_ENV, ConfigError, env_var_name, validate_base_url};
 use crate::endpoint::EndpointSpec;
 use crate::service::ServiceSpec;
 use std::collections::HashMap;
@@ -256,7 +256,7 @@ impl RuntimeBuilder {
         }
         let file_urls = self.apply_config()?;
         let server_timing = self.server_timing_setting()?;
-        config::check_budgets(&self.endpoints, &self.specs)?;
+        config::check_endpoints(&self.endpoints, &self.specs)?;
         if self.read_env {
             warn_unknown_env(&self.specs);
         }
@@ -370,138 +370,6 @@ pub fn install_tls_provider() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
-
-/// `ORCHESTRATE_<NAME>_URL`, with the name upper-cased and every other character than letters and
-/// digits turned into `_`.
-///
-/// ```
-/// assert_eq!(orchestrate_runtime::env_var_name("order-history"), "ORCHESTRATE_ORDER_HISTORY_URL");
-/// ```
-pub fn env_var_name(service: &str) -> String {
-    let upper: String =
-        service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
-    format!("ORCHESTRATE_{upper}_URL")
-}
-
-/// Checks that `url` is an absolute `http://` or `https://` URL with a host and no query.
-///
-/// # Errors
-///
-/// A sentence saying what is wrong.
-pub fn validate_base_url(url: &str) -> Result<(), String> {
-    let uri: http::Uri = url.parse().map_err(|_| "not a valid URL".to_owned())?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") if cfg!(feature = "tls") => {}
-        Some("https") => return Err("https needs the `tls` feature of orchestrate".to_owned()),
-        _ => return Err("must start with `http://` or `https://`".to_owned()),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err("has no host".to_owned());
-    }
-    if uri.query().is_some() {
-        return Err("must not have a query string".to_owned());
-    }
-    Ok(())
-}
-
-/// A start-up configuration mistake.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A setting names a service that `services!` does not declare.
-    UnknownService {
-        /// The name given.
-        name: String,
-        /// The declared services.
-        known: Vec<&'static str>,
-    },
-    /// A base URL is not usable.
-    BaseUrl {
-        /// The service.
-        service: &'static str,
-        /// The URL given.
-        url: String,
-        /// Where it came from (an environment variable, a file, the builder).
-        origin: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A setting's value is not valid.
-    Invalid {
-        /// The service, if the setting is per service.
-        service: Option<String>,
-        /// The setting.
-        key: String,
-        /// Where it came from.
-        origin: String,
-        /// What is wrong and how to fix it.
-        reason: String,
-    },
-    /// The HTTP client of a service cannot be built.
-    Client {
-        /// The service.
-        service: &'static str,
-        /// Why.
-        reason: String,
-    },
-    /// The configuration file cannot be read.
-    Unreadable {
-        /// The path given.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// The configuration file is not valid TOML.
-    Syntax {
-        /// `file:line:column` of the mistake.
-        origin: String,
-        /// What the TOML parser expected.
-        reason: String,
-    },
-    /// Under the configured policies an endpoint cannot meet its `timeout` (or calls a service the
-    /// runtime does not declare).
-    Budget {
-        /// The endpoint.
-        endpoint: &'static str,
-        /// The critical path with its arithmetic, and the fix.
-        reason: String,
-    },
-    /// More than one mistake, in the order they appear.
-    Several(Vec<ConfigError>),
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownService { name, known } => f.write_str(&config::unknown_service(name, known)),
-            Self::BaseUrl { service, url, origin, reason } => {
-                write!(f, "base URL `{url}` of service `{service}` (from {origin}) {reason}")
-            }
-            Self::Invalid { service: Some(service), key, origin, reason } => {
-                write!(f, "`{key}` of service `{service}` (from {origin}): {reason}")
-            }
-            Self::Invalid { service: None, key, origin, reason } => write!(f, "`{key}` (from {origin}): {reason}"),
-            Self::Client { service, reason } => {
-                write!(f, "the HTTP client of service `{service}` cannot be built: {reason}")
-            }
-            Self::Unreadable { path, reason } => write!(f, "cannot read the configuration file `{path}`: {reason}"),
-            Self::Syntax { origin, reason } => write!(f, "the configuration at {origin} is not valid TOML: {reason}"),
-            Self::Budget { endpoint, reason } => {
-                write!(f, "endpoint `{endpoint}` cannot run under the start-up configuration: {reason}")
-            }
-            Self::Several(errors) => {
-                write!(f, "{} configuration errors:", errors.len())?;
-                for error in errors {
-                    write!(f, "\n  - {error}")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 #[cfg(test)]
 mod tests {

@@ -3,14 +3,15 @@
 //! The declaration is plain `const` data so that the compile-time checks of `#[endpoint]` can read
 //! the retry policies (see [`orchestrate_core::budget`]) and the runtime can build one client per
 //! service at start-up, after applying overrides from the environment or a configuration file.
+//!
+//! The policy types themselves ([`RetryPolicy`], [`BreakerPolicy`], [`RetryBudget`], [`RetryOn`])
+//! live in [`orchestrate_core::policy`] with their grammar, defaults and ranges, so that
+//! `services!` and the configuration file share them.
 
 use serde::Serialize;
-use std::time::Duration;
 
-/// Serializes a duration as whole milliseconds (the `..Ms` keys of the specs' JSON).
-pub(crate) fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
-}
+pub(crate) use orchestrate_core::policy::millis;
+pub use orchestrate_core::policy::{BreakerPolicy, RetryBudget, RetryOn, RetryPolicy};
 
 /// The host (and port) of a URL: no scheme, user info, path or query, so a serialized spec never
 /// shows credentials or internal paths.
@@ -43,6 +44,21 @@ pub trait Service: 'static {
     const ALL: &'static [ServiceSpec];
 }
 
+/// The service type of a `#[call(service = "..")]` that names no declared service: the build
+/// already failed with that error, and this type keeps the rest of the generated code well-typed
+/// so that no second error follows from it.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct UnknownService<const ERROR: usize>;
+
+const UNKNOWN: ServiceSpec = ServiceSpec::new("", "http://unknown.invalid");
+
+impl<const ERROR: usize> Service for UnknownService<ERROR> {
+    const INDEX: usize = usize::MAX;
+    const SPEC: &'static ServiceSpec = &UNKNOWN;
+    const ALL: &'static [ServiceSpec] = &[];
+}
+
 /// One downstream service: where it lives and how calls to it behave.
 ///
 /// ```
@@ -65,6 +81,7 @@ pub trait Service: 'static {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ServiceSpec {
     /// The name used in `#[call(service = "..")]`, in metrics and in `failedServices`.
     pub name: &'static str,
@@ -91,7 +108,7 @@ pub struct ServiceSpec {
 
 impl ServiceSpec {
     /// Default response body cap: 8 MiB.
-    pub const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
+    pub const DEFAULT_MAX_BODY: u64 = orchestrate_core::policy::service::DEFAULT_MAX_BODY;
 
     /// A service with default policies: no retries, no breaker, no bulkhead, 8 MiB body cap,
     /// a 20% retry budget.
@@ -157,107 +174,4 @@ impl ServiceSpec {
         self.http2 = http2;
         self
     }
-}
-
-/// Which failures of an attempt are worth another attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RetryOn {
-    /// Any 5xx status.
-    pub server_errors: bool,
-    /// The attempt's timeout passed.
-    pub timeouts: bool,
-    /// The connection could not be made or broke before a response.
-    pub connect_errors: bool,
-    /// 429 Too Many Requests (waits at least the service's `Retry-After` when it fits the budget).
-    pub too_many_requests: bool,
-}
-
-impl RetryOn {
-    /// 5xx, timeouts and connection errors; never 4xx.
-    pub const DEFAULT: Self =
-        Self { server_errors: true, timeouts: true, connect_errors: true, too_many_requests: false };
-}
-
-/// Exponential backoff with full jitter.
-///
-/// Attempt `n` (from 2) waits a random time in `[0, min(backoff × 2^(n-2), max_backoff)]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RetryPolicy {
-    /// Attempts including the first; 1 means no retry.
-    pub attempts: u32,
-    /// Upper bound of the first wait.
-    #[serde(rename = "backoffMs", serialize_with = "millis")]
-    pub backoff: Duration,
-    /// Upper bound of any wait.
-    #[serde(rename = "maxBackoffMs", serialize_with = "millis")]
-    pub max_backoff: Duration,
-    /// What is retried.
-    pub on: RetryOn,
-}
-
-impl RetryPolicy {
-    /// No retries.
-    pub const NONE: Self =
-        Self { attempts: 1, backoff: Duration::ZERO, max_backoff: Duration::ZERO, on: RetryOn::DEFAULT };
-
-    /// `attempts` in all, first backoff `backoff`, capped at ten times that.
-    pub const fn new(attempts: u32, backoff: Duration) -> Self {
-        Self { attempts, backoff, max_backoff: backoff.saturating_mul(10), on: RetryOn::DEFAULT }
-    }
-
-    /// Caps each wait.
-    pub const fn with_max_backoff(mut self, max_backoff: Duration) -> Self {
-        self.max_backoff = max_backoff;
-        self
-    }
-
-    /// Sets what is retried.
-    pub const fn with_retry_on(mut self, on: RetryOn) -> Self {
-        self.on = on;
-        self
-    }
-
-    /// Upper bound of the wait before attempt `attempt` (2 for the first retry).
-    pub fn backoff_cap(&self, attempt: u32) -> Duration {
-        let exponent = attempt.saturating_sub(2).min(31);
-        self.backoff.saturating_mul(1u32 << exponent).min(self.max_backoff)
-    }
-}
-
-/// Circuit breaker: opens after `failures` failures within `within`, stays open for `open_for`,
-/// then lets exactly `probes` calls through; their success closes it, a failure reopens it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BreakerPolicy {
-    /// Failures within the window that open the breaker.
-    pub failures: u32,
-    /// The window.
-    #[serde(rename = "withinMs", serialize_with = "millis")]
-    pub within: Duration,
-    /// How long the breaker stays open before probing.
-    #[serde(rename = "openForMs", serialize_with = "millis")]
-    pub open_for: Duration,
-    /// Calls let through while half-open.
-    pub probes: u32,
-}
-
-/// Limits retries to a share of calls over a sliding window, so a failing service does not get
-/// `attempts ×` its normal load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RetryBudget {
-    /// Retries allowed per 100 calls.
-    pub percent: u32,
-    /// Window the share is computed over.
-    #[serde(rename = "withinMs", serialize_with = "millis")]
-    pub within: Duration,
-    /// Retries always allowed per window, so low traffic can still retry.
-    pub min_retries: u32,
-}
-
-impl RetryBudget {
-    /// 20% of calls over 10 s, with at least 10 retries per window.
-    pub const DEFAULT: Self = Self { percent: 20, within: Duration::from_secs(10), min_retries: 10 };
 }

@@ -335,7 +335,7 @@ fn check_inputs(endpoint: &Endpoint, errors: &mut Errors) {
     }
 }
 
-fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
+pub(super) fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
     let name = &field.ident;
     if call.service.is_none() && call.missing("service") {
         errors.at(
@@ -412,15 +412,10 @@ fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
                     format!("`{name}` is a GET, which carries no body; send the value with `query = ..` or in the path, or make the call a `post`"),
                 );
             }
-            if let Some(flag) = &call.idempotent {
-                errors.at(
-                    flag.span(),
-                    format!(
-                        "`{}` is known to be {}idempotent; `idempotent` is for `with` calls",
-                        key,
-                        if method.is_idempotent() { "" } else { "not " }
-                    ),
-                );
+            if let Some(flag) = &call.idempotent
+                && method.is_idempotent()
+            {
+                errors.at(flag.span(), format!("`{key}` is idempotent by definition (RFC 9110); remove `idempotent`"));
             }
         }
         CallTarget::With { .. } => {
@@ -433,25 +428,14 @@ fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
         }
     }
     if let Some(retry) = &call.retry
-        && retry.attempts > 1
+        && retry.policy.retries()
         && !call.retryable()
     {
-        let why = match target {
-            CallTarget::Http { method, .. } => format!(
-                "`{}` is not idempotent: a retry could repeat its effect (a second charge, a second order)",
-                method.upper()
-            ),
-            CallTarget::With { .. } => {
-                "custom logic is not known to be idempotent: a retry could repeat its effect".to_owned()
-            }
+        let method = match target {
+            CallTarget::Http { method, .. } => Some(method.upper()),
+            CallTarget::With { .. } => None,
         };
-        let fix = match target {
-            CallTarget::Http { .. } => {
-                "add `idempotency_key = ..` (sent as `Idempotency-Key`, the same on every attempt) or remove `retry`"
-            }
-            CallTarget::With { .. } => "mark it `idempotent` if repeating it is safe, or remove `retry`",
-        };
-        errors.at(retry.key.span(), format!("`{name}` retries, but {why}; {fix}"));
+        errors.at(retry.key.span(), orchestrate_core::policy::retry::unsafe_call_retry(&name.to_string(), method));
     }
 }
 
@@ -481,8 +465,14 @@ pub(crate) fn cost(field: &Field) -> Cost {
             let timeout = call.timeout.as_ref().map_or(0, |t| t.value.as_millis() as u64);
             match call.retry.as_ref().filter(|_| call.retryable()) {
                 Some(r) => {
-                    let max = r.max_backoff.unwrap_or(r.backoff.saturating_mul(10));
-                    Cost::call(name, timeout, r.attempts, r.backoff.as_millis() as u64, max.as_millis() as u64)
+                    let r = &r.policy;
+                    Cost::call(
+                        name,
+                        timeout,
+                        r.attempts,
+                        r.backoff.as_millis() as u64,
+                        r.max_backoff.as_millis() as u64,
+                    )
                 }
                 None => Cost::call(name, timeout, 1, 0, 0),
             }

@@ -251,11 +251,13 @@ fn kind<'a>(field: &Field, text: &'a Texts) -> Kind<'a> {
         _ => Target::With(&text.with),
     };
     let retries = match &call.retry {
-        Some(retry) => Retries::Call { attempts: retry.attempts, backoff_ms: retry.backoff.as_millis() as u64 },
+        Some(retry) => {
+            Retries::Call { attempts: retry.policy.attempts, backoff_ms: retry.policy.backoff.as_millis() as u64 }
+        }
         None if call.retryable() => Retries::Service,
         None => Retries::NotIdempotent,
     };
-    let concurrency = call.concurrency.map_or(super::expand::DEFAULT_CONCURRENCY, |(n, _)| n);
+    let concurrency = call.concurrency.map_or(DEFAULT_CONCURRENCY, |(n, _)| n);
     Kind::Call(sequence::Call {
         service: &text.service,
         target,

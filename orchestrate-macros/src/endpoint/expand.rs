@@ -36,12 +36,16 @@ pub(crate) fn expand(endpoint: &Endpoint, plan: &Plan, item: &ItemStruct) -> Tok
     let execute = execute(endpoint, plan);
     let budget = budget_check(endpoint, plan);
     let extract = extract(endpoint);
+    let retry_safety = retry_safety(endpoint);
+    let aliases = service_aliases(endpoint);
     let ident = &endpoint.ident;
     let inputs_ident = inputs_ident(endpoint);
     // The struct's rustdoc gains its call sequence table and dependency graph.
     let item = super::doc::documented(endpoint, plan, item);
     quote! {
         #item
+
+        #aliases
 
         #inputs_struct
 
@@ -55,6 +59,47 @@ pub(crate) fn expand(endpoint: &Endpoint, plan: &Plan, item: &ItemStruct) -> Tok
         #extract
 
         #budget
+
+        #retry_safety
+    }
+}
+
+/// For each call that is unsafe to repeat and has no `retry(..)` of its own, a constant that
+/// fails the build (E0080, at the call's method) when its service's policy in `services!`
+/// retries: the endpoint macro cannot see that policy, the compiler can.
+fn retry_safety(endpoint: &Endpoint) -> TokenStream {
+    let checks = endpoint.fields.iter().filter_map(|field| {
+        let FieldKind::Call(call) = &field.kind else { return None };
+        if call.retry.is_some() || call.retryable() {
+            return None;
+        }
+        let service = call.service.as_ref()?;
+        let (method, span) = match &call.target {
+            Some(CallTarget::Http { method, key, .. }) => (Some(method.upper()), key.span()),
+            Some(CallTarget::With { call: with }) => (None, expr_span(&syn::Expr::Call(with.clone()))),
+            None => return None,
+        };
+        let message = orchestrate_core::policy::retry::unsafe_service_retry(
+            &field.ident.to_string(),
+            method,
+            &service.value(),
+            "`services!`",
+        );
+        let path = service_path(endpoint, field, call);
+        let fail = quote_spanned!(span=> ::core::panic!("{}", #message)); // ok: emitted; rustc reports it as E0080
+        Some(quote! {
+            if <#path as ::orchestrate::Service>::SPEC.retry.attempts > 1 {
+                #fail
+            }
+        })
+    });
+    let checks: Vec<TokenStream> = checks.collect();
+    if checks.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        #[doc(hidden)]
+        const _: () = { #(#checks)* };
     }
 }
 
@@ -96,7 +141,7 @@ fn extract(endpoint: &Endpoint) -> TokenStream {
     }
 }
 
-fn inputs_ident(endpoint: &Endpoint) -> Ident {
+pub(super) fn inputs_ident(endpoint: &Endpoint) -> Ident {
     format_ident!("{}Inputs", endpoint.ident)
 }
 
@@ -115,7 +160,7 @@ fn inputs(endpoint: &Endpoint) -> impl Iterator<Item = (&Field, &Input)> {
     })
 }
 
-fn inputs_struct(endpoint: &Endpoint, item: &ItemStruct) -> TokenStream {
+pub(super) fn inputs_struct(endpoint: &Endpoint, item: &ItemStruct) -> TokenStream {
     let vis = &item.vis;
     let ident = inputs_ident(endpoint);
     let doc = format!(
@@ -151,12 +196,36 @@ fn expr_text(tokens: &impl ToTokens) -> String {
     super::doc::code_text(tokens)
 }
 
-/// `services::<name>` spanned at the `service = ".."` literal, so a misspelled service is a
-/// "cannot find type" error there, with rustc's suggestion of the closest declared one.
-fn service_path(call: &Call) -> TokenStream {
-    let Some(lit) = &call.service else { return quote!(()) };
-    let ident = Ident::new(&lit.value(), lit.span());
-    quote_spanned!(lit.span()=> services::#ident)
+/// The service of a call as a type: an alias (see [`service_aliases`]), or `()` when the call
+/// names none.
+fn service_path(endpoint: &Endpoint, field: &Field, call: &Call) -> TokenStream {
+    match &call.service {
+        Some(_) => service_alias(endpoint, field).to_token_stream(),
+        None => quote!(()),
+    }
+}
+
+fn service_alias(endpoint: &Endpoint, field: &Field) -> Ident {
+    format_ident!("__orchestrate_service_{}_{}", endpoint.ident, field.ident)
+}
+
+/// One type alias per call for its service's marker type, looked up through the macro
+/// `services!` generates (`services::service!(cart)`), spanned at the `service = ".."` literal:
+/// a name `services!` does not declare is one error there, with the closest declared name,
+/// however often the generated code refers to the service.
+pub(super) fn service_aliases(endpoint: &Endpoint) -> TokenStream {
+    let aliases = endpoint.fields.iter().filter_map(|field| {
+        let FieldKind::Call(call) = &field.kind else { return None };
+        let lit = call.service.as_ref()?;
+        let alias = service_alias(endpoint, field);
+        let name = Ident::new(&lit.value(), lit.span());
+        Some(quote_spanned! {lit.span()=>
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            type #alias = services::service!(#name);
+        })
+    });
+    quote!(#(#aliases)*)
 }
 
 fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
@@ -184,7 +253,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         let used_inputs = plan.inputs[pos].iter().map(|&i| endpoint.fields[i].ident.to_string());
         let kind = match &field.kind {
             FieldKind::Call(call) => {
-                let call = call_spec(call);
+                let call = call_spec(endpoint, field, call);
                 quote!(::orchestrate::NodeKind::Call(#call))
             }
             FieldKind::Compute(compute) => {
@@ -214,9 +283,9 @@ fn option<T: ToTokens>(value: Option<T>) -> TokenStream {
     }
 }
 
-fn call_spec(call: &Call) -> TokenStream {
+fn call_spec(endpoint: &Endpoint, field: &Field, call: &Call) -> TokenStream {
     let service = call.service.as_ref().map(syn::LitStr::value).unwrap_or_default();
-    let path = service_path(call);
+    let path = service_path(endpoint, field, call);
     let target = match &call.target {
         Some(CallTarget::Http { method, template, .. }) => {
             let method = format_ident!("{}", method.variant());
@@ -232,12 +301,7 @@ fn call_spec(call: &Call) -> TokenStream {
     let required = call.required.is_some();
     let retryable = call.retryable();
     let idempotency_key = call.idempotency_key.is_some();
-    let retry = option(call.retry.as_ref().map(|r| {
-        let attempts = r.attempts;
-        let backoff = millis(r.backoff);
-        let max = millis(r.max_backoff.unwrap_or(r.backoff.saturating_mul(10)));
-        quote!(::orchestrate::RetryPolicy::new(#attempts, #backoff).with_max_backoff(#max))
-    }));
+    let retry = option(call.retry.as_ref().map(|r| crate::services::retry_tokens(&r.policy)));
     let fallback = option(call.fallback.as_ref().map(|k| expr_text(&k.expr)));
     let when = option(call.when.as_ref().map(|k| expr_text(&k.expr)));
     let for_each = option(call.for_each.as_ref().map(|each| {
@@ -261,9 +325,6 @@ fn call_spec(call: &Call) -> TokenStream {
         }
     }
 }
-
-/// Fan-out concurrency when `concurrency` is not given.
-pub(super) const DEFAULT_CONCURRENCY: u32 = 8;
 
 fn mask(deps: &[usize]) -> TokenStream {
     let mask: u64 = deps.iter().fold(0, |m, d| m | (1u64 << d));
@@ -419,7 +480,7 @@ fn shaping(field: &Field, call: &Call) -> Shaping {
 }
 
 /// The body of a call's node future: build the request(s), send, shape the result.
-fn call_body(field: &Field, call: &Call, pos: usize) -> TokenStream {
+pub(super) fn call_body(field: &Field, call: &Call, pos: usize) -> TokenStream {
     let p = quote!(::orchestrate::__private);
     let Shaping { produced, wrap, skipped } = shaping(field, call);
     let send = match &call.target {
@@ -462,10 +523,8 @@ fn call_body(field: &Field, call: &Call, pos: usize) -> TokenStream {
             }
         }
         Some(CallTarget::With { call: with, .. }) => {
-            let func = &with.func;
-            let args = with.args.iter();
             let span = expr_span(&syn::Expr::Call(with.clone()));
-            let invoke = quote_spanned!(span=> #func(__client, #(#args),*).await);
+            let invoke = custom_invocation(with, span);
             quote! {{
                 let __tally = #p::Tally::new();
                 let __done: #p::CallDone<#produced> = match __exec.client(#pos, &__tally) {
@@ -491,14 +550,58 @@ fn call_body(field: &Field, call: &Call, pos: usize) -> TokenStream {
     }
 }
 
+/// `f(client, a, b)` through the `CustomLogic` trait (a function of the wrong shape is one error
+/// at `f` naming the shape expected), or directly past six arguments.
+fn custom_invocation(with: &syn::ExprCall, span: Span) -> TokenStream {
+    let func = &with.func;
+    let args: Vec<&syn::Expr> = with.args.iter().collect();
+    if args.len() > 6 {
+        return quote_spanned!(span=> #func(__client, #(#args),*).await);
+    }
+    // Spanned at the function, so an unfit function is an error there (the same span as the
+    // argument's, so rustc reports the unmet bound once).
+    let call_span = expr_span(func);
+    let check = quote_spanned!(call_span=> ::orchestrate::__private::custom_logic);
+    quote_spanned!(span=> #check(#func)(__client, (#(#args,)*)).await)
+}
+
+/// A placeholder's expression with every token still at the placeholder but resolved as the
+/// macro's own code: rustc reports a type error there (`no field `idd` on `&Cart``) without a
+/// "replace with" suggestion, whose replacement would be the whole template string.
+fn resolved_as_macro(expr: &syn::Expr) -> TokenStream {
+    fn respan(tokens: TokenStream) -> TokenStream {
+        tokens
+            .into_iter()
+            .map(|tree| match tree {
+                proc_macro2::TokenTree::Group(g) => {
+                    let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream()));
+                    group.set_span(g.span().resolved_at(Span::call_site()));
+                    proc_macro2::TokenTree::Group(group)
+                }
+                mut other => {
+                    other.set_span(other.span().resolved_at(Span::call_site()));
+                    other
+                }
+            })
+            .collect()
+    }
+    respan(expr.to_token_stream())
+}
+
 /// Builds the `Outgoing` of an HTTP call: template, body, query, headers, idempotency key.
 fn outgoing(call: &Call, method: HttpMethod, parts: &[TemplatePart]) -> TokenStream {
     let p = quote!(::orchestrate::__private);
     let method = format_ident!("{}", method.upper());
     let pushes = parts.iter().map(|part| match part {
         TemplatePart::Literal(text) => quote!(__target.literal(#text);),
-        TemplatePart::Value { expr, in_query: false } => quote!(__target.segment(&(#expr));),
-        TemplatePart::Value { expr, in_query: true } => quote!(__target.query_value(&(#expr));),
+        TemplatePart::Value { expr, in_query: false } => {
+            let expr = resolved_as_macro(expr);
+            quote!(__target.segment(&(#expr));)
+        }
+        TemplatePart::Value { expr, in_query: true } => {
+            let expr = resolved_as_macro(expr);
+            quote!(__target.query_value(&(#expr));)
+        }
     });
     let mut chain = TokenStream::new();
     if let Some(body) = &call.body {
@@ -536,7 +639,7 @@ fn budget_check(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         match &field.kind {
             FieldKind::Call(call) if call.retry.is_none() && call.retryable() => {
                 uses_service_retries = true;
-                let path = service_path(call);
+                let path = service_path(endpoint, field, call);
                 let ms = call.timeout.as_ref().map_or(0, |t| t.value.as_millis() as u64);
                 quote! {
                     #p::Cost::call(

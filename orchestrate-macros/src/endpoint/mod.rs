@@ -3,6 +3,7 @@
 mod check;
 mod doc;
 mod expand;
+mod fallback;
 pub(crate) mod model;
 mod parse;
 
@@ -28,10 +29,12 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 pub(crate) fn expand_struct(args: TokenStream, item: &mut ItemStruct) -> TokenStream {
     let mut errors = Errors::new();
     let endpoint = parse::parse(args, item, &mut errors);
-    let plan = endpoint.as_ref().and_then(|e| check::check(e, &mut errors));
+    let plan = endpoint.as_ref().filter(|e| e.head_ok).and_then(|e| check::check(e, &mut errors));
     match (errors.finish(), endpoint, plan) {
         (Ok(()), Some(endpoint), Some(plan)) => expand::expand(&endpoint, &plan, item),
-        (Err(error), ..) => with_fallback(error, item.to_token_stream()),
+        // Stand-ins for what would have been generated, so one mistake is one error.
+        (Err(error), Some(endpoint), _) => with_fallback(error, fallback::fallback(&endpoint, item)),
+        (Err(error), None, _) => with_fallback(error, item.to_token_stream()),
         // Parsing or checking stopped without an error: cannot happen, but never emit nothing.
         (Ok(()), ..) => with_fallback(
             syn::Error::new(item.ident.span(), "`#[endpoint]` could not be expanded"),

@@ -62,6 +62,9 @@ pub(crate) struct Timed {
 
 pub(crate) struct Endpoint {
     pub(crate) ident: Ident,
+    /// Whether the method and route parsed (without them the endpoint is only emitted as a
+    /// stand-in, with `GET "/"`).
+    pub(crate) head_ok: bool,
     pub(crate) method: HttpMethod,
     pub(crate) route: LitStr,
     pub(crate) timeout: Option<Timed>,
@@ -128,10 +131,11 @@ pub(crate) enum CallTarget {
 /// A call-level retry override.
 pub(crate) struct CallRetry {
     pub(crate) key: Ident,
-    pub(crate) attempts: u32,
-    pub(crate) backoff: Duration,
-    pub(crate) max_backoff: Option<Duration>,
+    pub(crate) policy: orchestrate_core::policy::RetryPolicy,
 }
+
+/// Fan-out concurrency when `concurrency` is not given.
+pub(crate) const DEFAULT_CONCURRENCY: u32 = 8;
 
 pub(crate) struct ForEach {
     pub(crate) key: Ident,
@@ -173,6 +177,8 @@ pub(crate) struct Call {
     pub(crate) written: Vec<&'static str>,
     /// The attribute could not be parsed to its end: which keys are missing is unknown.
     pub(crate) truncated: bool,
+    /// Parsing the attribute reported an error.
+    pub(crate) malformed: bool,
 }
 
 impl Call {
@@ -182,15 +188,12 @@ impl Call {
         !self.truncated && !self.written.contains(&key)
     }
 
-    /// Whether repeating the call is safe: an idempotent method, `with` marked `idempotent`, or an
-    /// idempotency key.
+    /// Whether repeating the call is safe: an idempotent method, a call marked `idempotent` (custom
+    /// logic, or a `POST` that only computes, like `POST /calculate`), or an idempotency key.
     pub(crate) fn retryable(&self) -> bool {
         self.idempotency_key.is_some()
-            || match &self.target {
-                Some(CallTarget::Http { method, .. }) => method.is_idempotent(),
-                Some(CallTarget::With { .. }) => self.idempotent.is_some(),
-                None => false,
-            }
+            || self.idempotent.is_some()
+            || matches!(&self.target, Some(CallTarget::Http { method, .. }) if method.is_idempotent())
     }
 }
 

@@ -5,11 +5,12 @@ use super::model::*;
 use crate::ctxt::Errors;
 use crate::deps::{free_names, pattern_bindings};
 use crate::kw::{self, Seen};
+use orchestrate_core::policy::{Reader, Syntax};
 use orchestrate_core::suggest::closest;
 use orchestrate_core::template::{Part, parse_call_template};
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
-use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
+use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed};
 
 const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body"];
 const CALL_KEYS: &[&str] = &[
@@ -107,8 +108,10 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
         });
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
-    let (method, route, timeout, max_body) = head?;
-    Some(Endpoint { ident: item.ident.clone(), method, route, timeout, max_body, fields })
+    let head_ok = head.is_some();
+    let (method, route, timeout, max_body) =
+        head.unwrap_or_else(|| (HttpMethod::Get, LitStr::new("/", item.ident.span()), None, None));
+    Some(Endpoint { ident: item.ident.clone(), head_ok, method, route, timeout, max_body, fields })
 }
 
 type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>);
@@ -156,7 +159,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
                 }
             }
             _ => {
-                kw::unknown(&key, "#[endpoint]", ENDPOINT_KEYS, errors);
+                kw::unknown(&key, "#[endpoint]", ENDPOINT_KEYS, &seen.names(), errors);
                 kw::skip_to_comma(input);
             }
         }
@@ -196,7 +199,7 @@ fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<I
             }
             _ => {
                 let mut e = Errors::new();
-                kw::unknown(&key, "#[input]", INPUT_KEYS, &mut e);
+                kw::unknown(&key, "#[input]", INPUT_KEYS, &[], &mut e);
                 return Err(e.finish().err().unwrap_or_else(|| syn::Error::new(key.span(), "unknown input source")));
             }
         };
@@ -215,6 +218,7 @@ fn parse_compute(attr: &Attribute, errors: &mut Errors) -> Option<Compute> {
 }
 
 fn parse_call(attr: &Attribute, errors: &mut Errors) -> Option<Call> {
+    let before = errors.len();
     let attr_span = attr.path().segments.last().map_or(Span::call_site(), |s| s.ident.span());
     let mut call = Call {
         attr_span,
@@ -236,11 +240,16 @@ fn parse_call(attr: &Attribute, errors: &mut Errors) -> Option<Call> {
         uses: Vec::new(),
         written: Vec::new(),
         truncated: false,
+        malformed: false,
     };
     let syn::Meta::List(list) = &attr.meta else {
         errors.at(attr_span, "`#[call]` needs arguments, e.g. `#[call(service = \"cart\", timeout = \"200ms\", get = \"/carts/{req.cart_id}\")]`");
         return None;
     };
+    // Unknown keys are reported once the whole attribute is read, so that the suggestion can leave
+    // out every key the attribute has.
+    let mut unknown: Vec<Ident> = Vec::new();
+    let mut present: Vec<String> = Vec::new();
     let parser = |input: ParseStream<'_>| -> syn::Result<()> {
         let mut seen = Seen::new("#[call]");
         while !input.is_empty() {
@@ -249,6 +258,9 @@ fn parse_call(attr: &Attribute, errors: &mut Errors) -> Option<Call> {
             let is_method = HttpMethod::from_name(&name).is_some() && name.chars().all(|c| c.is_ascii_lowercase());
             let meant = model_key(&name).or_else(|| closest(&name, CALL_KEYS.iter().copied()).and_then(model_key));
             call.written.extend(meant);
+            if CALL_KEYS.contains(&name.as_str()) {
+                present.push(name.clone());
+            }
             let fresh = if is_method || name == "with" {
                 seen.first_of("target", &key, errors)
             } else {
@@ -259,7 +271,7 @@ fn parse_call(attr: &Attribute, errors: &mut Errors) -> Option<Call> {
                 kw::comma_or_end(input)?;
                 continue;
             }
-            if let Err(e) = parse_call_key(input, &key, &name, is_method, &mut call, errors) {
+            if let Err(e) = parse_call_key(input, &key, &name, is_method, &mut call, &mut unknown, errors) {
                 errors.push(e);
                 kw::skip_to_comma(input);
             }
@@ -270,7 +282,12 @@ fn parse_call(attr: &Attribute, errors: &mut Errors) -> Option<Call> {
     let parsed = parser.parse2(list.tokens.clone());
     call.truncated = parsed.is_err();
     errors.ok(parsed);
+    let present: Vec<&str> = present.iter().map(String::as_str).collect();
+    for key in &unknown {
+        kw::unknown(key, "#[call]", CALL_KEYS, &present, errors);
+    }
     collect_uses(&mut call);
+    call.malformed = errors.len() > before;
     Some(call)
 }
 
@@ -303,6 +320,7 @@ fn parse_call_key(
     name: &str,
     is_method: bool,
     call: &mut Call,
+    unknown: &mut Vec<Ident>,
     errors: &mut Errors,
 ) -> syn::Result<()> {
     match name {
@@ -374,7 +392,7 @@ fn parse_call_key(
             }
         }
         _ => {
-            kw::unknown(key, "#[call]", CALL_KEYS, errors);
+            unknown.push(key.clone());
             kw::skip_to_comma(input);
         }
     }
@@ -392,47 +410,12 @@ impl ParseAnyIdent for Ident {
 }
 
 fn parse_call_retry(input: ParseStream<'_>, key: &Ident, errors: &mut Errors) -> syn::Result<CallRetry> {
-    let content;
-    parenthesized!(content in input);
-    let mut seen = Seen::new("retry");
-    let (mut attempts, mut backoff, mut max_backoff) = (None, None, None);
-    while !content.is_empty() {
-        let k: Ident = content.parse()?;
-        if seen.first(&k, errors) {
-            match k.to_string().as_str() {
-                "attempts" => {
-                    kw::eq_token(&content, &k)?;
-                    let lit: LitInt = content.parse()?;
-                    match lit.base10_parse::<u32>() {
-                        Ok(n) if (1..=10).contains(&n) => attempts = Some(n),
-                        _ => errors.at(lit.span(), "`attempts` is between 1 and 10"),
-                    }
-                }
-                "backoff" => {
-                    backoff = errors.ok(kw::eq_str(&content, &k).and_then(|lit| kw::duration(&lit, "backoff")))
-                }
-                "max_backoff" => {
-                    max_backoff = errors.ok(kw::eq_str(&content, &k).and_then(|lit| kw::duration(&lit, "max_backoff")))
-                }
-                _ => {
-                    kw::unknown(&k, "retry", &["attempts", "backoff", "max_backoff"], errors);
-                    kw::skip_to_comma(&content);
-                }
-            }
-        } else {
-            kw::skip_to_comma(&content);
-        }
-        kw::comma_or_end(&content)?;
-    }
-    if attempts.is_none() && !seen.contains("attempts") {
-        errors.at(key.span(), "`retry` needs `attempts`, e.g. `retry(attempts = 2, backoff = \"50ms\")`");
-    }
-    Ok(CallRetry {
-        key: key.clone(),
-        attempts: attempts.unwrap_or(1),
-        backoff: backoff.unwrap_or_default(),
-        max_backoff,
-    })
+    let value = crate::policy::group(input, key.span())?;
+    let mut reader = Reader::new(Syntax::Dsl);
+    let at = crate::policy::At::span(key.span());
+    let policy = orchestrate_core::policy::retry::read(&mut reader, &at, &value, None);
+    crate::policy::report(reader.into_problems(), errors);
+    Ok(CallRetry { key: key.clone(), policy: policy.unwrap_or(orchestrate_core::policy::RetryPolicy::NONE) })
 }
 
 /// Splits a call template and parses each placeholder as an expression whose tokens point at the

@@ -169,3 +169,60 @@ impl RequestBuilder<'_> {
         super::decode_json(&response)
     }
 }
+
+/// Custom logic (`#[call(with = f(a, b))]`) called as `f(client, a, b)`.
+///
+/// One trait implemented for every number of arguments, the arguments passed as a tuple: a
+/// function of another shape matches no implementation, which is one error at the function naming
+/// the shape expected; a function of the right shape fixes the argument types, to which each
+/// argument then coerces (`&String` to `&str`) as in a direct call.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not fit as custom call logic",
+    label = "expected `async fn(CallClient<'_>, ..) -> Result<T, E>`",
+    note = "custom logic is called as `f(client, ..)`: its first parameter is the service's `CallClient<'_>`, then one parameter per argument written in `with = f(..)`; it is `async` and returns `Result<T, E>` with `E: Into<CallError>`"
+)]
+pub trait CustomLogic<'c, Args> {
+    /// The future of the call.
+    type Future: std::future::Future;
+    /// Calls the logic with the client and the arguments.
+    fn call(self, client: CallClient<'c>, args: Args) -> Self::Future;
+}
+
+/// The custom logic `f` of a call as a function of the client and an argument tuple, its
+/// argument types fixed by `f`'s signature (see [`CustomLogic`]). A function of the wrong shape
+/// fails here, once: what the generated code does with the result needs no further bound.
+#[doc(hidden)]
+pub fn custom_logic<'c, F, Args>(f: F) -> impl FnOnce(CallClient<'c>, Args) -> F::Future
+where
+    F: CustomLogic<'c, Args>,
+{
+    move |client, args| f.call(client, args)
+}
+
+macro_rules! custom_logic {
+    ($(($($arg:ident: $ty:ident),*);)*) => {$(
+        #[diagnostic::do_not_recommend]
+        impl<'c, F, Fut, $($ty),*> CustomLogic<'c, ($($ty,)*)> for F
+        where
+            F: FnOnce(CallClient<'c>, $($ty),*) -> Fut,
+            Fut: std::future::Future,
+        {
+            type Future = Fut;
+            #[allow(unused_parens)]
+            fn call(self, client: CallClient<'c>, ($($arg,)*): ($($ty,)*)) -> Fut {
+                self(client, $($arg),*)
+            }
+        }
+    )*};
+}
+
+custom_logic! {
+    ();
+    (a1: A1);
+    (a1: A1, a2: A2);
+    (a1: A1, a2: A2, a3: A3);
+    (a1: A1, a2: A2, a3: A3, a4: A4);
+    (a1: A1, a2: A2, a3: A3, a4: A4, a5: A5);
+    (a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6);
+}

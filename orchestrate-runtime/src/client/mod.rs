@@ -20,6 +20,8 @@ mod http_transport;
 mod target;
 
 pub use custom::{CallClient, RequestBuilder, Tally};
+#[doc(hidden)]
+pub use custom::{CustomLogic, custom_logic};
 pub use http_transport::HttpTransport;
 pub use target::Target;
 
@@ -265,7 +267,7 @@ impl ServiceClient {
     /// use orchestrate_runtime::{BreakerPolicy, BreakerState, Runtime, ServiceSpec};
     /// use std::time::Duration;
     /// const BREAKER: BreakerPolicy =
-    ///     BreakerPolicy { failures: 5, within: Duration::from_secs(60), open_for: Duration::from_secs(30), probes: 3 };
+    ///     BreakerPolicy::new(5, Duration::from_secs(60), Duration::from_secs(30), 3);
     /// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://127.0.0.1:9").with_breaker(BREAKER)];
     /// let runtime = Runtime::builder(SERVICES).read_env(false).build().unwrap();
     /// assert_eq!(runtime.service("cart").unwrap().breaker_state(), BreakerState::Closed);

@@ -55,7 +55,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_are_a_share_of_calls_plus_a_floor_per_window() {
-        let budget = Budget::new(RetryBudget { percent: 50, within: Duration::from_secs(10), min_retries: 1 });
+        let budget = Budget::new(RetryBudget::new(50, Duration::from_secs(10), 1));
         for _ in 0..4 {
             budget.deposit(Instant::now());
         }

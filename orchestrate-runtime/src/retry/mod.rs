@@ -137,8 +137,8 @@ mod tests {
         for kind in [CallErrorKind::DeadlineExceeded, CallErrorKind::Decode, CallErrorKind::BodyTooLarge] {
             assert!(!is_retried(on, &CallError::new(kind)), "{kind:?}");
         }
-        assert!(is_retried(RetryOn { too_many_requests: true, ..on }, &status(429)));
-        assert!(!is_retried(RetryOn { server_errors: false, ..on }, &status(500)));
+        assert!(is_retried(on.with_too_many_requests(true), &status(429)));
+        assert!(!is_retried(on.with_server_errors(false), &status(500)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,47 @@
+//! Every policy of the DSL and the configuration file, once: the types, their keys, defaults and
+//! ranges, and the wording of every mistake.
+//!
+//! `services!` and `#[call(retry(..))]` (at compile time) and the configuration reader (at
+//! start-up) turn what they parsed into [`Value`]s carrying their own positions, call the `read`
+//! function of the policy, and turn the [`Problem`]s it reports into compile errors at a span or
+//! configuration errors at `file:line:col`. Neither side has a rule of its own, so the two accept
+//! exactly the same values and say the same thing about a wrong one.
+//!
+//! | policy | module | DSL | configuration file |
+//! |---|---|---|---|
+//! | retries | [`retry`] | `retry(attempts = 3, backoff = "100ms")` | `retry = { attempts = 3, backoff = "100ms" }` |
+//! | circuit breaker | [`breaker`] | `breaker(failures = 5, within = "60s", open_for = "30s", probes = 3)` | `breaker = { .. }` |
+//! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
+//! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
+//!
+//! ```
+//! use orchestrate_core::policy::{Entry, Reader, Syntax, Value, service};
+//! // `services! { cart: ".." { retry(attempts = 11, backoff = "100ms") } }`, positions as numbers.
+//! let retry = Value::Table(
+//!     vec![Entry::new("attempts", 2, Value::Number(11, 3)), Entry::new("backoff", 4, Value::Str("100ms".into(), 5))],
+//!     1,
+//! );
+//! let mut reader = Reader::new(Syntax::Dsl);
+//! assert!(service::read(&mut reader, &[Entry::new("retry", 0, retry)], None).is_none());
+//! let problem = &reader.problems()[0];
+//! assert_eq!((problem.at, problem.key.as_str()), (3, "retry.attempts"));
+//! assert_eq!(problem.message, "more than 10 attempts multiplies load on a failing service; use at most 10");
+//! ```
+
+pub mod breaker;
+pub mod retry;
+pub mod retry_budget;
+pub mod service;
+mod value;
+
+pub use breaker::BreakerPolicy;
+pub use retry::{RetryOn, RetryPolicy};
+pub use retry_budget::RetryBudget;
+pub use service::ServicePolicies;
+pub use value::{Entry, Example, Keys, Problem, Reader, Syntax, Value, unknown_key};
+
+/// Serializes a duration as whole milliseconds (the `..Ms` keys of the specs' JSON).
+#[cfg(feature = "serde")]
+pub fn millis<S: serde::Serializer>(duration: &std::time::Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+}
