@@ -1,5 +1,6 @@
 //! Call forms end to end over real HTTP on loopback: a conditional call (`when`) whose condition
-//! is false is never sent and is not a failure.
+//! is false is never sent and is not a failure; `after = [..]` orders a call behind another
+//! without delaying the independent ones.
 
 mod support;
 
@@ -8,6 +9,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// A runtime for `services` pointed at `(service, base URL)`s, with `Server-Timing` on and the
 /// environment ignored.
@@ -187,5 +189,144 @@ mod conditional {
         let record = outcome.timeline.get("perks").unwrap();
         assert_eq!((record.outcome, record.attempts, record.status), (CallOutcome::Ok, 1, Some(200)));
         assert_eq!(bff.perks_requests.load(Ordering::SeqCst), 2);
+    }
+}
+
+mod ordering {
+    //! `after = [a]`: `b` waits for `a` to finish without reading it; `c` waits for nothing.
+    use super::*;
+    use orchestrate::prelude::*;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    use tokio::sync::watch;
+
+    orchestrate::services! {
+        steps: "http://steps.internal",
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    pub struct Step {
+        pub step: String,
+    }
+
+    #[orchestrate::api]
+    pub mod flow {
+        use super::*;
+
+        #[endpoint(GET "/flow", timeout = "5s")]
+        #[derive(Debug, Serialize)]
+        pub struct Flow {
+            #[call(service = "steps", timeout = "2s", required, get = "/a")]
+            pub a: Step,
+
+            #[call(service = "steps", timeout = "2s", required, get = "/b", after = [a])]
+            pub b: Step,
+
+            #[call(service = "steps", timeout = "2s", required, get = "/c")]
+            pub c: Step,
+        }
+    }
+
+    use flow::{Flow, FlowInputs};
+
+    /// When the service started and finished answering one request.
+    #[derive(Debug, Clone)]
+    struct Served {
+        step: String,
+        start: Instant,
+        end: Instant,
+    }
+
+    /// What the steps service saw, and whether `/c` has arrived since the last `clear`.
+    struct Log {
+        served: Mutex<Vec<Served>>,
+        c_arrived: watch::Sender<bool>,
+    }
+
+    impl Log {
+        fn new() -> Self {
+            Self { served: Mutex::default(), c_arrived: watch::Sender::new(false) }
+        }
+
+        fn of(&self, step: &str) -> Served {
+            let served = self.served.lock().unwrap();
+            let mut of = served.iter().filter(|s| s.step == step);
+            let first = of.next().unwrap_or_else(|| panic!("no request for {step}: {served:?}")).clone();
+            assert!(of.next().is_none(), "more than one request for {step}: {served:?}");
+            first
+        }
+
+        fn clear(&self) {
+            self.served.lock().unwrap().clear();
+            self.c_arrived.send_replace(false);
+        }
+    }
+
+    /// The steps service: `/a` takes at least 100 ms and, so that "c runs beside a" does not
+    /// depend on how busy the machine is, does not answer before `/c` has arrived (giving up
+    /// after a second, when c was held back); `/b` and `/c` take 10 ms.
+    async fn steps(log: Arc<Log>) -> String {
+        let app = Router::new().route(
+            "/{step}",
+            get(move |axum::extract::Path(step): axum::extract::Path<String>| {
+                let log = log.clone();
+                async move {
+                    let start = Instant::now();
+                    match step.as_str() {
+                        "a" => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            let mut c_arrived = log.c_arrived.subscribe();
+                            let _ = tokio::time::timeout(Duration::from_secs(1), c_arrived.wait_for(|c| *c)).await;
+                        }
+                        "c" => {
+                            log.c_arrived.send_replace(true);
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                    log.served.lock().unwrap().push(Served { step: step.clone(), start, end: Instant::now() });
+                    axum::Json(json!({ "step": step }))
+                }
+            }),
+        );
+        support::serve(app).await
+    }
+
+    #[tokio::test]
+    async fn after_waits_for_the_end_of_its_call_and_delays_nothing_else() {
+        let log = Arc::new(Log::new());
+        let steps = steps(log.clone()).await;
+        let runtime = super::runtime(services::ALL, &[("steps", &steps)]);
+        let url = support::serve(orchestrate::router::app(flow::router(&runtime))).await;
+
+        let response = reqwest::get(format!("{url}/flow")).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let timings = server_timing(&response);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({ "a": { "step": "a" }, "b": { "step": "b" }, "c": { "step": "c" }, "partialData": false })
+        );
+
+        // What the service saw.
+        let (a, b, c) = (log.of("a"), log.of("b"), log.of("c"));
+        assert!(b.start >= a.end, "b started {:?} before a finished", a.end - b.start);
+        assert!(c.start < a.end, "c was held back until a finished: {:?} after", c.start - a.end);
+        assert!(c.start < b.start, "c was held back behind b");
+
+        // What Server-Timing shows (starts and durations rounded to 0.1 ms).
+        let (ta, tb, tc) = (timing(&timings, "a"), timing(&timings, "b"), timing(&timings, "c"));
+        assert!(tb.start_ms + 0.15 >= ta.start_ms + ta.dur_ms, "{timings:?}");
+        assert!(tc.start_ms < ta.start_ms + ta.dur_ms, "{timings:?}");
+
+        // The executor's own timeline agrees.
+        log.clear();
+        let outcome = Flow::run(&runtime, FlowInputs {}).await.unwrap();
+        let record = |call: &str| outcome.timeline.get(call).unwrap().clone();
+        let (ra, rb, rc) = (record("a"), record("b"), record("c"));
+        assert!(rb.start >= ra.end, "{:?}", outcome.timeline);
+        assert!(rc.start < ra.end, "{:?}", outcome.timeline);
+        let (a, b) = (log.of("a"), log.of("b"));
+        assert!(b.start >= a.end);
     }
 }
