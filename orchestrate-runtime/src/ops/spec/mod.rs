@@ -1,0 +1,225 @@
+//! The living documentation of the endpoints: `/_orchestrate` (a self-contained HTML page) and
+//! `/_orchestrate.json` (the same facts for tools).
+//!
+//! For every endpoint: method, route, timeout, inputs, the design template's call sequence table
+//! (the one `#[endpoint]` appends to the struct's rustdoc, rendered by the same code in
+//! [`orchestrate_core::sequence`], with the retries resolved against the running configuration),
+//! the computed fields, and the dependency graph drawn as inline SVG (columns by dependency
+//! depth, an arrow from each node to those that use it). Then every service with its effective
+//! policies and the host it calls (never the full URL: no credentials, no internal paths).
+//!
+//! The page loads nothing: no scripts, no fonts, no stylesheets from elsewhere (it is served with
+//! a `Content-Security-Policy` that forbids them), so it works on an isolated network. Every string
+//! taken from a spec or the configuration is HTML-escaped. Both documents are rendered once, when
+//! the router is built; the specs and the configuration do not change while it runs.
+//!
+//! ```
+//! use orchestrate_runtime::ops::spec;
+//! # use orchestrate_runtime::{Runtime, ServiceSpec};
+//! # const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://cart.internal:8080")];
+//! let runtime = Runtime::builder(SERVICES).read_env(false).build().unwrap();
+//! let app: axum::Router = axum::Router::new().merge(spec::routes(&runtime, &[]));
+//! # let _ = app;
+//! ```
+
+// `json.rs` the JSON document, `page.rs` the HTML page (its stylesheet in `style.css`), `graph.rs`
+// the SVG layout of one endpoint's graph. This file: the routes and what all three share (the
+// spec's nodes as the renderer takes them, durations in milliseconds, HTML escaping).
+mod graph;
+mod json;
+mod page;
+
+pub use graph::svg;
+pub use json::json;
+pub use page::html;
+
+use crate::Runtime;
+use crate::endpoint::{CallSpec, CallTarget, EndpointSpec, NodeKind};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::header;
+use orchestrate_core::sequence::{self, Call, Kind, Node, Retries, Target};
+use std::sync::Arc;
+
+/// Routes of the living documentation: `GET /_orchestrate` (HTML) and `GET /_orchestrate.json`.
+///
+/// ```
+/// # use orchestrate_runtime::{Runtime, ServiceSpec};
+/// # const SERVICES: &[ServiceSpec] = &[];
+/// let runtime = Runtime::builder(SERVICES).read_env(false).build().unwrap();
+/// let docs: axum::Router = orchestrate_runtime::ops::spec::routes(&runtime, &[]);
+/// # let _ = docs;
+/// ```
+pub fn routes(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::Router {
+    let page: Arc<str> = html(runtime, endpoints).into();
+    let document: Arc<str> = json(runtime, endpoints).into();
+    axum::Router::new()
+        .route(
+            "/_orchestrate",
+            get(move || {
+                let page = Arc::clone(&page);
+                async move { respond("text/html; charset=utf-8", &page) }
+            }),
+        )
+        .route(
+            "/_orchestrate.json",
+            get(move || {
+                let document = Arc::clone(&document);
+                async move { respond("application/json", &document) }
+            }),
+        )
+}
+
+fn respond(content_type: &'static str, body: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            // Nothing to load from anywhere: inline styles and SVG only.
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body.to_owned(),
+    )
+        .into_response()
+}
+
+/// The documentation `#[endpoint]` appended to the endpoint's rustdoc, rebuilt from its spec: the
+/// "Call sequence" section (Markdown table) and the "Dependency graph" section (Mermaid).
+///
+/// Retries read "service policy" as in the rustdoc; [`html`] and [`json`] resolve them against the
+/// running configuration.
+///
+/// ```
+/// use orchestrate_runtime::{CallSpec, CallTarget, EndpointSpec, Method, NodeKind, NodeSpec};
+/// use std::time::Duration;
+/// static PROFILE: EndpointSpec = EndpointSpec {
+///     name: "Profile", method: Method::Get, route: "/profile/{id}", timeout: Duration::from_millis(500), inputs: &[],
+///     nodes: &[NodeSpec { name: "user", ty: "User", deps: &[], inputs: &["id"], kind: NodeKind::Call(CallSpec {
+///         service: "users", service_index: 0, target: CallTarget::Http { method: Method::Get, path: "/users/{id}" },
+///         timeout: Duration::from_millis(200), required: true, retryable: true, idempotency_key: false,
+///         retry: None, fallback: None, when: None, for_each: None,
+///     }) }],
+/// };
+/// let doc = orchestrate_runtime::ops::spec::markdown(&PROFILE);
+/// assert!(doc.contains("| 1 | Users: `GET /users/{id}` | Yes | 200ms | service policy | Fail request |"));
+/// assert!(doc.contains("```mermaid\nflowchart LR\nn0[\"user<br/>users: GET /users/{id}\"]\n```"));
+/// ```
+pub fn markdown(spec: &EndpointSpec) -> String {
+    sequence::endpoint_doc(millis(spec.timeout), &nodes(spec, None))
+}
+
+/// The call sequence table alone (Markdown), as in [`markdown`].
+///
+/// ```
+/// # use orchestrate_runtime::{EndpointSpec, Method};
+/// # use std::time::Duration;
+/// static EMPTY: EndpointSpec = EndpointSpec {
+///     name: "Empty", method: Method::Get, route: "/", timeout: Duration::from_millis(1), inputs: &[], nodes: &[],
+/// };
+/// assert_eq!(orchestrate_runtime::ops::spec::call_table(&EMPTY).lines().count(), 2);
+/// ```
+pub fn call_table(spec: &EndpointSpec) -> String {
+    sequence::call_table(&nodes(spec, None))
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The spec's nodes as the documentation renderer takes them; with a runtime, service retry
+/// policies are resolved.
+fn nodes<'a>(spec: &'a EndpointSpec, runtime: Option<&Runtime>) -> Vec<Node<'a>> {
+    spec.nodes
+        .iter()
+        .map(|node| Node {
+            name: node.name,
+            deps: node.deps,
+            kind: match &node.kind {
+                NodeKind::Call(call) => Kind::Call(Call {
+                    service: call.service,
+                    target: match call.target {
+                        CallTarget::Http { method, path } => Target::Http { method: method.as_str(), path },
+                        CallTarget::With { expr } => Target::With(expr),
+                    },
+                    required: call.required,
+                    timeout_ms: millis(call.timeout),
+                    retries: retries(call, runtime),
+                    fallback: call.fallback,
+                    when: call.when,
+                    for_each: call.for_each,
+                }),
+                NodeKind::Compute { expr } => Kind::Compute(expr),
+            },
+        })
+        .collect()
+}
+
+fn retries(call: &CallSpec, runtime: Option<&Runtime>) -> Retries {
+    match (call.retry, call.retryable) {
+        (Some(own), _) => Retries::Call { attempts: own.attempts, backoff_ms: millis(own.backoff) },
+        (None, false) => Retries::NotIdempotent,
+        (None, true) => match runtime.and_then(|r| r.service(call.service)) {
+            Some(client) => {
+                let policy = client.spec().retry;
+                Retries::ServiceResolved { attempts: policy.attempts, backoff_ms: millis(policy.backoff) }
+            }
+            None => Retries::Service,
+        },
+    }
+}
+
+/// HTML-escapes `text` (element content and quoted attribute values).
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The hostile spec the page and graph tests share: every string a spec can carry is markup.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::{InputSource, InputSpec, Method, NodeSpec};
+    use crate::service::ServiceSpec;
+    use std::time::Duration;
+
+    pub(super) const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("a<b>", "http://user:pw@a.internal:8080/x")];
+    pub(super) static HOSTILE: EndpointSpec = EndpointSpec {
+        name: "X<script>",
+        method: Method::Get,
+        route: "/x/{id}\"><script>alert(1)</script>",
+        timeout: Duration::from_millis(100),
+        inputs: &[InputSpec { name: "id", source: InputSource::Path("id\"'"), ty: "Vec<u8>" }],
+        nodes: &[
+            NodeSpec {
+                name: "n",
+                ty: "Option<T>",
+                deps: &[],
+                inputs: &[],
+                kind: NodeKind::Call(CallSpec {
+                    service: "a<b>",
+                    service_index: 0,
+                    target: CallTarget::Http { method: Method::Get, path: "/<img src=x onerror=alert(1)>" },
+                    timeout: Duration::from_millis(10),
+                    required: false,
+                    retryable: true,
+                    idempotency_key: false,
+                    retry: None,
+                    fallback: Some("\"</code><b>\""),
+                    when: Some("a < b && c > d"),
+                    for_each: None,
+                }),
+            },
+            NodeSpec { name: "m", ty: "u8", deps: &[0, 9], inputs: &[], kind: NodeKind::Compute { expr: "x & y" } },
+        ],
+    };
+}
