@@ -602,13 +602,11 @@ fn orchestrate_core_has_no_import_circle() {
 }
 
 #[test]
-#[ignore = "known circles: config <-> runtime, retry <-> client, breaker <-> telemetry, endpoint <-> runtime, context <-> telemetry, and longer ones through them"]
 fn orchestrate_runtime_has_no_import_circle() {
     assert_no_circle("orchestrate-runtime");
 }
 
 #[test]
-#[ignore = "known circle: endpoint::doc <-> endpoint::expand"]
 fn orchestrate_macros_has_no_import_circle() {
     assert_no_circle("orchestrate-macros");
 }
@@ -632,7 +630,6 @@ fn executor_http_names(krate: &Crate) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "executor still names the client; fixed by the seam change"]
 fn the_executor_names_no_http_client() {
     let krate = workspace_crate("orchestrate-runtime");
     let found = executor_http_names(&krate);

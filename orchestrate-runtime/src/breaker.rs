@@ -19,7 +19,6 @@
 
 use crate::error::{CallError, CallErrorKind};
 use crate::service::BreakerPolicy;
-use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use tokio::time::Instant;
@@ -84,9 +83,9 @@ pub(crate) enum Verdict {
 }
 
 impl Verdict {
-    /// Classifies the result of one attempt.
-    pub(crate) fn of(result: &Result<http::Response<Bytes>, CallError>) -> Self {
-        let Err(error) = result else { return Self::Success };
+    /// Classifies the failure of one attempt (an attempt that succeeded is a
+    /// [`Verdict::Success`]).
+    pub(crate) fn of(error: &CallError) -> Self {
         match error.kind() {
             CallErrorKind::Timeout
             | CallErrorKind::Connect
@@ -158,7 +157,7 @@ impl Breaker {
         {
             state.mode = Mode::HalfOpen { admitted: 0, succeeded: 0 };
             state.epoch += 1;
-            crate::telemetry::metrics::breaker(self.service, BreakerState::HalfOpen);
+            crate::telemetry::metrics::breaker(self.service, BreakerState::HalfOpen.as_gauge());
             tracing::info!(service = self.service, "circuit breaker half-open");
         }
     }
@@ -203,7 +202,7 @@ impl Breaker {
             state.mode = Mode::Open { until: now + policy.open_for };
             state.epoch += 1;
             state.failures.clear();
-            crate::telemetry::metrics::breaker(service, BreakerState::Open);
+            crate::telemetry::metrics::breaker(service, BreakerState::Open.as_gauge());
             tracing::warn!(service, open_for = ?policy.open_for, "circuit breaker opened");
         };
         match (&mut state.mode, verdict) {
@@ -225,7 +224,7 @@ impl Breaker {
                     state.mode = Mode::Closed;
                     state.epoch += 1;
                     state.failures.clear();
-                    crate::telemetry::metrics::breaker(service, BreakerState::Closed);
+                    crate::telemetry::metrics::breaker(service, BreakerState::Closed.as_gauge());
                     tracing::info!(service, "circuit breaker closed");
                 }
             }
@@ -280,9 +279,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn four_xx_and_deadline_cuts_are_not_failures() {
         let b = Breaker::new("cart", POLICY);
-        let not_found = Err(CallError::status(http::StatusCode::NOT_FOUND, None));
-        let deadline = Err(CallError::new(CallErrorKind::DeadlineExceeded));
-        let too_large = Err(CallError::new(CallErrorKind::BodyTooLarge));
+        let not_found = CallError::status(http::StatusCode::NOT_FOUND, None);
+        let deadline = CallError::new(CallErrorKind::DeadlineExceeded);
+        let too_large = CallError::new(CallErrorKind::BodyTooLarge);
         assert_eq!(Verdict::of(&not_found), Verdict::Success);
         assert_eq!(Verdict::of(&deadline), Verdict::Neutral);
         assert_eq!(Verdict::of(&too_large), Verdict::Failure);

@@ -67,8 +67,8 @@
 //! );
 //! ```
 
-use crate::endpoint::{EndpointSpec, NodeKind};
 use crate::service::ServiceSpec;
+use crate::spec::{EndpointSpec, NodeKind};
 use orchestrate_core::budget::{Cost, over_budget};
 use orchestrate_core::policy::{self, Entry, Problem, Reader, ServicePolicies, Syntax, Value};
 use orchestrate_core::suggest::did_you_mean;
@@ -231,8 +231,8 @@ pub(crate) fn check_endpoints(endpoints: &[&'static EndpointSpec], specs: &[Serv
             };
             if call.retry.is_none() && !call.retryable && spec.retry.retries() {
                 let method = match call.target {
-                    crate::endpoint::CallTarget::Http { method, .. } => Some(method.as_str()),
-                    crate::endpoint::CallTarget::With { .. } => None,
+                    crate::spec::CallTarget::Http { method, .. } => Some(method.as_str()),
+                    crate::spec::CallTarget::With { .. } => None,
                 };
                 let reason = policy::retry::unsafe_service_retry(node.name, method, spec.name, "the configuration");
                 errors.push(ConfigError::Budget { endpoint: endpoint.name, reason });

@@ -7,7 +7,8 @@
 //! | module | concern |
 //! |---|---|
 //! | [`service`] | services and their policies, as declared by `services!` |
-//! | [`endpoint`] | the static description of an endpoint and the [`Endpoint`] trait |
+//! | [`endpoint`] | the [`Endpoint`] trait the generated code implements |
+//! | [`spec`] | the static description of an endpoint (`/_orchestrate`, start-up checks) |
 //! | [`executor`] | running one endpoint's graph on the request's task |
 //! | [`client`] | per-service HTTP clients over a pluggable [`Transport`] |
 //! | [`retry`] | retries with backoff and jitter inside the deadline, the retry budget |
@@ -27,6 +28,7 @@ pub mod bulkhead;
 pub mod client;
 pub mod config;
 pub mod context;
+mod downstream;
 pub mod endpoint;
 pub mod error;
 pub mod executor;
@@ -37,6 +39,7 @@ pub mod retry;
 pub mod router;
 mod runtime;
 pub mod service;
+pub mod spec;
 pub mod telemetry;
 pub mod timeline;
 mod window;
@@ -45,21 +48,24 @@ pub use breaker::BreakerState;
 pub use client::{CallClient, CallPolicy, HttpTransport, Outgoing, RequestBuilder, ServiceClient, Target, Transport};
 pub use config::{ConfigError, env_var_name, validate_base_url};
 pub use context::RequestContext;
-pub use endpoint::{CallSpec, CallTarget, Endpoint, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
+pub use endpoint::Endpoint;
 pub use error::{BoxError, CallError, CallErrorKind};
 pub use health::ServiceHealth;
 pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
 pub use runtime::{Runtime, RuntimeBuilder, SERVER_TIMING_ENV, install_tls_provider};
 pub use service::{BreakerPolicy, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec};
+pub use spec::{CallSpec, CallTarget, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
 pub use timeline::{CallOutcome, CallRecord, Timeline};
 
 /// Items the generated code uses. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::client::{CustomLogic, Outgoing, Tally, Target, custom_logic};
+    pub use crate::client::{CustomLogic, Outgoing, Target, custom_logic};
+    pub use crate::downstream::Downstream;
     pub use crate::executor::{CallDone, Driver, Exec, IntoFallback, Report, Slot};
     pub use crate::router::{Extract, FromParam, Inbound, InputError, serve};
     pub use crate::service::UnknownService;
+    pub use crate::timeline::Tally;
     pub use axum;
     pub use http::Method as HttpMethod;
     pub use orchestrate_core::budget::{Cost, over_budget};

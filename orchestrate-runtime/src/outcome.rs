@@ -22,6 +22,7 @@ use serde::Serialize;
 
 /// A call that failed during a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FailedCall {
     /// Field name of the call.
     pub call: &'static str,
@@ -33,6 +34,24 @@ pub struct FailedCall {
     pub status: Option<StatusCode>,
     /// Whether the call was required.
     pub required: bool,
+}
+
+impl FailedCall {
+    /// Call `call` of `service` failed with `error`.
+    ///
+    /// ```
+    /// use orchestrate_runtime::{CallError, CallErrorKind, FailedCall};
+    /// let failed = FailedCall::new("shipping", "shipping", &CallError::new(CallErrorKind::Timeout), false);
+    /// assert_eq!((failed.kind, failed.status, failed.required), (CallErrorKind::Timeout, None, false));
+    /// ```
+    pub fn new(call: &'static str, service: &'static str, error: &CallError, required: bool) -> Self {
+        Self { call, service, kind: error.kind(), status: error.http_status(), required }
+    }
+
+    /// A call cut by the endpoint's deadline while in flight.
+    pub(crate) fn cut(call: &'static str, service: &'static str, required: bool) -> Self {
+        Self { call, service, kind: CallErrorKind::DeadlineExceeded, status: None, required }
+    }
 }
 
 fn failed_services(failed: &[FailedCall]) -> Vec<&'static str> {

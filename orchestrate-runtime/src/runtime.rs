@@ -2,8 +2,8 @@
 
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, env_var_name, validate_base_url};
-use crate::endpoint::EndpointSpec;
 use crate::service::ServiceSpec;
+use crate::spec::EndpointSpec;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;

@@ -2,6 +2,7 @@
 //! made and how it ended. The executor records it; telemetry, `Server-Timing` and tests read it.
 
 use crate::error::CallErrorKind;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// How a call ended.
@@ -84,5 +85,38 @@ impl Timeline {
     /// The record of the call named `call`.
     pub fn get(&self, call: &str) -> Option<&CallRecord> {
         self.calls.iter().find(|r| r.call == call)
+    }
+}
+
+/// Counts what custom logic sent, for the request's timeline (used by the generated code).
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct Tally {
+    attempts: AtomicU32,
+    status: AtomicU32,
+}
+
+impl Tally {
+    /// A zeroed tally.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts `attempts` more requests, the last of which answered `status`.
+    pub fn add(&self, attempts: u32, status: Option<u16>) {
+        self.attempts.fetch_add(attempts, Ordering::Relaxed);
+        if let Some(status) = status {
+            self.status.store(u32::from(status), Ordering::Relaxed);
+        }
+    }
+
+    /// Requests sent so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// Status of the last response, if any.
+    pub fn last_status(&self) -> Option<u16> {
+        u16::try_from(self.status.load(Ordering::Relaxed)).ok().filter(|s| *s != 0)
     }
 }

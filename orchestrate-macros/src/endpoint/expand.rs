@@ -5,13 +5,14 @@
 //!
 //! ```text
 //! let SummaryInputs { req } = inputs;
-//! let exec = Exec::new(runtime, SPEC, context);
+//! let calls = Downstream::new(runtime, context);                 // the executor's port
+//! let exec = Exec::new(&calls, SPEC);
 //! let slot_cart = Slot::<Cart>::new(); ...                      // one slot per node
 //! let report = {
 //!     let mut node_cart = pin!(async { /* build request */ exec.fetch::<Cart>(0, req).await });
 //!     let mut node_tax = pin!(async { let cart = slot_cart.get(); let pricing = ...; ... });
 //!     let mut deadline = pin!(exec.deadline_sleep());
-//!     let mut driver = Driver::<7>::new(&exec);
+//!     let mut driver = Driver::<_, 7>::new(&exec);
 //!     poll_fn(|cx| {
 //!         driver.poll_deadline(deadline.as_mut(), cx)?;
 //!         if driver.ready(0, 0b0) { driver.poll_call(0, node_cart.as_mut(), &slot_cart, cx)?; }
@@ -405,12 +406,13 @@ fn execute(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         ) -> impl ::core::future::Future<Output = ::core::result::Result<::orchestrate::Outcome<Self>, ::orchestrate::Failure>> + ::core::marker::Send + '_ {
             async move {
                 let #inputs_ident { #(#input_names),* } = __inputs;
-                let __exec = #p::Exec::new(__runtime, <Self as ::orchestrate::Endpoint>::SPEC, __context);
+                let __calls = #p::Downstream::new(__runtime, __context);
+                let __exec = #p::Exec::new(&__calls, <Self as ::orchestrate::Endpoint>::SPEC);
                 #(#slots)*
                 let __report = {
                     #(#futures)*
                     let mut __deadline = #p::pin!(__exec.deadline_sleep());
-                    let mut __driver = #p::Driver::<#count>::new(&__exec);
+                    let mut __driver = #p::Driver::<_, #count>::new(&__exec);
                     #p::poll_fn(|__cx| {
                         __driver.poll_deadline(__deadline.as_mut(), __cx)?;
                         #(#steps)*
@@ -527,7 +529,7 @@ pub(super) fn call_body(field: &Field, call: &Call, pos: usize) -> TokenStream {
             let invoke = custom_invocation(with, span);
             quote! {{
                 let __tally = #p::Tally::new();
-                let __done: #p::CallDone<#produced> = match __exec.client(#pos, &__tally) {
+                let __done: #p::CallDone<#produced> = match __exec.custom(#pos, &__tally) {
                     ::core::result::Result::Ok(__client) => #p::CallDone::custom(#invoke, &__tally),
                     ::core::result::Result::Err(__error) => #p::CallDone::failed(__error, 0, ::core::option::Option::None),
                 };

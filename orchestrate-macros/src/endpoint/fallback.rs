@@ -98,7 +98,7 @@ fn expression_checks(endpoint: &Endpoint) -> TokenStream {
     quote! {
         #[doc(hidden)]
         #[allow(dead_code, non_snake_case, unused_variables, unreachable_code, clippy::all)]
-        async fn #check(__exec: &#p::Exec<'_>, #(#params),*) {
+        async fn #check(__exec: &#p::Exec<'_, #p::Downstream<'_>>, #(#params),*) {
             #(#bodies)*
         }
     }

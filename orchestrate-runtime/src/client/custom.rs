@@ -3,43 +3,12 @@
 use super::{CallPolicy, Outgoing, ServiceClient, Target};
 use crate::context::RequestContext;
 use crate::error::CallError;
+use crate::timeline::Tally;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Display;
-use std::sync::atomic::{AtomicU32, Ordering};
 use tokio::time::Instant;
-
-/// Counts what custom logic sent, for the request's timeline.
-#[derive(Debug, Default)]
-pub struct Tally {
-    attempts: AtomicU32,
-    status: AtomicU32,
-}
-
-impl Tally {
-    /// A zeroed tally.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub(crate) fn add(&self, attempts: u32, status: Option<u16>) {
-        self.attempts.fetch_add(attempts, Ordering::Relaxed);
-        if let Some(status) = status {
-            self.status.store(u32::from(status), Ordering::Relaxed);
-        }
-    }
-
-    /// Requests sent so far.
-    pub fn attempts(&self) -> u32 {
-        self.attempts.load(Ordering::Relaxed)
-    }
-
-    /// Status of the last response, if any.
-    pub fn last_status(&self) -> Option<u16> {
-        u16::try_from(self.status.load(Ordering::Relaxed)).ok().filter(|s| *s != 0)
-    }
-}
 
 /// A client bound to one service and one call: its requests carry the call's timeout, retry
 /// policy, forwarded headers and the endpoint's deadline.

@@ -19,7 +19,7 @@ mod custom;
 mod http_transport;
 mod target;
 
-pub use custom::{CallClient, RequestBuilder, Tally};
+pub use custom::{CallClient, RequestBuilder};
 #[doc(hidden)]
 pub use custom::{CustomLogic, custom_logic};
 pub use http_transport::HttpTransport;
@@ -30,15 +30,15 @@ use crate::bulkhead::Bulkhead;
 use crate::context::{DEFAULT_FORWARD_HEADERS, HOP_BY_HOP_HEADERS, RequestContext};
 use crate::error::{CallError, CallErrorKind};
 use crate::health::{ServiceHealth, Stats};
+pub use crate::retry::CallPolicy;
 use crate::retry::{Budget, Schedule};
-use crate::service::{RetryPolicy, ServiceSpec};
+use crate::service::ServiceSpec;
 use crate::telemetry::{self, metrics::InFlight};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use std::fmt::Display;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::time::Instant;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
@@ -60,18 +60,6 @@ use tower::util::BoxCloneSyncService;
 /// # let _ = transport;
 /// ```
 pub type Transport = BoxCloneSyncService<http::Request<Bytes>, http::Response<Bytes>, CallError>;
-
-/// How one call behaves: the attempt timeout, the retry policy in force and whether repeating the
-/// request is safe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallPolicy {
-    /// Per-attempt timeout (each attempt gets the smaller of this and the time left).
-    pub timeout: Duration,
-    /// Retries in force for this call.
-    pub retry: RetryPolicy,
-    /// Whether the request may be repeated (idempotent method or idempotency key).
-    pub retryable: bool,
-}
 
 /// The result of sending one call: the response or why not, and how many attempts it took.
 #[derive(Debug)]
@@ -354,7 +342,7 @@ impl ServiceClient {
             attempts += 1;
             let (result, status) = self.attempt(policy, deadline, started, request).await;
             let ended = Instant::now();
-            let verdict = Verdict::of(&result);
+            let verdict = result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success);
             tracing::debug!(
                 service = self.spec.name,
                 attempt = attempts,
@@ -438,8 +426,11 @@ impl ServiceClient {
         let own = !headers.is_empty();
         // The same trace, with this call as the parent of what the service does: it replaces the
         // inbound `traceparent`, which is then not forwarded.
-        let traceparent =
-            if own && headers.contains_key(&TRACEPARENT) { None } else { telemetry::downstream_traceparent(context) };
+        let traceparent = if own && headers.contains_key(&TRACEPARENT) {
+            None
+        } else {
+            context.trace().map(telemetry::downstream_traceparent)
+        };
         let inbound = context.headers();
         if !inbound.is_empty() {
             for name in &self.forward {

@@ -11,21 +11,21 @@
 //! The driver owns the endpoint deadline: when it passes, or a required call fails, the driver
 //! returns and every call still in flight is dropped, which cancels its request.
 //!
-//! The executor knows nothing of HTTP: calls reach the network only through
-//! [`ServiceClient`].
+//! The executor knows nothing of HTTP: it reaches downstream services only through its port,
+//! [`Calls`], which sends the request of a call and yields the decoded value or a
+//! [`CallError`](crate::CallError), with the attempts it took. The runtime's implementation of
+//! the port (over the services' policies and connections) lives outside this module.
 
 mod node;
+mod port;
 
 pub use node::{CallDone, IntoFallback, Slot};
+pub use port::Calls;
 
-use crate::Runtime;
-use crate::client::{CallClient, CallPolicy, Outgoing, ServiceClient, Tally, decode_json};
-use crate::context::RequestContext;
-use crate::endpoint::{CallSpec, EndpointSpec};
-use crate::error::{CallError, CallErrorKind};
 use crate::outcome::{FailedCall, Failure};
+use crate::spec::EndpointSpec;
 use crate::telemetry;
-use crate::timeline::{CallOutcome, CallRecord, Timeline};
+use crate::timeline::{CallOutcome, CallRecord, Tally, Timeline};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -36,21 +36,21 @@ use tokio::time::{Instant, Sleep};
 use tracing::Span;
 use tracing::field::Empty;
 
-/// The state of one endpoint run shared by its calls: runtime, inbound context, start and deadline.
+/// The state of one endpoint run shared by its calls: the port to the services, the endpoint's
+/// description, start and deadline.
 #[derive(Debug)]
-pub struct Exec<'rt> {
-    runtime: &'rt Runtime,
+pub struct Exec<'p, P> {
+    calls: &'p P,
     spec: &'static EndpointSpec,
-    context: RequestContext,
     start: Instant,
     deadline: Instant,
 }
 
-impl<'rt> Exec<'rt> {
-    /// Starts the clock of one run of `spec`.
-    pub fn new(runtime: &'rt Runtime, spec: &'static EndpointSpec, context: RequestContext) -> Self {
+impl<'p, P: Calls> Exec<'p, P> {
+    /// Starts the clock of one run of `spec`, its calls sent through `calls`.
+    pub fn new(calls: &'p P, spec: &'static EndpointSpec) -> Self {
         let start = Instant::now();
-        Self { runtime, spec, context, start, deadline: start + spec.timeout }
+        Self { calls, spec, start, deadline: start + spec.timeout }
     }
 
     /// The endpoint's description.
@@ -73,59 +73,29 @@ impl<'rt> Exec<'rt> {
         tokio::time::sleep_until(self.deadline)
     }
 
-    fn call(&self, node: usize) -> Result<(&'static CallSpec, &ServiceClient, CallPolicy), CallError> {
-        let call = self.spec.call(node).ok_or_else(|| CallError::new(CallErrorKind::UnknownService))?;
-        let client = self.runtime.service_at(call.service_index, call.service).ok_or_else(|| {
-            CallError::with_source(
-                CallErrorKind::UnknownService,
-                format!("service `{}` is not configured", call.service),
-            )
-        })?;
-        let policy = CallPolicy {
-            timeout: call.timeout,
-            retry: call.effective_retry(&client.spec().retry),
-            retryable: call.retryable,
-        };
-        Ok((call, client, policy))
-    }
-
     /// Sends the request of call `node` and decodes the answer as `T`.
-    pub async fn fetch<T: DeserializeOwned>(&self, node: usize, outgoing: Outgoing) -> CallDone<T> {
-        let (_, client, policy) = match self.call(node) {
-            Ok(parts) => parts,
-            Err(error) => return CallDone::failed(error, 0, None),
-        };
-        // Boxed: the client's future (about 1.8 KiB) would otherwise be a part of every node's
-        // future, and the endpoint's future (which holds them all) is moved several times on its
-        // way to the runtime; one allocation per call costs less than copying it.
-        let sent = Box::pin(client.send(&policy, &self.context, self.deadline, outgoing)).await;
-        let value = sent.result.and_then(|response| decode_json(&response));
-        CallDone::new(value, sent.attempts, sent.status)
+    pub async fn fetch<T: DeserializeOwned + Send>(&self, node: usize, request: P::Request) -> CallDone<T> {
+        self.calls.fetch::<T>(self.spec, node, request, self.deadline).await
     }
 
     /// Sends one request per item, at most `concurrency` at a time, and collects the answers in
     /// order. The first failure fails the whole call and cancels the requests still in flight.
     pub async fn fan_out<T, I>(&self, node: usize, concurrency: u32, requests: I) -> CallDone<Vec<T>>
     where
-        T: DeserializeOwned,
-        I: IntoIterator<Item = Outgoing>,
+        T: DeserializeOwned + Send,
+        I: IntoIterator<Item = P::Request>,
     {
-        let (_, client, policy) = match self.call(node) {
-            Ok(parts) => parts,
-            Err(error) => return CallDone::failed(error, 0, None),
-        };
         let requests = requests.into_iter();
         let mut values = Vec::with_capacity(requests.size_hint().0);
         let mut attempts = 0;
         let mut status = None;
-        let policy = &policy;
         let mut answers = futures_util::stream::iter(requests)
-            .map(|outgoing| client.send(policy, &self.context, self.deadline, outgoing))
+            .map(|request| self.calls.fetch::<T>(self.spec, node, request, self.deadline))
             .buffered(concurrency.max(1) as usize);
-        while let Some(sent) = answers.next().await {
-            attempts += sent.attempts;
-            status = sent.status.or(status);
-            match sent.result.and_then(|response| decode_json(&response)) {
+        while let Some(done) = answers.next().await {
+            attempts += done.attempts;
+            status = done.status.or(status);
+            match done.value {
                 Ok(value) => values.push(value),
                 Err(error) => return CallDone::failed(error, attempts, status),
             }
@@ -133,14 +103,14 @@ impl<'rt> Exec<'rt> {
         CallDone::new(Ok(values), attempts, status)
     }
 
-    /// The client custom logic of call `node` receives.
+    /// The handle custom logic of call `node` receives, counting what it sends in `tally`.
     ///
     /// # Errors
     ///
-    /// [`CallErrorKind::UnknownService`] when the runtime has no client for the call's service.
-    pub fn client<'a>(&'a self, node: usize, tally: &'a Tally) -> Result<CallClient<'a>, CallError> {
-        let (_, client, policy) = self.call(node)?;
-        Ok(CallClient::new(client, policy, &self.context, self.deadline, tally))
+    /// [`CallErrorKind::UnknownService`](crate::CallErrorKind::UnknownService) when the port has no
+    /// service for the call.
+    pub fn custom<'a>(&'a self, node: usize, tally: &'a Tally) -> Result<P::Custom<'a>, crate::CallError> {
+        self.calls.custom(self.spec, node, self.deadline, tally)
     }
 
     /// Offset of now from the run's start.
@@ -163,7 +133,7 @@ pub struct Report {
 /// Node `i` is done when bit `i` of the done mask is set; `N` is the number of nodes (at most 64).
 ///
 /// Each call runs inside its own `call` span (a child of the current span, the `request` span
-/// when served by the router), entered whenever the driver polls it, so what the client logs for
+/// when served by the router), entered whenever the driver polls it, so what is logged for
 /// the call's attempts belongs to it. When the call ends the span gets its `attempts`, `status`,
 /// `outcome`, `error`, `duration_ms` and the service's `breaker` state, and the call is counted
 /// in the [metrics](crate::telemetry::metrics).
@@ -172,8 +142,8 @@ pub struct Report {
 /// pass as its dependency completed starts at that completion's time (when its inputs were
 /// ready), and the calls that start together in a pass share one read.
 #[derive(Debug)]
-pub struct Driver<'e, 'rt, const N: usize> {
-    exec: &'e Exec<'rt>,
+pub struct Driver<'e, 'p, P, const N: usize> {
+    exec: &'e Exec<'p, P>,
     done: u64,
     /// The last clock read of the current pass (offset from the run's start).
     clock: Option<Duration>,
@@ -183,11 +153,11 @@ pub struct Driver<'e, 'rt, const N: usize> {
     failed: Vec<FailedCall>,
 }
 
-impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
+impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
     const ALL: u64 = if N >= 64 { u64::MAX } else { (1u64 << N) - 1 };
 
     /// A driver for `N` nodes of `exec`'s endpoint.
-    pub fn new(exec: &'e Exec<'rt>) -> Self {
+    pub fn new(exec: &'e Exec<'p, P>) -> Self {
         Self {
             exec,
             done: 0,
@@ -232,9 +202,8 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
             }
             // To 0.1 ms, as `Server-Timing` shows it (and no `84.29928100000001` in log lines).
             span.record("duration_ms", (record.duration().as_secs_f64() * 10_000.0).round() / 10.0);
-            let client = self.exec.spec.call(i).and_then(|c| self.exec.runtime.service_at(c.service_index, c.service));
-            if let Some(client) = client {
-                span.record("breaker", client.breaker_state().as_str());
+            if let Some(state) = self.exec.spec.call(i).and_then(|c| self.exec.calls.breaker(c)) {
+                span.record("breaker", state.as_str());
             }
         }
         self.records.push(record);
@@ -271,13 +240,7 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
         let spec = self.exec.spec;
         for i in self.in_flight() {
             if let Some(call) = spec.call(i) {
-                failed.push(FailedCall {
-                    call: spec.nodes[i].name,
-                    service: call.service,
-                    kind: CallErrorKind::DeadlineExceeded,
-                    status: None,
-                    required: call.required,
-                });
+                failed.push(FailedCall::cut(spec.nodes[i].name, call.service, call.required));
             }
         }
         let timeline = self.close_timeline();
@@ -361,13 +324,7 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
         }
         if let Some(error) = &done.degraded {
             record.outcome = CallOutcome::Failed(error.kind());
-            self.failed.push(FailedCall {
-                call: name,
-                service,
-                kind: error.kind(),
-                status: error.http_status(),
-                required: false,
-            });
+            self.failed.push(FailedCall::new(name, service, error, false));
         }
         match done.value {
             Ok(value) => {
@@ -378,8 +335,7 @@ impl<'e, 'rt, const N: usize> Driver<'e, 'rt, N> {
             Err(error) => {
                 record.outcome = CallOutcome::Failed(error.kind());
                 self.end_call(i, record);
-                let call =
-                    FailedCall { call: name, service, kind: error.kind(), status: error.http_status(), required };
+                let call = FailedCall::new(name, service, &error, required);
                 let failed = std::mem::take(&mut self.failed);
                 let timeline = self.close_timeline();
                 Err(Failure::required(spec.name, failed, call, &error, timeline))

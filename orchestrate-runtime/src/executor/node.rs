@@ -1,7 +1,7 @@
 //! The pieces of one node: its value slot and the result of its call.
 
-use crate::client::Tally;
 use crate::error::CallError;
+use crate::timeline::Tally;
 use std::sync::OnceLock;
 
 /// Holds a field's value once its node completes; dependents read it by shared reference.

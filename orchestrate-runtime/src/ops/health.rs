@@ -17,8 +17,8 @@
 
 use crate::Runtime;
 use crate::breaker::BreakerState;
-use crate::endpoint::{EndpointSpec, NodeKind};
 use crate::health::ServiceHealth;
+use crate::spec::{EndpointSpec, NodeKind};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{StatusCode, header};

@@ -200,7 +200,7 @@ fn scrape(runtime: &Runtime) -> Response {
         return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
     };
     for service in runtime.services() {
-        names::breaker(service.name(), service.breaker_state());
+        names::breaker(service.name(), service.breaker_state().as_gauge());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render()).into_response()
 }

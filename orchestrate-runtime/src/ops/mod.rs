@@ -6,7 +6,7 @@ pub mod metrics;
 pub mod spec;
 
 use crate::Runtime;
-use crate::endpoint::EndpointSpec;
+use crate::spec::EndpointSpec;
 
 /// A router serving the operations endpoints for `runtime` and the given endpoints (usually the
 /// `ENDPOINTS` of each `#[api]` module). Merge it into the main router, or serve it on a separate

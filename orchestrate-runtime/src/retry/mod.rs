@@ -24,7 +24,6 @@
 //! circuit breaker, and report each attempt to the breaker before the next is admitted. That step
 //! is the whole loop, so a crate would add a dependency without removing code.
 //!
-//! [`CallPolicy`]: crate::CallPolicy
 //! [`Outgoing`]: crate::Outgoing
 //! [`RetryOn`]: crate::RetryOn
 
@@ -32,12 +31,23 @@ mod budget;
 
 pub(crate) use budget::Budget;
 
-use crate::client::CallPolicy;
 use crate::error::{CallError, CallErrorKind};
-use crate::service::RetryOn;
+use crate::service::{RetryOn, RetryPolicy};
 use http::{HeaderValue, StatusCode};
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
+
+/// How one call behaves: the attempt timeout, the retry policy in force and whether repeating the
+/// request is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallPolicy {
+    /// Per-attempt timeout (each attempt gets the smaller of this and the time left).
+    pub timeout: Duration,
+    /// Retries in force for this call.
+    pub retry: RetryPolicy,
+    /// Whether the request may be repeated (idempotent method or idempotency key).
+    pub retryable: bool,
+}
 
 /// The retry schedule of one call.
 #[derive(Debug)]

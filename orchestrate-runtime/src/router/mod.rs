@@ -14,7 +14,8 @@ pub use shutdown::shutdown_signal;
 
 use crate::Runtime;
 use crate::context::RequestContext;
-use crate::endpoint::{Endpoint, InputSource};
+use crate::endpoint::Endpoint;
+use crate::spec::InputSource;
 use crate::telemetry::{Correlation, REQUEST_ID, metrics, server_timing};
 use crate::timeline::Timeline;
 use axum::extract::{Request, State};

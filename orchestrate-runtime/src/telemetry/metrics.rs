@@ -18,8 +18,7 @@
 //! | `orchestrate_retries_total` | counter | `service`, `reason` (the failure retried, e.g. `timeout`, `status`) |
 //! | `orchestrate_breaker_state` | gauge | `service`: 0 closed, 1 half-open, 2 open |
 
-use crate::breaker::BreakerState;
-use crate::endpoint::EndpointSpec;
+use crate::spec::EndpointSpec;
 use crate::timeline::{CallOutcome, CallRecord};
 use metrics::{Counter, Gauge, Histogram, Unit};
 use std::cell::RefCell;
@@ -258,9 +257,10 @@ pub(crate) fn retry(service: &'static str, reason: &'static str) {
     }
 }
 
-/// The breaker of `service` is now `state`.
-pub(crate) fn breaker(service: &'static str, state: BreakerState) {
+/// The breaker of `service` is now in the state whose gauge value is `gauge` (0 closed, 1
+/// half-open, 2 open).
+pub(crate) fn breaker(service: &'static str, gauge: u8) {
     if enabled() {
-        metrics::gauge!(BREAKER_STATE, "service" => service).set(f64::from(state.as_gauge()));
+        metrics::gauge!(BREAKER_STATE, "service" => service).set(f64::from(gauge));
     }
 }

@@ -146,28 +146,24 @@ impl Correlation {
     }
 }
 
-/// The `traceparent` of one downstream request of a run with `context`: the request's trace id
-/// with a fresh parent id (with the `otel` feature and an OpenTelemetry layer, the id of the
-/// current call span, so the service's spans hang under it in the trace). `None` when the context
-/// carries no trace (an endpoint run from code without one).
+/// The `traceparent` of one downstream request of a request in `trace`: the same trace id with a
+/// fresh parent id (with the `otel` feature and an OpenTelemetry layer, the id of the current call
+/// span, so the service's spans hang under it in the trace).
 ///
 /// ```
-/// use orchestrate_runtime::RequestContext;
 /// use orchestrate_runtime::telemetry::{TraceContext, downstream_traceparent};
 /// let trace = TraceContext::new_root();
-/// let sent = downstream_traceparent(&RequestContext::default().with_trace(trace.clone())).unwrap();
+/// let sent = downstream_traceparent(&trace);
 /// let sent = TraceContext::parse(sent.to_str().unwrap()).unwrap();
 /// assert_eq!(sent.trace_id(), trace.trace_id());
 /// assert_ne!(sent.parent_id(), trace.parent_id());
-/// assert!(downstream_traceparent(&RequestContext::default()).is_none());
 /// ```
-pub fn downstream_traceparent(context: &crate::RequestContext) -> Option<HeaderValue> {
-    let trace = context.trace()?;
+pub fn downstream_traceparent(trace: &TraceContext) -> HeaderValue {
     #[cfg(feature = "otel")]
     if let Some(current) = otel::current_span_context(trace) {
-        return Some(current.traceparent());
+        return current.traceparent();
     }
-    Some(trace.child().traceparent())
+    trace.child().traceparent()
 }
 
 /// Whether an inbound `x-request-id` is kept: 1 to 200 visible ASCII characters.

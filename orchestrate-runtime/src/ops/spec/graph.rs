@@ -3,7 +3,7 @@
 //! arrow from each node to the nodes that use it.
 
 use super::{esc, nodes};
-use crate::endpoint::EndpointSpec;
+use crate::spec::EndpointSpec;
 use orchestrate_core::sequence::{self, Kind, Node, Target};
 use std::fmt::Write as _;
 

@@ -4,8 +4,8 @@
 
 use super::nodes;
 use crate::Runtime;
-use crate::endpoint::EndpointSpec;
 use crate::service::{BreakerPolicy, RetryBudget, RetryPolicy, host_of};
+use crate::spec::EndpointSpec;
 use orchestrate_core::sequence::{self, Fallback, Row};
 use serde::Serialize;
 use std::fmt::Write as _;

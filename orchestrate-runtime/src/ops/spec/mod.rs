@@ -34,7 +34,7 @@ pub use json::json;
 pub use page::html;
 
 use crate::Runtime;
-use crate::endpoint::{CallSpec, CallTarget, EndpointSpec, NodeKind};
+use crate::spec::{CallSpec, CallTarget, EndpointSpec, NodeKind};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::header;
@@ -188,8 +188,8 @@ fn esc(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::{InputSource, InputSpec, Method, NodeSpec};
     use crate::service::ServiceSpec;
+    use crate::spec::{InputSource, InputSpec, Method, NodeSpec};
     use std::time::Duration;
 
     pub(super) const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("a<b>", "http://user:pw@a.internal:8080/x")];

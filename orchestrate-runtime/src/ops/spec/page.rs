@@ -7,7 +7,7 @@ use super::graph::svg;
 use super::json::services;
 use super::{esc, millis, nodes};
 use crate::Runtime;
-use crate::endpoint::{EndpointSpec, InputSource, NodeKind};
+use crate::spec::{EndpointSpec, InputSource, NodeKind};
 use orchestrate_core::duration::format_duration;
 use orchestrate_core::sequence::{self, Fallback, Kind, Row};
 use std::fmt::Write as _;

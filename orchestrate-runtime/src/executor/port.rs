@@ -1,0 +1,52 @@
+//! The executor's port to the downstream services: what it needs to run one call.
+
+use super::node::CallDone;
+use crate::breaker::BreakerState;
+use crate::error::CallError;
+use crate::spec::{CallSpec, EndpointSpec};
+use crate::timeline::Tally;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use tokio::time::Instant;
+
+/// Sends the calls of one endpoint run and decodes their answers.
+///
+/// The executor drives the graph; an implementation of this trait turns call `node` of `spec`
+/// and the request the generated code built into a decoded value or a [`CallError`], with the
+/// attempts it took. The runtime implements it over its downstream services (their policies and
+/// connections, the request's forwarded headers and trace); tests may implement it over anything.
+pub trait Calls: Sync {
+    /// A request as the generated code builds it (method, path, body, headers).
+    type Request: Send;
+    /// What custom logic (`with = ..`) receives to send its own requests.
+    type Custom<'a>
+    where
+        Self: 'a;
+
+    /// Sends `request`, the request of call `node` of `spec`, within `deadline`, and decodes the
+    /// answer as `T`.
+    fn fetch<T: DeserializeOwned + Send>(
+        &self,
+        spec: &'static EndpointSpec,
+        node: usize,
+        request: Self::Request,
+        deadline: Instant,
+    ) -> impl Future<Output = CallDone<T>> + Send + '_;
+
+    /// The handle of call `node` of `spec` for custom logic, bound to `deadline`, counting what
+    /// it sends in `tally`.
+    ///
+    /// # Errors
+    ///
+    /// When the call's service is not known to this port.
+    fn custom<'a>(
+        &'a self,
+        spec: &'static EndpointSpec,
+        node: usize,
+        deadline: Instant,
+        tally: &'a Tally,
+    ) -> Result<Self::Custom<'a>, CallError>;
+
+    /// The state of the circuit breaker of `call`'s service, for the call's span.
+    fn breaker(&self, call: &CallSpec) -> Option<BreakerState>;
+}

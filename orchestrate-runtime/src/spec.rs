@@ -1,0 +1,230 @@
+//! The static description of an endpoint that `#[endpoint]` generates: its method, route,
+//! timeout, inputs and the nodes of its graph (calls and computed fields).
+//!
+//! The description serializes (serde) as the JSON of `/_orchestrate.json`: camelCase keys,
+//! durations as milliseconds (`timeoutMs`), enums tagged by `kind`.
+
+use crate::service::{RetryPolicy, millis};
+use serde::Serialize;
+use std::time::Duration;
+
+/// An HTTP method of an endpoint or a downstream call. Serializes as `"GET"`, `"POST"`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `POST`
+    Post,
+    /// `PUT`
+    Put,
+    /// `PATCH`
+    Patch,
+    /// `DELETE`
+    Delete,
+}
+
+impl Method {
+    /// The `http` crate's method.
+    pub fn to_http(self) -> http::Method {
+        match self {
+            Self::Get => http::Method::GET,
+            Self::Post => http::Method::POST,
+            Self::Put => http::Method::PUT,
+            Self::Patch => http::Method::PATCH,
+            Self::Delete => http::Method::DELETE,
+        }
+    }
+
+    /// Upper-case name, e.g. `"POST"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+        }
+    }
+
+    /// Whether repeating the request has the same effect as sending it once (RFC 9110 §9.2.2).
+    pub const fn is_idempotent(self) -> bool {
+        matches!(self, Self::Get | Self::Put | Self::Delete)
+    }
+}
+
+/// Where an endpoint input comes from. Serializes as `{"from":"body"}` or
+/// `{"from":"path","name":"id"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", content = "name", rename_all = "camelCase")]
+pub enum InputSource {
+    /// The JSON request body.
+    Body,
+    /// A route parameter.
+    Path(&'static str),
+    /// The whole query string.
+    Query,
+    /// One query parameter.
+    QueryParam(&'static str),
+    /// One request header.
+    Header(&'static str),
+}
+
+/// An input field of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct InputSpec {
+    /// Field name.
+    pub name: &'static str,
+    /// Where it is read from.
+    pub source: InputSource,
+    /// The field's type as written.
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+}
+
+/// A node of an endpoint's graph: a downstream call or a computed field. Serializes with its
+/// [`NodeKind`]'s fields inline (`"kind":"call","service":"cart",..`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct NodeSpec {
+    /// Field name.
+    pub name: &'static str,
+    /// The field's type as written.
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+    /// Indices (into [`EndpointSpec::nodes`]) of the nodes this one waits for.
+    pub deps: &'static [usize],
+    /// Inputs this node reads (for documentation).
+    pub inputs: &'static [&'static str],
+    /// What the node does.
+    #[serde(flatten)]
+    pub kind: NodeKind,
+}
+
+/// What a node does. Serializes tagged: `{"kind":"call",..}` or `{"kind":"compute","expr":".."}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum NodeKind {
+    /// Calls a downstream service.
+    Call(CallSpec),
+    /// Computes a value from other fields.
+    Compute {
+        /// The expression as written.
+        expr: &'static str,
+    },
+}
+
+/// How a call reaches its service. Serializes as `{"kind":"http","method":"GET","path":".."}` or
+/// `{"kind":"with","expr":".."}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum CallTarget {
+    /// A request built from the attribute: method and path template.
+    Http {
+        /// Method.
+        method: Method,
+        /// Path template as written, e.g. `"/carts/{req.cart_id}"`.
+        path: &'static str,
+    },
+    /// Custom logic: `with = some::async_fn(..)`.
+    With {
+        /// The expression as written.
+        expr: &'static str,
+    },
+}
+
+/// A downstream call of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallSpec {
+    /// Service name.
+    pub service: &'static str,
+    /// Position of the service in its `services!` declaration.
+    #[serde(skip)]
+    pub service_index: usize,
+    /// Method and path, or custom logic.
+    pub target: CallTarget,
+    /// Per-attempt timeout.
+    #[serde(rename = "timeoutMs", serialize_with = "millis")]
+    pub timeout: Duration,
+    /// Whether a failure fails the endpoint.
+    pub required: bool,
+    /// Whether repeating the call is safe (idempotent method, `idempotent` flag or idempotency key).
+    pub retryable: bool,
+    /// Whether an `Idempotency-Key` is sent.
+    pub idempotency_key: bool,
+    /// Call-level retry policy replacing the service's.
+    pub retry: Option<RetryPolicy>,
+    /// The `fallback` expression, if any.
+    pub fallback: Option<&'static str>,
+    /// The `when` condition, if any.
+    pub when: Option<&'static str>,
+    /// Fan-out: the collection expression and the concurrency bound. Serializes as
+    /// `{"collection":"cart.items","concurrency":8}`.
+    #[serde(serialize_with = "fan_out")]
+    pub for_each: Option<(&'static str, u32)>,
+}
+
+fn fan_out<S: serde::Serializer>(value: &Option<(&'static str, u32)>, serializer: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct FanOut {
+        collection: &'static str,
+        concurrency: u32,
+    }
+    value.map(|(collection, concurrency)| FanOut { collection, concurrency }).serialize(serializer)
+}
+
+impl CallSpec {
+    /// The retry policy in force: the call's own, else its service's (when the call is retryable).
+    pub fn effective_retry(&self, service: &RetryPolicy) -> RetryPolicy {
+        match (self.retry, self.retryable) {
+            (Some(own), _) => own,
+            (None, true) => *service,
+            (None, false) => RetryPolicy::NONE,
+        }
+    }
+}
+
+/// The static description of an endpoint, generated by `#[endpoint]`.
+///
+/// It drives documentation (`/_orchestrate`, the rustdoc call table) and run-time bookkeeping.
+/// It serializes as JSON for tools:
+///
+/// ```
+/// use orchestrate_runtime::{EndpointSpec, Method, NodeKind, NodeSpec};
+/// use std::time::Duration;
+/// static TOTAL: EndpointSpec = EndpointSpec {
+///     name: "Total", method: Method::Get, route: "/total", timeout: Duration::from_millis(500), inputs: &[],
+///     nodes: &[NodeSpec { name: "zero", ty: "u64", deps: &[], inputs: &[], kind: NodeKind::Compute { expr: "0" } }],
+/// };
+/// assert_eq!(
+///     serde_json::to_string(&TOTAL).unwrap(),
+///     r#"{"name":"Total","method":"GET","route":"/total","timeoutMs":500,"inputs":[],"nodes":[{"name":"zero","type":"u64","deps":[],"inputs":[],"kind":"compute","expr":"0"}]}"#
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSpec {
+    /// The struct's name.
+    pub name: &'static str,
+    /// Method served.
+    pub method: Method,
+    /// Route served, axum 0.8 syntax.
+    pub route: &'static str,
+    /// Deadline of the whole graph.
+    #[serde(rename = "timeoutMs", serialize_with = "millis")]
+    pub timeout: Duration,
+    /// Input fields.
+    pub inputs: &'static [InputSpec],
+    /// Calls and computed fields, in topological order.
+    pub nodes: &'static [NodeSpec],
+}
+
+impl EndpointSpec {
+    /// The call of node `index`, if it is one.
+    pub fn call(&self, index: usize) -> Option<&CallSpec> {
+        match &self.nodes.get(index)?.kind {
+            NodeKind::Call(call) => Some(call),
+            NodeKind::Compute { .. } => None,
+        }
+    }
+}
