@@ -59,7 +59,61 @@
 #![forbid(unsafe_code)]
 
 pub use orchestrate_macros::{api, endpoint, services};
-pub use orchestrate_runtime::*;
+
+// Explicit re-exports: what applications write against. The machinery the generated code calls
+// is in `__private`; new items appear here deliberately.
+pub use orchestrate_runtime::{
+    // Custom call logic and downstream requests.
+    BoxError,
+    // Services and their policies.
+    BreakerPolicy,
+    BreakerState,
+    CallClient,
+    CallError,
+    CallErrorKind,
+    // What a request did.
+    CallOutcome,
+    CallPolicy,
+    CallRecord,
+    // The static description of endpoints (documentation, start-up checks, `/_orchestrate`).
+    CallSpec,
+    CallTarget,
+    // Start-up configuration.
+    ConfigError,
+    // Defining and running endpoints.
+    Endpoint,
+    EndpointSpec,
+    FailedCall,
+    Failure,
+    FailureCause,
+    HttpTransport,
+    InputSource,
+    InputSpec,
+    Method,
+    NodeKind,
+    NodeSpec,
+    Outcome,
+    Outgoing,
+    RequestBuilder,
+    RequestContext,
+    RetryBudget,
+    RetryOn,
+    RetryPolicy,
+    Runtime,
+    RuntimeBuilder,
+    SERVER_TIMING_ENV,
+    Service,
+    ServiceClient,
+    ServiceHealth,
+    ServiceSpec,
+    Target,
+    Timeline,
+    Transport,
+    env_var_name,
+    install_tls_provider,
+    validate_base_url,
+};
+pub use orchestrate_runtime::{client, config, ops, router, telemetry};
 
 /// The names most endpoint modules need.
 pub mod prelude {

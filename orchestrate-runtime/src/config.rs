@@ -3,7 +3,7 @@
 //!
 //! # Sources, strongest first
 //!
-//! 1. `ORCHESTRATE_<SERVICE>_URL` (see [`env_var_name`](crate::env_var_name)): a service's base URL.
+//! 1. `ORCHESTRATE_<SERVICE>_URL` (see [`env_var_name`]): a service's base URL.
 //! 2. The configuration file: the path in `ORCHESTRATE_CONFIG`, else the one given to
 //!    [`RuntimeBuilder::config_file`](crate::RuntimeBuilder::config_file) (or the text given to
 //!    [`config_str`](crate::RuntimeBuilder::config_str)).

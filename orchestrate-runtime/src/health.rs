@@ -24,6 +24,7 @@ const FAILURES: usize = 1;
 /// assert!(health.last_success.is_none());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct ServiceHealth {
     /// The service's name.
     pub service: &'static str,
@@ -47,10 +48,11 @@ impl ServiceHealth {
     /// `recent_failures / recent_attempts`, 0 when there were no attempts.
     ///
     /// ```
-    /// # use orchestrate_runtime::{BreakerState, ServiceHealth};
-    /// let h = ServiceHealth { service: "cart", breaker: BreakerState::Closed, in_flight: 0, max_in_flight: None,
-    ///     recent_attempts: 8, recent_failures: 2, last_success: None };
-    /// assert_eq!(h.error_rate(), 0.25);
+    /// # use orchestrate_runtime::{Runtime, ServiceSpec};
+    /// # const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://127.0.0.1:9")];
+    /// # let runtime = Runtime::builder(SERVICES).read_env(false).build().unwrap();
+    /// let health = runtime.service("cart").unwrap().health();
+    /// assert_eq!(health.error_rate(), 0.0, "no attempts yet");
     /// ```
     pub fn error_rate(&self) -> f64 {
         if self.recent_attempts == 0 { 0.0 } else { self.recent_failures as f64 / self.recent_attempts as f64 }

@@ -9,7 +9,6 @@
 //! | [`service`] | services and their policies, as declared by `services!` |
 //! | [`endpoint`] | the [`Endpoint`] trait the generated code implements |
 //! | [`spec`] | the static description of an endpoint (`/_orchestrate`, start-up checks) |
-//! | [`executor`] | running one endpoint's graph on the request's task |
 //! | [`client`] | per-service HTTP clients over a pluggable [`Transport`] |
 //! | [`retry`] | retries with backoff and jitter inside the deadline, the retry budget |
 //! | [`breaker`] | the circuit breaker per service |
@@ -31,7 +30,7 @@ pub mod context;
 mod downstream;
 pub mod endpoint;
 pub mod error;
-pub mod executor;
+mod executor;
 pub mod health;
 pub mod ops;
 pub mod outcome;
@@ -62,7 +61,7 @@ pub use timeline::{CallOutcome, CallRecord, Timeline};
 pub mod __private {
     pub use crate::client::{CustomLogic, Outgoing, Target, custom_logic};
     pub use crate::downstream::Downstream;
-    pub use crate::executor::{CallDone, Driver, Exec, IntoFallback, Report, Slot};
+    pub use crate::executor::{CallDone, Calls, Driver, Exec, IntoFallback, Report, Slot};
     pub use crate::router::{Extract, FromParam, Inbound, InputError, serve};
     pub use crate::service::UnknownService;
     pub use crate::timeline::Tally;

@@ -196,15 +196,13 @@ impl RuntimeBuilder {
     /// use orchestrate_runtime::{CallSpec, CallTarget, EndpointSpec, Method, NodeKind, NodeSpec, Runtime, ServiceSpec};
     /// use std::time::Duration;
     /// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://cart.internal:8080")];
-    /// const CART: CallSpec = CallSpec {
-    ///     service: "cart", service_index: 0, target: CallTarget::Http { method: Method::Get, path: "/carts/1" },
-    ///     timeout: Duration::from_millis(200), required: true, retryable: true, idempotency_key: false,
-    ///     retry: None, fallback: None, when: None, for_each: None,
-    /// };
-    /// static SUMMARY: EndpointSpec = EndpointSpec {
-    ///     name: "Summary", method: Method::Get, route: "/summary", timeout: Duration::from_millis(500), inputs: &[],
-    ///     nodes: &[NodeSpec { name: "cart", ty: "Cart", deps: &[], inputs: &[], kind: NodeKind::Call(CART) }],
-    /// };
+    /// const CART: CallSpec =
+    ///     CallSpec::new("cart", 0, CallTarget::Http { method: Method::Get, path: "/carts/1" }, Duration::from_millis(200))
+    ///         .with_required(true);
+    /// static SUMMARY: EndpointSpec = EndpointSpec::new(
+    ///     "Summary", Method::Get, "/summary", Duration::from_millis(500), &[],
+    ///     &[NodeSpec::new("cart", "Cart", &[], &[], NodeKind::Call(CART))],
+    /// );
     /// let err = Runtime::builder(SERVICES)
     ///     .read_env(false)
     ///     .config_str("[services.cart]\nretry = { attempts = 3, backoff = \"100ms\" }")

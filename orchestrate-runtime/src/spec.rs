@@ -11,6 +11,7 @@ use std::time::Duration;
 /// An HTTP method of an endpoint or a downstream call. Serializes as `"GET"`, `"POST"`, ...
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[non_exhaustive]
 pub enum Method {
     /// `GET`
     Get,
@@ -57,6 +58,7 @@ impl Method {
 /// `{"from":"path","name":"id"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "from", content = "name", rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum InputSource {
     /// The JSON request body.
     Body,
@@ -72,6 +74,7 @@ pub enum InputSource {
 
 /// An input field of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct InputSpec {
     /// Field name.
     pub name: &'static str,
@@ -82,9 +85,17 @@ pub struct InputSpec {
     pub ty: &'static str,
 }
 
+impl InputSpec {
+    /// Input `name` of type `ty` (as written), read from `source`.
+    pub const fn new(name: &'static str, source: InputSource, ty: &'static str) -> Self {
+        Self { name, source, ty }
+    }
+}
+
 /// A node of an endpoint's graph: a downstream call or a computed field. Serializes with its
 /// [`NodeKind`]'s fields inline (`"kind":"call","service":"cart",..`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct NodeSpec {
     /// Field name.
     pub name: &'static str,
@@ -100,9 +111,24 @@ pub struct NodeSpec {
     pub kind: NodeKind,
 }
 
+impl NodeSpec {
+    /// Node `name` of type `ty` (as written), waiting for the nodes `deps` and reading the inputs
+    /// `inputs`, doing `kind`.
+    pub const fn new(
+        name: &'static str,
+        ty: &'static str,
+        deps: &'static [usize],
+        inputs: &'static [&'static str],
+        kind: NodeKind,
+    ) -> Self {
+        Self { name, ty, deps, inputs, kind }
+    }
+}
+
 /// What a node does. Serializes tagged: `{"kind":"call",..}` or `{"kind":"compute","expr":".."}`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum NodeKind {
     /// Calls a downstream service.
     Call(CallSpec),
@@ -117,6 +143,7 @@ pub enum NodeKind {
 /// `{"kind":"with","expr":".."}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
+#[non_exhaustive]
 pub enum CallTarget {
     /// A request built from the attribute: method and path template.
     Http {
@@ -135,6 +162,7 @@ pub enum CallTarget {
 /// A downstream call of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct CallSpec {
     /// Service name.
     pub service: &'static str,
@@ -174,6 +202,82 @@ fn fan_out<S: serde::Serializer>(value: &Option<(&'static str, u32)>, serializer
 }
 
 impl CallSpec {
+    /// A call of `service` (at `service_index` in its `services!`) through `target`, each attempt
+    /// within `timeout`: optional, retryable when its method is idempotent, no idempotency key, the
+    /// service's retries, no fallback, unconditional, one request.
+    ///
+    /// ```
+    /// use orchestrate_runtime::{CallSpec, CallTarget, Method};
+    /// use std::time::Duration;
+    /// const CART: CallSpec = CallSpec::new("cart", 0, CallTarget::Http { method: Method::Get, path: "/carts/{id}" }, Duration::from_millis(200))
+    ///     .with_required(true);
+    /// assert!(CART.required && CART.retryable);
+    /// ```
+    pub const fn new(service: &'static str, service_index: usize, target: CallTarget, timeout: Duration) -> Self {
+        let retryable = match target {
+            CallTarget::Http { method, .. } => method.is_idempotent(),
+            CallTarget::With { .. } => false,
+        };
+        Self {
+            service,
+            service_index,
+            target,
+            timeout,
+            required: false,
+            retryable,
+            idempotency_key: false,
+            retry: None,
+            fallback: None,
+            when: None,
+            for_each: None,
+        }
+    }
+
+    /// Whether a failure fails the endpoint.
+    pub const fn with_required(mut self, required: bool) -> Self {
+        self.required = required;
+        self
+    }
+
+    /// Whether repeating the call is safe.
+    pub const fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// Whether an `Idempotency-Key` is sent (which makes the call retryable).
+    pub const fn with_idempotency_key(mut self, sent: bool) -> Self {
+        self.idempotency_key = sent;
+        if sent {
+            self.retryable = true;
+        }
+        self
+    }
+
+    /// A call-level retry policy replacing the service's.
+    pub const fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// The `fallback` expression, as written.
+    pub const fn with_fallback(mut self, expr: &'static str) -> Self {
+        self.fallback = Some(expr);
+        self
+    }
+
+    /// The `when` condition, as written.
+    pub const fn with_when(mut self, expr: &'static str) -> Self {
+        self.when = Some(expr);
+        self
+    }
+
+    /// A fan-out over `collection` (as written), at most `concurrency` requests at a time.
+    pub const fn with_for_each(mut self, collection: &'static str, concurrency: u32) -> Self {
+        self.for_each = Some((collection, concurrency));
+        self
+    }
+
     /// The retry policy in force: the call's own, else its service's (when the call is retryable).
     pub fn effective_retry(&self, service: &RetryPolicy) -> RetryPolicy {
         match (self.retry, self.retryable) {
@@ -192,10 +296,10 @@ impl CallSpec {
 /// ```
 /// use orchestrate_runtime::{EndpointSpec, Method, NodeKind, NodeSpec};
 /// use std::time::Duration;
-/// static TOTAL: EndpointSpec = EndpointSpec {
-///     name: "Total", method: Method::Get, route: "/total", timeout: Duration::from_millis(500), inputs: &[],
-///     nodes: &[NodeSpec { name: "zero", ty: "u64", deps: &[], inputs: &[], kind: NodeKind::Compute { expr: "0" } }],
-/// };
+/// static TOTAL: EndpointSpec = EndpointSpec::new(
+///     "Total", Method::Get, "/total", Duration::from_millis(500), &[],
+///     &[NodeSpec::new("zero", "u64", &[], &[], NodeKind::Compute { expr: "0" })],
+/// );
 /// assert_eq!(
 ///     serde_json::to_string(&TOTAL).unwrap(),
 ///     r#"{"name":"Total","method":"GET","route":"/total","timeoutMs":500,"inputs":[],"nodes":[{"name":"zero","type":"u64","deps":[],"inputs":[],"kind":"compute","expr":"0"}]}"#
@@ -203,6 +307,7 @@ impl CallSpec {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct EndpointSpec {
     /// The struct's name.
     pub name: &'static str,
@@ -220,6 +325,19 @@ pub struct EndpointSpec {
 }
 
 impl EndpointSpec {
+    /// Endpoint `name` serving `method` `route` within `timeout`, with its inputs and its nodes in
+    /// topological order.
+    pub const fn new(
+        name: &'static str,
+        method: Method,
+        route: &'static str,
+        timeout: Duration,
+        inputs: &'static [InputSpec],
+        nodes: &'static [NodeSpec],
+    ) -> Self {
+        Self { name, method, route, timeout, inputs, nodes }
+    }
+
     /// The call of node `index`, if it is one.
     pub fn call(&self, index: usize) -> Option<&CallSpec> {
         match &self.nodes.get(index)?.kind {

@@ -20,6 +20,7 @@ pub enum CallOutcome {
 
 /// One call of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CallRecord {
     /// The field name of the call.
     pub call: &'static str,
@@ -40,6 +41,18 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
+    /// Call `call` of `service`, from `start` to `end` (from the start of the request), ended as
+    /// `outcome`, with no attempt counted, no status and no fallback.
+    pub fn new(
+        call: &'static str,
+        service: &'static str,
+        start: Duration,
+        end: Duration,
+        outcome: CallOutcome,
+    ) -> Self {
+        Self { call, service, start, end, attempts: 0, status: None, outcome, fallback: false }
+    }
+
     /// How long the call took.
     pub fn duration(&self) -> Duration {
         self.end.saturating_sub(self.start)
@@ -52,10 +65,8 @@ impl CallRecord {
     /// ```
     /// use orchestrate_runtime::{CallErrorKind, CallOutcome, CallRecord};
     /// use std::time::Duration;
-    /// let mut record = CallRecord {
-    ///     call: "shipping", service: "shipping", start: Duration::ZERO, end: Duration::from_millis(5),
-    ///     attempts: 1, status: None, outcome: CallOutcome::Failed(CallErrorKind::Timeout), fallback: false,
-    /// };
+    /// let failed = CallOutcome::Failed(CallErrorKind::Timeout);
+    /// let mut record = CallRecord::new("shipping", "shipping", Duration::ZERO, Duration::from_millis(5), failed);
     /// assert_eq!(record.outcome_label(), "timed_out");
     /// record.fallback = true;
     /// assert_eq!(record.outcome_label(), "fallback");
@@ -74,6 +85,7 @@ impl CallRecord {
 
 /// Every call of one request, in the order they finished.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeline {
     /// The calls.
     pub calls: Vec<CallRecord>,
@@ -82,6 +94,11 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// The calls of a request that took `total`.
+    pub fn new(calls: Vec<CallRecord>, total: Duration) -> Self {
+        Self { calls, total }
+    }
+
     /// The record of the call named `call`.
     pub fn get(&self, call: &str) -> Option<&CallRecord> {
         self.calls.iter().find(|r| r.call == call)

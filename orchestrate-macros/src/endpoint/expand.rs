@@ -244,7 +244,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
             InputSource::QueryParam(p) => quote!(QueryParam(#p)),
             InputSource::Header(h) => quote!(Header(#h)),
         };
-        quote!(::orchestrate::InputSpec { name: #name, source: ::orchestrate::InputSource::#source, ty: #ty })
+        quote!(::orchestrate::InputSpec::new(#name, ::orchestrate::InputSource::#source, #ty))
     });
     let nodes = plan.order.iter().enumerate().map(|(pos, &f)| {
         let field = &endpoint.fields[f];
@@ -263,24 +263,17 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
             }
             _ => quote!(::orchestrate::NodeKind::Compute { expr: "" }),
         };
-        quote!(::orchestrate::NodeSpec { name: #name, ty: #ty, deps: &[#(#deps),*], inputs: &[#(#used_inputs),*], kind: #kind })
+        quote!(::orchestrate::NodeSpec::new(#name, #ty, &[#(#deps),*], &[#(#used_inputs),*], #kind))
     });
     quote! {
-        ::orchestrate::EndpointSpec {
-            name: #name,
-            method: ::orchestrate::Method::#method,
-            route: #route,
-            timeout: #timeout,
-            inputs: &[#(#inputs),*],
-            nodes: &[#(#nodes),*],
-        }
-    }
-}
-
-fn option<T: ToTokens>(value: Option<T>) -> TokenStream {
-    match value {
-        Some(v) => quote!(::core::option::Option::Some(#v)),
-        None => quote!(::core::option::Option::None),
+        ::orchestrate::EndpointSpec::new(
+            #name,
+            ::orchestrate::Method::#method,
+            #route,
+            #timeout,
+            &[#(#inputs),*],
+            &[#(#nodes),*],
+        )
     }
 }
 
@@ -301,30 +294,32 @@ fn call_spec(endpoint: &Endpoint, field: &Field, call: &Call) -> TokenStream {
     let timeout = millis(call.timeout.as_ref().map_or_else(Default::default, |t| t.value));
     let required = call.required.is_some();
     let retryable = call.retryable();
-    let idempotency_key = call.idempotency_key.is_some();
-    let retry = option(call.retry.as_ref().map(|r| crate::services::retry_tokens(&r.policy)));
-    let fallback = option(call.fallback.as_ref().map(|k| expr_text(&k.expr)));
-    let when = option(call.when.as_ref().map(|k| expr_text(&k.expr)));
-    let for_each = option(call.for_each.as_ref().map(|each| {
+    let mut spec = quote! {
+        ::orchestrate::CallSpec::new(#service, <#path as ::orchestrate::Service>::INDEX, #target, #timeout)
+            .with_required(#required)
+            .with_retryable(#retryable)
+    };
+    if call.idempotency_key.is_some() {
+        spec.extend(quote!(.with_idempotency_key(true)));
+    }
+    if let Some(r) = &call.retry {
+        let retry = crate::services::retry_tokens(&r.policy);
+        spec.extend(quote!(.with_retry(#retry)));
+    }
+    if let Some(k) = &call.fallback {
+        let text = expr_text(&k.expr);
+        spec.extend(quote!(.with_fallback(#text)));
+    }
+    if let Some(k) = &call.when {
+        let text = expr_text(&k.expr);
+        spec.extend(quote!(.with_when(#text)));
+    }
+    if let Some(each) = &call.for_each {
         let collection = expr_text(&each.collection);
         let concurrency = call.concurrency.map_or(DEFAULT_CONCURRENCY, |(n, _)| n);
-        quote!((#collection, #concurrency))
-    }));
-    quote! {
-        ::orchestrate::CallSpec {
-            service: #service,
-            service_index: <#path as ::orchestrate::Service>::INDEX,
-            target: #target,
-            timeout: #timeout,
-            required: #required,
-            retryable: #retryable,
-            idempotency_key: #idempotency_key,
-            retry: #retry,
-            fallback: #fallback,
-            when: #when,
-            for_each: #for_each,
-        }
+        spec.extend(quote!(.with_for_each(#collection, #concurrency)));
     }
+    spec
 }
 
 fn mask(deps: &[usize]) -> TokenStream {

@@ -36,14 +36,14 @@ pub(crate) fn fallback(endpoint: &Endpoint, item: &ItemStruct) -> TokenStream {
         #[automatically_derived]
         impl ::orchestrate::Endpoint for #ident {
             type Inputs = #inputs_ident;
-            const SPEC: &'static ::orchestrate::EndpointSpec = &::orchestrate::EndpointSpec {
-                name: #name,
-                method: ::orchestrate::Method::#method,
-                route: #route,
-                timeout: ::core::time::Duration::ZERO,
-                inputs: &[],
-                nodes: &[],
-            };
+            const SPEC: &'static ::orchestrate::EndpointSpec = &::orchestrate::EndpointSpec::new(
+                #name,
+                ::orchestrate::Method::#method,
+                #route,
+                ::core::time::Duration::ZERO,
+                &[],
+                &[],
+            );
             fn execute(
                 _: &::orchestrate::Runtime,
                 _: Self::Inputs,

@@ -128,7 +128,7 @@ pub struct Report {
     pub timeline: Timeline,
 }
 
-/// Drives the nodes of one run; see the [module docs](self).
+/// Drives the nodes of one run, as the executor module describes.
 ///
 /// Node `i` is done when bit `i` of the done mask is set; `N` is the number of nodes (at most 64).
 ///

@@ -170,6 +170,7 @@ impl FromParam for std::sync::Arc<str> {
 }
 
 /// What the generated code reads inputs from: route parameters, query, headers and the body.
+#[doc(hidden)]
 #[derive(Debug)]
 pub struct Inbound {
     params: Vec<(String, String)>,

@@ -28,7 +28,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-/// Implemented by `#[endpoint]`: reads the endpoint's inputs from a request.
+/// Implemented by `#[endpoint]`: reads the endpoint's inputs from a request. Used by the
+/// generated code; not for implementing by hand.
+#[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be served: it is not an orchestrate endpoint",
     note = "annotate the struct with `#[endpoint(METHOD \"/path\", timeout = \"..\")]`"

@@ -14,16 +14,11 @@ use std::fmt::Write;
 /// use orchestrate_runtime::{CallErrorKind, CallOutcome, CallRecord, Timeline};
 /// use std::time::Duration;
 /// let ms = Duration::from_millis;
-/// let record = |call, start, end, outcome| CallRecord {
-///     call, service: call, start: ms(start), end: ms(end), attempts: 1, status: None, outcome, fallback: false,
-/// };
-/// let timeline = Timeline {
-///     calls: vec![
-///         record("cart", 0, 45, CallOutcome::Ok),
-///         record("shipping", 45, 50, CallOutcome::Failed(CallErrorKind::Status)),
-///     ],
-///     total: ms(60),
-/// };
+/// let record = |call, start, end, outcome| CallRecord::new(call, call, ms(start), ms(end), outcome);
+/// let timeline = Timeline::new(
+///     vec![record("cart", 0, 45, CallOutcome::Ok), record("shipping", 45, 50, CallOutcome::Failed(CallErrorKind::Status))],
+///     ms(60),
+/// );
 /// let header = orchestrate_runtime::telemetry::server_timing(&timeline);
 /// assert_eq!(
 ///     header,

@@ -51,13 +51,13 @@ fn fit(text: &str, chars: usize) -> String {
 /// ```
 /// # use orchestrate_runtime::{EndpointSpec, Method, NodeKind, NodeSpec};
 /// # use std::time::Duration;
-/// static SUM: EndpointSpec = EndpointSpec {
-///     name: "Sum", method: Method::Get, route: "/sum", timeout: Duration::from_millis(10), inputs: &[],
-///     nodes: &[
-///         NodeSpec { name: "a", ty: "u8", deps: &[], inputs: &[], kind: NodeKind::Compute { expr: "1" } },
-///         NodeSpec { name: "b", ty: "u8", deps: &[0], inputs: &[], kind: NodeKind::Compute { expr: "a + 1" } },
+/// static SUM: EndpointSpec = EndpointSpec::new(
+///     "Sum", Method::Get, "/sum", Duration::from_millis(10), &[],
+///     &[
+///         NodeSpec::new("a", "u8", &[], &[], NodeKind::Compute { expr: "1" }),
+///         NodeSpec::new("b", "u8", &[0], &[], NodeKind::Compute { expr: "a + 1" }),
 ///     ],
-/// };
+/// );
 /// let svg = orchestrate_runtime::ops::spec::svg(&SUM, 0);
 /// assert!(svg.starts_with("<svg") && svg.contains(">a</text>") && svg.contains(">= a + 1</text>"));
 /// assert_eq!(svg.matches("<path class=\"edge\"").count(), 1);

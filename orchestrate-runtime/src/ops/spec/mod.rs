@@ -92,14 +92,13 @@ fn respond(content_type: &'static str, body: &str) -> Response {
 /// ```
 /// use orchestrate_runtime::{CallSpec, CallTarget, EndpointSpec, Method, NodeKind, NodeSpec};
 /// use std::time::Duration;
-/// static PROFILE: EndpointSpec = EndpointSpec {
-///     name: "Profile", method: Method::Get, route: "/profile/{id}", timeout: Duration::from_millis(500), inputs: &[],
-///     nodes: &[NodeSpec { name: "user", ty: "User", deps: &[], inputs: &["id"], kind: NodeKind::Call(CallSpec {
-///         service: "users", service_index: 0, target: CallTarget::Http { method: Method::Get, path: "/users/{id}" },
-///         timeout: Duration::from_millis(200), required: true, retryable: true, idempotency_key: false,
-///         retry: None, fallback: None, when: None, for_each: None,
-///     }) }],
-/// };
+/// const USER: CallSpec =
+///     CallSpec::new("users", 0, CallTarget::Http { method: Method::Get, path: "/users/{id}" }, Duration::from_millis(200))
+///         .with_required(true);
+/// static PROFILE: EndpointSpec = EndpointSpec::new(
+///     "Profile", Method::Get, "/profile/{id}", Duration::from_millis(500), &[],
+///     &[NodeSpec::new("user", "User", &[], &["id"], NodeKind::Call(USER))],
+/// );
 /// let doc = orchestrate_runtime::ops::spec::markdown(&PROFILE);
 /// assert!(doc.contains("| 1 | Users: `GET /users/{id}` | Yes | 200ms | service policy | Fail request |"));
 /// assert!(doc.contains("```mermaid\nflowchart LR\nn0[\"user<br/>users: GET /users/{id}\"]\n```"));
@@ -113,9 +112,7 @@ pub fn markdown(spec: &EndpointSpec) -> String {
 /// ```
 /// # use orchestrate_runtime::{EndpointSpec, Method};
 /// # use std::time::Duration;
-/// static EMPTY: EndpointSpec = EndpointSpec {
-///     name: "Empty", method: Method::Get, route: "/", timeout: Duration::from_millis(1), inputs: &[], nodes: &[],
-/// };
+/// static EMPTY: EndpointSpec = EndpointSpec::new("Empty", Method::Get, "/", Duration::from_millis(1), &[], &[]);
 /// assert_eq!(orchestrate_runtime::ops::spec::call_table(&EMPTY).lines().count(), 2);
 /// ```
 pub fn call_table(spec: &EndpointSpec) -> String {
@@ -193,33 +190,23 @@ mod tests {
     use std::time::Duration;
 
     pub(super) const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("a<b>", "http://user:pw@a.internal:8080/x")];
-    pub(super) static HOSTILE: EndpointSpec = EndpointSpec {
-        name: "X<script>",
-        method: Method::Get,
-        route: "/x/{id}\"><script>alert(1)</script>",
-        timeout: Duration::from_millis(100),
-        inputs: &[InputSpec { name: "id", source: InputSource::Path("id\"'"), ty: "Vec<u8>" }],
-        nodes: &[
-            NodeSpec {
-                name: "n",
-                ty: "Option<T>",
-                deps: &[],
-                inputs: &[],
-                kind: NodeKind::Call(CallSpec {
-                    service: "a<b>",
-                    service_index: 0,
-                    target: CallTarget::Http { method: Method::Get, path: "/<img src=x onerror=alert(1)>" },
-                    timeout: Duration::from_millis(10),
-                    required: false,
-                    retryable: true,
-                    idempotency_key: false,
-                    retry: None,
-                    fallback: Some("\"</code><b>\""),
-                    when: Some("a < b && c > d"),
-                    for_each: None,
-                }),
-            },
-            NodeSpec { name: "m", ty: "u8", deps: &[0, 9], inputs: &[], kind: NodeKind::Compute { expr: "x & y" } },
+    const N: CallSpec = CallSpec::new(
+        "a<b>",
+        0,
+        CallTarget::Http { method: Method::Get, path: "/<img src=x onerror=alert(1)>" },
+        Duration::from_millis(10),
+    )
+    .with_fallback("\"</code><b>\"")
+    .with_when("a < b && c > d");
+    pub(super) static HOSTILE: EndpointSpec = EndpointSpec::new(
+        "X<script>",
+        Method::Get,
+        "/x/{id}\"><script>alert(1)</script>",
+        Duration::from_millis(100),
+        &[InputSpec::new("id", InputSource::Path("id\"'"), "Vec<u8>")],
+        &[
+            NodeSpec::new("n", "Option<T>", &[], &[], NodeKind::Call(N)),
+            NodeSpec::new("m", "u8", &[0, 9], &[], NodeKind::Compute { expr: "x & y" }),
         ],
-    };
+    );
 }
