@@ -21,9 +21,9 @@
 
 /// The worst-case contribution of one node of the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cost {
+pub struct Cost<'a> {
     /// The node's field name.
-    pub name: &'static str,
+    pub name: &'a str,
     /// Per-attempt timeout in milliseconds (0 for nodes that make no call).
     pub timeout_ms: u64,
     /// Attempts, including the first (0 for nodes that make no call).
@@ -34,21 +34,15 @@ pub struct Cost {
     pub max_backoff_ms: u64,
 }
 
-impl Cost {
+impl<'a> Cost<'a> {
     /// A downstream call.
-    pub const fn call(
-        name: &'static str,
-        timeout_ms: u64,
-        attempts: u32,
-        backoff_ms: u64,
-        max_backoff_ms: u64,
-    ) -> Self {
+    pub const fn call(name: &'a str, timeout_ms: u64, attempts: u32, backoff_ms: u64, max_backoff_ms: u64) -> Self {
         let attempts = if attempts == 0 { 1 } else { attempts };
         Self { name, timeout_ms, attempts, backoff_ms, max_backoff_ms }
     }
 
     /// A node that makes no call (a `#[compute]`): it costs nothing but carries dependencies.
-    pub const fn free(name: &'static str) -> Self {
+    pub const fn free(name: &'a str) -> Self {
         Self { name, timeout_ms: 0, attempts: 0, backoff_ms: 0, max_backoff_ms: 0 }
     }
 
@@ -89,7 +83,7 @@ pub struct LongestPath {
 /// Finds the longest path. `deps[i]` lists the nodes node `i` waits for, each smaller than `i`
 /// (dependencies on later nodes are ignored: the macros emit nodes in topological order). Nodes
 /// past [`MAX_NODES`] are ignored.
-pub const fn longest_path(costs: &[Cost], deps: &[&[usize]]) -> LongestPath {
+pub const fn longest_path(costs: &[Cost<'_>], deps: &[&[usize]]) -> LongestPath {
     let n = if costs.len() < deps.len() { costs.len() } else { deps.len() };
     let n = if n > MAX_NODES { MAX_NODES } else { n };
     let mut finish = [0u64; MAX_NODES];
@@ -140,7 +134,7 @@ pub const fn longest_path(costs: &[Cost], deps: &[&[usize]]) -> LongestPath {
 ///
 /// The message names every call on the path with its arithmetic and ends with the fix. Nodes that
 /// cost nothing (computed fields) are left out of the printed path.
-pub const fn over_budget(endpoint: &str, costs: &[Cost], deps: &[&[usize]], budget_ms: u64) -> Option<Message> {
+pub const fn over_budget(endpoint: &str, costs: &[Cost<'_>], deps: &[&[usize]], budget_ms: u64) -> Option<Message> {
     let path = longest_path(costs, deps);
     if path.total_ms <= budget_ms {
         return None;
@@ -291,7 +285,7 @@ mod tests {
 
     /// The checkout graph of the design: cart → {inventory, pricing, shipping}; {cart, pricing} →
     /// tax; {pricing, tax} → total; inventory → availability_confirmed.
-    fn checkout(cart_attempts: u32) -> ([Cost; 7], [&'static [usize]; 7]) {
+    fn checkout(cart_attempts: u32) -> ([Cost<'static>; 7], [&'static [usize]; 7]) {
         (
             [
                 Cost::call("cart", 200, cart_attempts, 100, 1_000),

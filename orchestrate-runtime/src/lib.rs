@@ -41,6 +41,7 @@ pub mod service;
 pub mod spec;
 pub mod telemetry;
 pub mod timeline;
+mod tls;
 mod window;
 
 pub use breaker::BreakerState;
@@ -51,10 +52,11 @@ pub use endpoint::Endpoint;
 pub use error::{BoxError, CallError, CallErrorKind};
 pub use health::ServiceHealth;
 pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
-pub use runtime::{Runtime, RuntimeBuilder, SERVER_TIMING_ENV, install_tls_provider};
+pub use runtime::{Runtime, RuntimeBuilder, SERVER_TIMING_ENV};
 pub use service::{BreakerPolicy, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec};
 pub use spec::{CallSpec, CallTarget, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
 pub use timeline::{CallOutcome, CallRecord, Timeline};
+pub use tls::install_tls_provider;
 
 /// Items the generated code uses. Not a stable API.
 #[doc(hidden)]

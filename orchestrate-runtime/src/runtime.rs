@@ -4,6 +4,7 @@ use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, env_var_name, validate_base_url};
 use crate::service::ServiceSpec;
 use crate::spec::EndpointSpec;
+use crate::tls::install_tls_provider;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -347,26 +348,6 @@ fn leak_unknown(name: &str) -> &'static str {
     // Unknown names are rejected by `build`; keep the name for its message. Builders run once at
     // start-up, so this small leak is bounded.
     Box::leak(name.to_owned().into_boxed_str())
-}
-
-/// Installs rustls' `ring` crypto provider as the process default (with the `tls` feature; a no-op
-/// without it, or when a provider is already installed).
-///
-/// [`RuntimeBuilder::build`] calls it. The HTTP client is built without a default provider to keep
-/// builds lean, so an application that builds its own `reqwest` clients before its [`Runtime`]
-/// calls this first.
-///
-/// ```
-/// orchestrate_runtime::install_tls_provider();
-/// let client = reqwest::Client::new();
-/// # let _ = client;
-/// ```
-pub fn install_tls_provider() {
-    #[cfg(feature = "tls")]
-    {
-        // Installing twice is harmless; the first provider wins.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
 }
 
 #[cfg(test)]

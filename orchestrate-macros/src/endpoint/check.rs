@@ -443,23 +443,17 @@ pub(super) fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
 /// services' retries are checked by the generated code at compile time).
 fn check_budget(endpoint: &Endpoint, nodes: &[usize], deps: &[Vec<usize>], errors: &mut Errors) {
     let Some(timeout) = &endpoint.timeout else { return };
-    let costs: Vec<Cost> = nodes.iter().map(|&f| cost(&endpoint.fields[f])).collect();
+    let names: Vec<String> = nodes.iter().map(|&f| endpoint.fields[f].ident.to_string()).collect();
+    let costs: Vec<Cost<'_>> = nodes.iter().zip(&names).map(|(&f, name)| cost(&endpoint.fields[f], name)).collect();
     let dep_slices: Vec<&[usize]> = deps.iter().map(Vec::as_slice).collect();
     let name = endpoint.ident.to_string();
-    if let Some(message) = over_budget(leak(&name), &costs, &dep_slices, timeout.value.as_millis() as u64) {
+    if let Some(message) = over_budget(&name, &costs, &dep_slices, timeout.value.as_millis() as u64) {
         errors.at(timeout.lit.span(), message.as_str());
     }
 }
 
-fn leak(name: &str) -> &'static str {
-    // `Cost` holds `&'static str` so that the same type is usable in generated constants; the
-    // macro's process is short-lived.
-    Box::leak(name.to_owned().into_boxed_str())
-}
-
-/// The worst case of one node as the macro sees it.
-pub(crate) fn cost(field: &Field) -> Cost {
-    let name = leak(&field.ident.to_string());
+/// The worst case of one node as the macro sees it, named `name`.
+pub(crate) fn cost<'a>(field: &Field, name: &'a str) -> Cost<'a> {
     match &field.kind {
         FieldKind::Call(call) => {
             let timeout = call.timeout.as_ref().map_or(0, |t| t.value.as_millis() as u64);

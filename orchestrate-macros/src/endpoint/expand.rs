@@ -649,7 +649,7 @@ fn budget_check(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
                 }
             }
             _ => {
-                let cost = super::check::cost(field);
+                let cost = super::check::cost(field, &name);
                 let (ms, attempts, backoff, max) =
                     (cost.timeout_ms, cost.attempts, cost.backoff_ms, cost.max_backoff_ms);
                 if cost.attempts == 0 {
@@ -671,7 +671,7 @@ fn budget_check(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
     quote! {
         #[doc(hidden)]
         const _: () = {
-            const COSTS: &[#p::Cost] = &[#(#costs),*];
+            const COSTS: &[#p::Cost<'static>] = &[#(#costs),*];
             const DEPS: &[&[usize]] = &[#(#deps),*];
             if let ::core::option::Option::Some(message) = #p::over_budget(#name, COSTS, DEPS, #budget) {
                 #fail

@@ -100,6 +100,9 @@ pub fn layer<S>(service_name: impl Into<String>) -> Result<(OtelLayer<S>, OtelGu
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
+    // The exporter's HTTP client is a reqwest client like the services' ones: built without a
+    // default TLS provider, it needs the one the runtime installs.
+    crate::tls::install_tls_provider();
     let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build().map_err(OtelError)?;
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)

@@ -1,0 +1,170 @@
+//! One wording for every bad policy value, wherever it is written.
+//!
+//! Each row is a bad value written in `services!` (as in `fail/policy_values.rs`, whose reviewed
+//! `.stderr` is checked by `tests/ui.rs`) and in the configuration file, and the message both must
+//! give. The rules and their wording live once, in `orchestrate_core::policy`; this test holds the
+//! two readers to them. Messages that end in an example give it in the syntax of the place
+//! (`retry(..)` in Rust, `retry = { .. }` in TOML); the rest of their wording is the same.
+
+use orchestrate::{Runtime, ServiceSpec};
+
+struct Row {
+    /// The policy as written inside `services! { sN: ".." { .. } }`.
+    dsl: &'static str,
+    /// The same policy as written under `[services.cart]`.
+    toml: &'static str,
+    /// The message of both.
+    message: &'static str,
+    /// For messages that end in an example: the message as the configuration file gives it.
+    toml_message: Option<&'static str>,
+}
+
+const fn row(dsl: &'static str, toml: &'static str, message: &'static str) -> Row {
+    Row { dsl, toml, message, toml_message: None }
+}
+
+const ROWS: &[Row] = &[
+    row(
+        "retry(attempts = 0, backoff = \"100ms\")",
+        "retry = { attempts = 0, backoff = \"100ms\" }",
+        "`attempts` must be at least 1",
+    ),
+    row(
+        "retry(attempts = 11, backoff = \"100ms\")",
+        "retry = { attempts = 11, backoff = \"100ms\" }",
+        "more than 10 attempts multiplies load on a failing service; use at most 10",
+    ),
+    row(
+        "retry(attempts = \"3\", backoff = \"100ms\")",
+        "retry = { attempts = \"3\", backoff = \"100ms\" }",
+        "`attempts` takes a whole number, e.g. `attempts = 3`; found a string",
+    ),
+    row(
+        "retry(attempts = 3, backoff = \"100 ms\")",
+        "retry = { attempts = 3, backoff = \"100 ms\" }",
+        "invalid `backoff`: durations have no spaces; write \"100ms\"",
+    ),
+    row(
+        "retry(attempts = 3, backoff = \"2.5s\")",
+        "retry = { attempts = 3, backoff = \"2.5s\" }",
+        "invalid `backoff`: durations are whole numbers: write \"2500ms\"",
+    ),
+    row(
+        "retry(attempts = 3, backoff = 100)",
+        "retry = { attempts = 3, backoff = 100 }",
+        "`backoff` takes a duration, e.g. `backoff = \"100ms\"`; found a number",
+    ),
+    row(
+        "retry(attempts = 3, backoff = \"1s\", max_backoff = \"100ms\")",
+        "retry = { attempts = 3, backoff = \"1s\", max_backoff = \"100ms\" }",
+        "`max_backoff` is smaller than `backoff`; raise it or remove it",
+    ),
+    row(
+        "retry(attempts = 3, backoff = \"100ms\", on = [4xx])",
+        "retry = { attempts = 3, backoff = \"100ms\", on = [\"4xx\"] }",
+        "unknown retry condition `4xx`; use `5xx`, `timeout`, `connect` or `429` (4xx other than 429 are never retried)",
+    ),
+    row(
+        "retry(attempts = 3, backof = \"100ms\")",
+        "retry = { attempts = 3, backof = \"100ms\" }",
+        "unknown key `backof` in `retry`; did you mean `backoff`? (expected one of: attempts, backoff, max_backoff, on)",
+    ),
+    Row {
+        dsl: "retry(attempts = 3)",
+        toml: "retry = { attempts = 3 }",
+        message: "`retry` needs `backoff`, e.g. `retry(attempts = 3, backoff = \"100ms\")`",
+        toml_message: Some("`retry` needs `backoff`, e.g. `retry = { attempts = 3, backoff = \"100ms\" }`"),
+    },
+    row(
+        "breaker(failures = 0, within = \"60s\", open_for = \"30s\", probes = 3)",
+        "breaker = { failures = 0, within = \"60s\", open_for = \"30s\", probes = 3 }",
+        "`failures` must be at least 1",
+    ),
+    row(
+        "breaker(failures = 5, within = \"1 minute\", open_for = \"30s\", probes = 3)",
+        "breaker = { failures = 5, within = \"1 minute\", open_for = \"30s\", probes = 3 }",
+        "invalid `within`: durations have no spaces; write \"1m\"",
+    ),
+    Row {
+        dsl: "breaker(failures = 5)",
+        toml: "breaker = { failures = 5 }",
+        message: "`breaker` needs `within`, `open_for` and `probes`, e.g. `breaker(failures = 5, within = \"60s\", open_for = \"30s\", probes = 3)`",
+        toml_message: Some(
+            "`breaker` needs `within`, `open_for` and `probes`, e.g. `breaker = { failures = 5, within = \"60s\", open_for = \"30s\", probes = 3 }`",
+        ),
+    },
+    row(
+        "retry_budget(percent = 150)",
+        "retry_budget = { percent = 150 }",
+        "`percent` is a share of calls, at most 100",
+    ),
+    row("max_in_flight = 0", "max_in_flight = 0", "`max_in_flight` must be at least 1"),
+    row(
+        "max_in_flight = \"8\"",
+        "max_in_flight = \"8\"",
+        "`max_in_flight` takes a whole number, e.g. `max_in_flight = 3`; found a string",
+    ),
+    row("max_body = \"8 MiB\"", "max_body = \"8 MiB\"", "invalid `max_body`: sizes have no spaces; write \"8MiB\""),
+    row(
+        "max_body = \"8mb\"",
+        "max_body = \"8mb\"",
+        "invalid `max_body`: unknown size unit `mb`; use `B`, `KiB`, `MiB`, `GiB`, `KB`, `MB` or `GB`",
+    ),
+    row(
+        "forward_headers = [\"Connection\"]",
+        "forward_headers = [\"Connection\"]",
+        "`connection` is a hop-by-hop header and is never forwarded",
+    ),
+    row("http2 = \"yes\"", "http2 = \"yes\"", "`http2` takes `true` or `false`; found a string"),
+    Row {
+        dsl: "max_in_flite = 4",
+        toml: "max_in_flite = 4",
+        message: "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2)",
+        // The configuration file also takes the service's `url`.
+        toml_message: Some(
+            "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2)",
+        ),
+    },
+];
+
+const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://cart.internal:8080")];
+
+fn config_error(toml: &str) -> String {
+    let text = format!("[services.cart]\n{toml}\n");
+    match Runtime::builder(SERVICES).read_env(false).config_str(text).build() {
+        Ok(_) => panic!("`{toml}` was accepted"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn the_macro_and_the_configuration_file_say_the_same_about_each_bad_value() {
+    let source = include_str!("../fail/policy_values.rs");
+    let stderr = include_str!("../fail/policy_values.stderr");
+    let mut failures = Vec::new();
+    for (i, row) in ROWS.iter().enumerate() {
+        let declared = format!("s{i}: \"http://s{i}.internal\" {{ {} }},", row.dsl);
+        if !source.contains(&declared) {
+            failures.push(format!("fail/policy_values.rs lacks row {i}: `{declared}`"));
+        }
+        let compile_error = format!("error: {}\n", row.message);
+        if !stderr.contains(&compile_error) {
+            failures.push(format!("the compiler does not say, for `{}`:\n  {}", row.dsl, row.message));
+        }
+        let expected = row.toml_message.unwrap_or(row.message);
+        let config = config_error(row.toml);
+        if !config.ends_with(&format!("): {expected}")) {
+            failures.push(format!("the configuration reader says, for `{}`:\n  {config}\nnot\n  {expected}", row.toml));
+        }
+        if let Some(toml_message) = row.toml_message {
+            let stem = |m: &'static str| m.split(", e.g.").next().unwrap_or(m).split(" (expected").next().unwrap_or(m);
+            assert_eq!(stem(row.message), stem(toml_message), "row {i}: the two wordings differ beyond their example");
+        }
+    }
+    // Every error of the compile-fail case is a row of the table.
+    let errors = stderr.lines().filter(|l| l.starts_with("error")).count();
+    if errors != ROWS.len() {
+        failures.push(format!("fail/policy_values.stderr has {errors} errors for {} rows", ROWS.len()));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
