@@ -62,57 +62,34 @@ pub use orchestrate_macros::{api, endpoint, services};
 
 // Explicit re-exports: what applications write against. The machinery the generated code calls
 // is in `__private`; new items appear here deliberately.
+
+// Defining and running endpoints.
 pub use orchestrate_runtime::{
-    // Custom call logic and downstream requests.
-    BoxError,
-    // Services and their policies.
-    BreakerPolicy,
-    BreakerState,
-    CallClient,
-    CallError,
-    CallErrorKind,
-    // What a request did.
-    CallOutcome,
-    CallPolicy,
-    CallRecord,
-    // The static description of endpoints (documentation, start-up checks, `/_orchestrate`).
-    CallSpec,
-    CallTarget,
-    // Start-up configuration.
-    ConfigError,
-    // Defining and running endpoints.
-    Endpoint,
-    EndpointSpec,
-    FailedCall,
-    Failure,
-    FailureCause,
-    HttpTransport,
-    InputSource,
-    InputSpec,
-    Method,
-    NodeKind,
-    NodeSpec,
-    Outcome,
-    Outgoing,
-    RequestBuilder,
-    RequestContext,
-    RetryBudget,
-    RetryOn,
-    RetryPolicy,
-    Runtime,
-    RuntimeBuilder,
-    SERVER_TIMING_ENV,
-    Service,
-    ServiceClient,
-    ServiceHealth,
-    ServiceSpec,
-    Target,
-    Timeline,
-    Transport,
-    env_var_name,
-    install_tls_provider,
-    validate_base_url,
+    Endpoint, FailedCall, Failure, FailureCause, Outcome, RequestContext, Runtime, RuntimeBuilder,
 };
+
+// Services and their policies.
+pub use orchestrate_runtime::{
+    BreakerPolicy, BreakerState, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service, ServiceClient, ServiceHealth,
+    ServiceSpec, Trip,
+};
+
+// Custom call logic and downstream requests.
+pub use orchestrate_runtime::{
+    BoxError, CallClient, CallError, CallErrorKind, CallPolicy, HttpTransport, Outgoing, RequestBuilder, Target,
+    Transport,
+};
+
+// What a request did.
+pub use orchestrate_runtime::{CallOutcome, CallRecord, Timeline};
+
+// The static description of endpoints (documentation, start-up checks, `/_orchestrate`).
+pub use orchestrate_runtime::{CallSpec, CallTarget, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
+
+// Start-up configuration.
+pub use orchestrate_runtime::{ConfigError, SERVER_TIMING_ENV, env_var_name, install_tls_provider, validate_base_url};
+
+// Namespaces: serving, operations, telemetry, configuration, the downstream client.
 pub use orchestrate_runtime::{client, config, ops, router, telemetry};
 
 /// The names most endpoint modules need.

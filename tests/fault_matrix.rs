@@ -176,3 +176,55 @@ async fn a_required_failure_cancels_the_calls_in_flight() {
     assert_eq!(shipping.len(), 1);
     assert!(shipping[0].end.is_none(), "shipping's request ran to completion instead of being cancelled");
 }
+
+#[tokio::test]
+async fn a_burst_over_a_fixed_limit_is_shed_with_503_and_the_rest_answered() {
+    // Cart (required) may have two calls in flight; eight requests arrive while the first two
+    // wait 150 ms for it. The excess is shed by the BFF itself: 503 OVERLOADED with Retry-After,
+    // no request to cart, cart not named as failed.
+    let mocks = Mocks::start(0.0).await.unwrap();
+    mocks.get("cart").set_latency(Duration::from_millis(150));
+    let runtime = mocks.runtime(app::services::ALL).config_str("[services.cart]\nmax_in_flight = 2\n").build().unwrap();
+    let url = support::serve(orchestrate::router::app(app::checkout::router(&runtime))).await;
+    let http = reqwest::Client::new();
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (http, url) = (http.clone(), url.clone());
+        burst.spawn(async move {
+            let response = http
+                .post(format!("{url}/checkout/summary"))
+                .header("content-type", "application/json")
+                .body(r#"{"cartId":"c1","userId":"u1"}"#)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let body: Value = response.json().await.unwrap();
+            (status, retry_after, body)
+        });
+    }
+    let (mut answered, mut shed) = (0, 0);
+    while let Some(result) = burst.join_next().await {
+        let (status, retry_after, body) = result.unwrap();
+        match status {
+            200 => {
+                answered += 1;
+                assert_eq!(body["partialData"], false, "{body}");
+            }
+            503 => {
+                shed += 1;
+                assert_eq!(retry_after.as_deref(), Some("1"));
+                assert_eq!(body["error"]["code"], "OVERLOADED", "{body}");
+                assert_eq!(body["error"]["failedServices"], json!([]), "{body}");
+            }
+            other => panic!("only 200 or 503 are designed here, got {other}: {body}"),
+        }
+    }
+    assert_eq!(answered + shed, 8);
+    assert!(answered >= 2, "the limit admits two at a time: {answered} answered");
+    assert!(shed >= 1, "eight at once over a limit of two: none shed");
+    assert_eq!(mocks.get("cart").requests() as usize, answered, "a shed call sends nothing");
+    let cart = runtime.service("cart").unwrap();
+    assert_eq!(cart.breaker_state(), orchestrate::BreakerState::Closed);
+}

@@ -156,8 +156,14 @@ async fn orchestrate_json_describes_every_endpoint_and_service_over_http() {
     let cart = &services[0];
     assert_eq!(cart["retry"]["attempts"], 3);
     assert_eq!(cart["retry"]["backoffMs"], 100);
-    assert_eq!(cart["breaker"], serde_json::json!({"failures": 5, "withinMs": 60000, "openForMs": 30000, "probes": 3}));
-    assert_eq!(cart["maxInFlight"], 48);
+    assert_eq!(
+        cart["breaker"],
+        serde_json::json!({
+            "trip": {"kind": "rate", "failurePercent": 50, "minCalls": 20, "slowCallMs": null, "slowPercent": 100},
+            "withinMs": 10000, "openForMs": 30000, "probes": 3,
+        })
+    );
+    assert_eq!(cart["maxInFlight"], serde_json::json!({"kind": "adaptive", "initial": 256, "min": 4, "max": 1024}));
     assert_eq!(cart["maxBodyBytes"], 8 * 1024 * 1024);
     assert_eq!(services[4]["breaker"], Value::Null);
 }

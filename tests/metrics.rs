@@ -86,25 +86,26 @@ async fn metrics_count_each_call_outcome_and_show_the_breaker_opening() {
     let before = scrape(&http, &url).await;
     assert_eq!(value(&before, "orchestrate_breaker_state", &[("service", "shipping")]), 0.0);
 
-    // Shipping (optional; breaker: 3 failures within 30 s) fails: five partial answers.
+    // Shipping (optional; breaker: 50% failed calls once 20 were made within 10 s) fails:
+    // twenty-five partial answers.
     mocks.get("shipping").set_fault(Fault::Status(503));
-    for _ in 0..5 {
+    for _ in 0..25 {
         assert_eq!(summary().await, 200);
     }
     let after = scrape(&http, &url).await;
     let delta = |f: &dyn Fn(&[Sample]) -> f64| f(&after) - f(&before);
-    assert_eq!(delta(&|s| calls(s, "shipping", "failed")), 5.0, "every shipping call failed");
-    assert_eq!(mocks.get("shipping").requests(), 3, "the breaker refused the last two without a request");
+    assert_eq!(delta(&|s| calls(s, "shipping", "failed")), 25.0, "every shipping call failed");
+    assert_eq!(mocks.get("shipping").requests(), 20, "the breaker opened at 20 calls and refused the last five");
     assert_eq!(value(&after, "orchestrate_breaker_state", &[("service", "shipping")]), 2.0, "open");
     for service in ["cart", "inventory", "pricing", "tax"] {
-        assert_eq!(delta(&|s| calls(s, service, "ok")), 5.0, "{service}");
+        assert_eq!(delta(&|s| calls(s, service, "ok")), 25.0, "{service}");
         assert_eq!(value(&after, "orchestrate_breaker_state", &[("service", service)]), 0.0, "{service}");
     }
     let request = [("method", "POST"), ("route", "/checkout/summary"), ("status", "200")];
-    assert_eq!(delta(&|s| value(s, "orchestrate_request_duration_seconds_count", &request)), 5.0);
+    assert_eq!(delta(&|s| value(s, "orchestrate_request_duration_seconds_count", &request)), 25.0);
     // Real histograms (buckets, aggregatable across instances), not summaries.
     let inf = [("method", "POST"), ("route", "/checkout/summary"), ("status", "200"), ("le", "+Inf")];
-    assert_eq!(delta(&|s| value(s, "orchestrate_request_duration_seconds_bucket", &inf)), 5.0);
+    assert_eq!(delta(&|s| value(s, "orchestrate_request_duration_seconds_bucket", &inf)), 25.0);
     assert!(after.iter().any(|s| s.name == "orchestrate_call_duration_seconds_bucket" && s.labels["le"] == "0.1"));
     assert!(!after.iter().any(|s| s.labels.contains_key("quantile")), "summaries instead of histograms");
     // Nothing left in flight.

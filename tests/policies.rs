@@ -367,6 +367,49 @@ async fn the_retry_budget_stops_retries_once_spent_and_refills_with_the_window()
     assert_eq!(send(&client, &retrying, Duration::from_secs(1)).await.attempts, 2, "a new window, a new budget");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_call_its_retry_rescued_is_a_success_for_the_breaker() {
+    // Opens at the first failed call; every first attempt fails, every retry succeeds.
+    let breaker = BreakerPolicy::new(1, Duration::from_secs(60), Duration::from_secs(30), 1);
+    let (down, transport) = Downstream::new(ms(10), |n| if n % 2 == 0 { Reply::Status(503, None) } else { Reply::Ok });
+    let client = ServiceClient::new(
+        ServiceSpec::new("cart", "http://cart.test").with_breaker(breaker),
+        "http://cart.test",
+        transport,
+    );
+    let retrying = policy(ms(200), RetryPolicy::new(2, ms(1)));
+    for _ in 0..10 {
+        let sent = send(&client, &retrying, ms(1000)).await;
+        assert_eq!((sent.attempts, sent.status), (2, Some(200)));
+    }
+    assert_eq!(client.breaker_state(), BreakerState::Closed, "ten rescued calls are ten successes");
+    assert_eq!(down.requests(), 20);
+    // A call that fails even after its retry is one failed call: the breaker opens.
+    let once = policy(ms(200), RetryPolicy::NONE);
+    assert_eq!(kind(&send(&client, &once, ms(1000)).await), Some(CallErrorKind::Status));
+    assert_eq!(client.breaker_state(), BreakerState::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_breaker_opens_on_a_service_that_is_really_down() {
+    let breaker = BreakerPolicy::rate(50, 20, Duration::from_secs(10), Duration::from_secs(30), 3);
+    let (down, transport) = Downstream::new(ms(10), |_| Reply::Status(500, None));
+    let client = ServiceClient::new(
+        ServiceSpec::new("cart", "http://cart.test").with_breaker(breaker),
+        "http://cart.test",
+        transport,
+    );
+    let retrying = policy(ms(200), RetryPolicy::new(3, ms(1)));
+    for n in 1..=20 {
+        send(&client, &retrying, ms(1000)).await;
+        let expected = if n < 20 { BreakerState::Closed } else { BreakerState::Open };
+        assert_eq!(client.breaker_state(), expected, "after call {n}");
+    }
+    let requests = down.requests();
+    assert_eq!(kind(&send(&client, &retrying, ms(1000)).await), Some(CallErrorKind::BreakerOpen));
+    assert_eq!(down.requests(), requests, "an open breaker sends nothing");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bulkhead
 
@@ -413,6 +456,57 @@ async fn a_call_keeps_its_bulkhead_place_through_its_retries() {
     assert_eq!(kind(&second), Some(CallErrorKind::BulkheadFull));
     assert_eq!(in_flight, 1);
     assert_eq!(down.requests(), 2);
+}
+
+mod shedding {
+    //! A call the bulkhead refuses is shed: 503 `OVERLOADED` with `Retry-After`, its service not
+    //! named as failed, its breaker not told.
+
+    // Not `use super::*`: this module declares its own `services`.
+    use super::{Downstream, Reply, ms};
+    use orchestrate::prelude::*;
+    use orchestrate::{BreakerState, CallErrorKind};
+
+    orchestrate::services! {
+        stock: "http://stock.test" { max_in_flight = 1, breaker(failures = 1, within = "60s", open_for = "30s", probes = 1) },
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    pub struct Stock {
+        id: String,
+    }
+
+    #[endpoint(GET "/stock", timeout = "2s")]
+    #[derive(Debug, Serialize)]
+    pub struct Show {
+        #[call(service = "stock", timeout = "500ms", required, get = "/stock")]
+        stock: Stock,
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_bulkhead_sheds_the_call_without_blaming_its_service() {
+        let (down, transport) = Downstream::new(ms(100), |_| Reply::Ok);
+        let runtime = Runtime::builder(services::ALL).read_env(false).transport("stock", transport).build().unwrap();
+        let (first, second) = tokio::join!(Show::run(&runtime, ShowInputs {}), async {
+            tokio::time::sleep(ms(10)).await;
+            Show::run(&runtime, ShowInputs {}).await
+        });
+        assert!(first.is_ok(), "the first call had the place");
+        let failure = second.unwrap_err();
+        assert_eq!((failure.status(), failure.code()), (http::StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED"));
+        assert!(failure.failed_services().is_empty(), "{:?}", failure.failed_services());
+        assert_eq!(failure.failed_call().map(|c| c.kind), Some(CallErrorKind::BulkheadFull));
+        assert_eq!(failure.timeline().get("stock").unwrap().outcome_label(), "shed");
+        let response = axum::response::IntoResponse::into_response(failure);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "OVERLOADED");
+        assert_eq!(body["error"]["failedServices"], serde_json::json!([]));
+        assert_eq!(down.requests(), 1, "no request for the shed call");
+        let stock = runtime.service("stock").unwrap();
+        assert_eq!(stock.breaker_state(), BreakerState::Closed, "shedding is not a failure of the service");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -508,10 +602,11 @@ fn a_config_file_overrides_policies_and_urls_below_the_environment() {
     .unwrap();
     let runtime = Runtime::builder(app::services::ALL).read_env(false).config_file(&path).build().unwrap();
     let cart = runtime.service("cart").unwrap();
-    assert_eq!((cart.base_url(), cart.spec().max_in_flight), ("http://10.1.2.3:8080", Some(8)));
+    assert_eq!((cart.base_url(), cart.spec().max_in_flight.fixed()), ("http://10.1.2.3:8080", Some(8)));
     assert_eq!(cart.spec().retry.attempts, 3, "what the file does not name stays as declared");
     let shipping = runtime.service("shipping").unwrap().spec().breaker.unwrap();
-    assert_eq!((shipping.open_for, shipping.failures), (Duration::from_secs(120), 3));
+    assert_eq!((shipping.open_for, shipping.probes), (Duration::from_secs(120), 2));
+    assert!(matches!(shipping.trip, orchestrate::Trip::Rate { failure_percent: 50, min_calls: 20, .. }));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -600,7 +695,7 @@ fn the_environment_names_the_config_file_and_overrides_its_urls() {
     unsafe { std::env::set_var("ORCHESTRATE_POLICIES_ENV_TEST_URL", "http://c.internal:3") };
     let from_env = Runtime::builder(SERVICES).build().unwrap();
     let client = from_env.service("policies-env-test").unwrap();
-    assert_eq!((client.base_url(), client.spec().max_in_flight), ("http://c.internal:3", Some(3)));
+    assert_eq!((client.base_url(), client.spec().max_in_flight.fixed()), ("http://c.internal:3", Some(3)));
     unsafe { std::env::set_var("ORCHESTRATE_POLICIES_ENV_TEST_URL", "c.internal") };
     let err = Runtime::builder(SERVICES).build().unwrap_err();
     assert_eq!(

@@ -7,11 +7,14 @@
 
 use orchestrate::prelude::*;
 
+// Breakers open on a failure *rate* (a count such as "5 failures in 60 s" trips at volume on a
+// normal background of errors), counted per call after its retries; every service has the
+// adaptive concurrency limit (`max_in_flight = auto`, the default).
 orchestrate::services! {
-    cart:      "http://cart.internal:8080"      { retry(attempts = 3, backoff = "100ms"), breaker(failures = 5, within = "60s", open_for = "30s", probes = 3), max_in_flight = 48 },
+    cart:      "http://cart.internal:8080"      { retry(attempts = 3, backoff = "100ms"), breaker(failure_rate = "50%", min_calls = 20, within = "10s", open_for = "30s", probes = 3) },
     inventory: "http://inventory.internal:8080",
     pricing:   "http://pricing.internal:8080",
-    shipping:  "http://shipping.internal:8080"  { breaker(failures = 3, within = "30s", open_for = "60s", probes = 2) },
+    shipping:  "http://shipping.internal:8080"  { breaker(failure_rate = "50%", min_calls = 20, within = "10s", open_for = "60s", probes = 2) },
     tax:       "http://tax.internal:8080",
 }
 

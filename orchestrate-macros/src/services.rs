@@ -18,7 +18,7 @@
 
 use crate::ctxt::{Errors, with_fallback};
 use crate::policy;
-use orchestrate_core::policy::{Reader, RetryPolicy, ServicePolicies, Syntax, service};
+use orchestrate_core::policy::{Concurrency, Reader, RetryPolicy, ServicePolicies, Syntax, Trip, service};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use std::time::Duration;
@@ -220,12 +220,31 @@ fn spec_tokens(s: &ServiceDecl) -> TokenStream {
         spec = quote!(#spec.with_retry(#retry));
     }
     if let Some(b) = &p.breaker {
-        let (failures, probes) = (b.failures, b.probes);
+        let probes = b.probes;
         let (within, open_for) = (millis(b.within), millis(b.open_for));
-        spec = quote!(#spec.with_breaker(::orchestrate::BreakerPolicy::new(#failures, #within, #open_for, #probes)));
+        let breaker = match b.trip {
+            Trip::Failures { failures } => {
+                quote!(::orchestrate::BreakerPolicy::new(#failures, #within, #open_for, #probes))
+            }
+            Trip::Rate { failure_percent, min_calls, slow_call, slow_percent } => {
+                let mut rate = quote!(::orchestrate::BreakerPolicy::rate(#failure_percent, #min_calls, #within, #open_for, #probes));
+                if let Some(over) = slow_call {
+                    let over = millis(over);
+                    rate = quote!(#rate.with_slow_calls(#over, #slow_percent));
+                }
+                rate
+            }
+            // Every trip the grammar reads is one of the above.
+            _ => quote!(::orchestrate::BreakerPolicy::new(1, #within, #open_for, #probes)),
+        };
+        spec = quote!(#spec.with_breaker(#breaker));
     }
-    if let Some(n) = p.max_in_flight {
-        spec = quote!(#spec.with_max_in_flight(#n));
+    match p.max_in_flight {
+        Concurrency::Fixed(n) => spec = quote!(#spec.with_max_in_flight(#n)),
+        Concurrency::Adaptive { initial, min, max } if p.max_in_flight != Concurrency::AUTO => {
+            spec = quote!(#spec.with_concurrency(::orchestrate::Concurrency::Adaptive { initial: #initial, min: #min, max: #max }));
+        }
+        _ => {}
     }
     if p.max_body != defaults.max_body {
         let n = p.max_body;
@@ -279,7 +298,7 @@ mod tests {
         let cart = &services[0].policies;
         assert_eq!(cart.retry.attempts, 3);
         assert_eq!(cart.breaker.unwrap().open_for, Duration::from_secs(30));
-        assert_eq!(cart.max_in_flight, Some(48));
+        assert_eq!(cart.max_in_flight, Concurrency::Fixed(48));
     }
 
     #[test]

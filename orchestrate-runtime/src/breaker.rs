@@ -2,9 +2,18 @@
 //!
 //! Hand-written on purpose: `failsafe` and `recloser` let every call through while half-open (the
 //! design wants exactly `probes`), and `tower-resilience` takes an async mutex per call. This one
-//! is a short `std::sync::Mutex` section per attempt, never held across an `await`.
+//! is a short `std::sync::Mutex` section per call, never held across an `await`.
 //!
-//! - **Closed**: every call passes. The `failures`-th failure within `within` opens the breaker.
+//! The breaker judges **calls**, not attempts: a call is admitted once, and reports how it ended
+//! after its retries, so a failure that a retry rescued is a success here. (Counting failed
+//! attempts made retries trip the breaker of a service whose errors they were hiding: at volume a
+//! 5% error rate opened it within a second and turned it into a full outage.) A retry is refused
+//! once the breaker has opened meanwhile.
+//!
+//! - **Closed**: every call passes. It opens at the `failures`-th failed call within `within` (the
+//!   count form), or (the rate form) when at least `min_calls` calls were made within `within` and
+//!   at least `failure_rate` of them failed (or `slow_call_rate` of them were slower than
+//!   `slow_call`).
 //! - **Open**: every call fails at once with [`CallErrorKind::BreakerOpen`]; no request is made.
 //! - **Half-open** (from `open_for` after opening): exactly `probes` calls pass, the others fail
 //!   fast. When every probe succeeds the breaker closes; the first probe failure opens it again
@@ -13,14 +22,16 @@
 //!
 //! Failures are what says the service is unwell: 5xx, timeouts, connection and transport errors,
 //! oversized answers. A 4xx is the caller's fault and counts as the service answering; the
-//! endpoint's own deadline and cancellations count for nothing. An outcome from an attempt admitted
-//! before the last state change is ignored, so a slow answer from the closed period cannot close a
-//! breaker that opened meanwhile.
+//! endpoint's own deadline, cancellations and calls the BFF shed itself count for nothing. An
+//! outcome from a call admitted before the last state change is ignored, so a slow answer from
+//! the closed period cannot close a breaker that opened meanwhile.
 
 use crate::error::{CallError, CallErrorKind};
-use crate::service::BreakerPolicy;
+use crate::service::{BreakerPolicy, Trip};
+use crate::window::Window;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// The state of a service's circuit breaker, for health checks and metrics.
@@ -108,13 +119,25 @@ enum Mode {
     HalfOpen { admitted: u32, succeeded: u32 },
 }
 
+/// What the closed breaker counts, by the form of its policy.
+#[derive(Debug)]
+enum Counts {
+    /// The times of the most recent failed calls, at most `failures` of them.
+    Failures(VecDeque<Instant>),
+    /// Calls, failed calls and slow calls over the window.
+    Rate(Window<3>),
+}
+
+const CALLS: usize = 0;
+const FAILED: usize = 1;
+const SLOW: usize = 2;
+
 #[derive(Debug)]
 struct State {
     mode: Mode,
-    /// Bumped on every state change; outcomes of attempts admitted in another epoch are ignored.
+    /// Bumped on every state change; outcomes of calls admitted in another epoch are ignored.
     epoch: u64,
-    /// Times of the most recent failures while closed, at most `failures` of them.
-    failures: VecDeque<Instant>,
+    counts: Counts,
 }
 
 /// The breaker of one service.
@@ -125,8 +148,9 @@ pub(crate) struct Breaker {
     state: Mutex<State>,
 }
 
-/// Leave to make one attempt; report its verdict with [`Ticket::record`]. Dropped unrecorded
-/// (the attempt was cancelled), it counts as [`Verdict::Neutral`].
+/// Leave to make one call (its attempts included); report how the call ended with
+/// [`Ticket::record`]. Dropped unrecorded (the call was cancelled), it counts as
+/// [`Verdict::Neutral`].
 #[derive(Debug)]
 pub(crate) struct Ticket<'a> {
     breaker: &'a Breaker,
@@ -135,13 +159,17 @@ pub(crate) struct Ticket<'a> {
 }
 
 impl Breaker {
-    pub(crate) fn new(service: &'static str, mut policy: BreakerPolicy) -> Self {
-        // `services!` and the configuration file require both to be at least 1; a hand-built
-        // policy with 0 probes would never close again.
-        policy.failures = policy.failures.max(1);
-        policy.probes = policy.probes.max(1);
-        let failures = VecDeque::with_capacity(policy.failures as usize);
-        Self { service, policy, state: Mutex::new(State { mode: Mode::Closed, epoch: 0, failures }) }
+    pub(crate) fn new(service: &'static str, policy: BreakerPolicy) -> Self {
+        // The policy's constructors and the grammar keep every count at least 1.
+        let counts = Self::fresh_counts(&policy);
+        Self { service, policy, state: Mutex::new(State { mode: Mode::Closed, epoch: 0, counts }) }
+    }
+
+    fn fresh_counts(policy: &BreakerPolicy) -> Counts {
+        match policy.trip {
+            Trip::Failures { failures } => Counts::Failures(VecDeque::with_capacity(failures.max(1) as usize)),
+            _ => Counts::Rate(Window::new(policy.within)),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -173,7 +201,14 @@ impl Breaker {
         }
     }
 
-    /// Leave for one attempt, or [`CallErrorKind::BreakerOpen`].
+    /// Whether a call holding `ticket` may make another attempt: not once the breaker has opened
+    /// since the call was admitted.
+    pub(crate) fn allows_retry(&self, ticket: &Ticket<'_>) -> bool {
+        let state = self.lock();
+        !matches!(state.mode, Mode::Open { .. }) && (state.epoch == ticket.epoch || matches!(state.mode, Mode::Closed))
+    }
+
+    /// Leave for one call, or [`CallErrorKind::BreakerOpen`].
     pub(crate) fn admit(&self) -> Result<Ticket<'_>, CallError> {
         let mut state = self.lock();
         self.refresh(&mut state);
@@ -191,30 +226,55 @@ impl Breaker {
         Ok(Ticket { breaker: self, epoch, recorded: false })
     }
 
-    fn record(&self, epoch: u64, verdict: Verdict) {
+    fn record(&self, epoch: u64, verdict: Verdict, slow: bool) {
         let mut state = self.lock();
         if state.epoch != epoch {
             return;
         }
         let (policy, service) = (self.policy, self.service);
-        // The clock is read only where time matters: a success of a closed breaker needs none.
         let open = |state: &mut State, now: Instant| {
             state.mode = Mode::Open { until: now + policy.open_for };
             state.epoch += 1;
-            state.failures.clear();
+            state.counts = Self::fresh_counts(&policy);
             crate::telemetry::metrics::breaker(service, BreakerState::Open.as_gauge());
             tracing::warn!(service, open_for = ?policy.open_for, "circuit breaker opened");
         };
         match (&mut state.mode, verdict) {
-            (Mode::Closed, Verdict::Failure) => {
-                let now = Instant::now();
-                state.failures.push_back(now);
-                while state.failures.len() > policy.failures as usize {
-                    state.failures.pop_front();
-                }
-                let window_start = now.checked_sub(policy.within);
-                state.failures.retain(|&at| window_start.is_none_or(|start| at > start));
-                if state.failures.len() >= policy.failures as usize {
+            (Mode::Closed, Verdict::Neutral) => {}
+            (Mode::Closed, _) => {
+                // The clock is read only where time matters: a success of a count breaker
+                // needs none.
+                let trips = match (&mut state.counts, policy.trip) {
+                    (Counts::Failures(times), Trip::Failures { failures }) if verdict == Verdict::Failure => {
+                        let now = Instant::now();
+                        times.push_back(now);
+                        while times.len() > failures as usize {
+                            times.pop_front();
+                        }
+                        let window_start = now.checked_sub(policy.within);
+                        times.retain(|&at| window_start.is_none_or(|start| at > start));
+                        (times.len() >= failures as usize).then_some(now)
+                    }
+                    (Counts::Failures(_), _) => None,
+                    (Counts::Rate(window), Trip::Rate { failure_percent, min_calls, slow_call, slow_percent }) => {
+                        let now = Instant::now();
+                        window.add(now, CALLS, 1);
+                        if verdict == Verdict::Failure {
+                            window.add(now, FAILED, 1);
+                        }
+                        if slow && slow_call.is_some() {
+                            window.add(now, SLOW, 1);
+                        }
+                        let [calls, failed, slowed] = window.sums(now);
+                        let over = |count: u64, percent: u32| count * 100 >= calls * u64::from(percent);
+                        let tripped = calls >= u64::from(min_calls)
+                            && ((failed > 0 && over(failed, failure_percent))
+                                || (slow_call.is_some() && slowed > 0 && over(slowed, slow_percent)));
+                        tripped.then_some(now)
+                    }
+                    (Counts::Rate(_), _) => None,
+                };
+                if let Some(now) = trips {
                     open(&mut state, now);
                 }
             }
@@ -223,30 +283,35 @@ impl Breaker {
                 if *succeeded >= policy.probes {
                     state.mode = Mode::Closed;
                     state.epoch += 1;
-                    state.failures.clear();
+                    state.counts = Self::fresh_counts(&policy);
                     crate::telemetry::metrics::breaker(service, BreakerState::Closed.as_gauge());
                     tracing::info!(service, "circuit breaker closed");
                 }
             }
             (Mode::HalfOpen { .. }, Verdict::Failure) => open(&mut state, Instant::now()),
             (Mode::HalfOpen { admitted, .. }, Verdict::Neutral) => *admitted = admitted.saturating_sub(1),
-            _ => {}
+            (Mode::Open { .. }, _) => {}
         }
+    }
+
+    /// Whether a call that took `elapsed` is slow by the policy.
+    pub(crate) fn is_slow(&self, elapsed: Duration) -> bool {
+        matches!(self.policy.trip, Trip::Rate { slow_call: Some(over), .. } if elapsed > over)
     }
 }
 
 impl Ticket<'_> {
-    /// Reports the attempt's verdict.
-    pub(crate) fn record(mut self, verdict: Verdict) {
+    /// Reports how the call ended (after its retries) and whether it was slow.
+    pub(crate) fn record(mut self, verdict: Verdict, slow: bool) {
         self.recorded = true;
-        self.breaker.record(self.epoch, verdict);
+        self.breaker.record(self.epoch, verdict, slow);
     }
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if !self.recorded {
-            self.breaker.record(self.epoch, Verdict::Neutral);
+            self.breaker.record(self.epoch, Verdict::Neutral, false);
         }
     }
 }
@@ -257,9 +322,82 @@ mod tests {
     use std::time::Duration;
 
     const POLICY: BreakerPolicy = BreakerPolicy::new(3, Duration::from_secs(10), Duration::from_secs(5), 2);
+    /// Opens at 50% failed calls over 10 s, once 20 calls were made.
+    const RATE: BreakerPolicy = BreakerPolicy::rate(50, 20, Duration::from_secs(10), Duration::from_secs(5), 2);
+
+    /// `n` calls, every `every`-th of them failed, spread over `over`.
+    async fn calls(b: &Breaker, n: u32, every: u32, over: Duration) {
+        for i in 0..n {
+            let verdict = if every > 0 && i % every == every - 1 { Verdict::Failure } else { Verdict::Success };
+            if let Ok(ticket) = b.admit() {
+                ticket.record(verdict, false);
+            }
+            tokio::time::advance(over / n).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_breaker_stays_closed_under_a_background_of_errors_at_volume() {
+        let b = Breaker::new("cart", RATE);
+        // 3 000 calls over 10 s, 5% failing: 150 failures, far past any count threshold.
+        calls(&b, 3_000, 20, Duration::from_secs(10)).await;
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_breaker_opens_once_most_calls_fail() {
+        let b = Breaker::new("cart", RATE);
+        calls(&b, 200, 20, Duration::from_secs(1)).await;
+        assert_eq!(b.state(), BreakerState::Closed);
+        // Then three calls in five fail (60%): once the healthy second has left the 10 s window,
+        // the window's rate is past 50%.
+        for i in 0..800 {
+            let verdict = if i % 5 < 3 { Verdict::Failure } else { Verdict::Success };
+            if let Ok(ticket) = b.admit() {
+                ticket.record(verdict, false);
+            }
+            tokio::time::advance(Duration::from_millis(25)).await;
+        }
+        assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_breaker_waits_for_its_minimum_number_of_calls() {
+        let b = Breaker::new("cart", RATE);
+        for _ in 0..19 {
+            fail(&b);
+        }
+        assert_eq!(b.state(), BreakerState::Closed, "19 calls, all failed, but fewer than min_calls");
+        fail(&b);
+        assert_eq!(b.state(), BreakerState::Open, "the 20th failed call makes the rate count");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_calls_open_a_rate_breaker_that_counts_them() {
+        let policy = RATE.with_slow_calls(Duration::from_millis(500), 80);
+        let b = Breaker::new("cart", policy);
+        assert!(b.is_slow(Duration::from_millis(501)) && !b.is_slow(Duration::from_millis(500)));
+        for _ in 0..19 {
+            b.admit().unwrap().record(Verdict::Success, true);
+        }
+        b.admit().unwrap().record(Verdict::Success, false);
+        // 19 of 20 calls slow: 95% ≥ 80%, though none failed.
+        assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_is_refused_once_the_breaker_opened_during_its_call() {
+        let b = Breaker::new("cart", POLICY);
+        let call = b.admit().unwrap();
+        assert!(b.allows_retry(&call));
+        for _ in 0..3 {
+            fail(&b);
+        }
+        assert!(!b.allows_retry(&call));
+    }
 
     fn fail(b: &Breaker) {
-        b.admit().unwrap().record(Verdict::Failure);
+        b.admit().unwrap().record(Verdict::Failure, false);
     }
 
     #[tokio::test(start_paused = true)]
@@ -286,8 +424,8 @@ mod tests {
         assert_eq!(Verdict::of(&deadline), Verdict::Neutral);
         assert_eq!(Verdict::of(&too_large), Verdict::Failure);
         for _ in 0..10 {
-            b.admit().unwrap().record(Verdict::of(&not_found));
-            b.admit().unwrap().record(Verdict::of(&deadline));
+            b.admit().unwrap().record(Verdict::of(&not_found), false);
+            b.admit().unwrap().record(Verdict::of(&deadline), false);
         }
         assert_eq!(b.state(), BreakerState::Closed);
     }
@@ -303,15 +441,15 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(b.state(), BreakerState::HalfOpen);
         // A success from the closed period does not count as a probe.
-        slow.record(Verdict::Success);
+        slow.record(Verdict::Success, false);
         let first = b.admit().unwrap();
         let second = b.admit().unwrap();
         assert_eq!(b.admit().unwrap_err().kind(), CallErrorKind::BreakerOpen);
         drop(second); // cancelled: its place goes to the next call
         let third = b.admit().unwrap();
-        first.record(Verdict::Success);
+        first.record(Verdict::Success, false);
         assert_eq!(b.state(), BreakerState::HalfOpen);
-        third.record(Verdict::Success);
+        third.record(Verdict::Success, false);
         assert_eq!(b.state(), BreakerState::Closed);
     }
 }

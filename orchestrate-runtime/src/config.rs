@@ -422,7 +422,7 @@ impl std::error::Error for ConfigError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::{BreakerPolicy, RetryPolicy};
+    use crate::service::{BreakerPolicy, Concurrency, RetryPolicy};
 
     const SERVICES: [ServiceSpec; 2] = [
         ServiceSpec::new("cart", "http://cart.internal:8080")
@@ -460,12 +460,15 @@ retry_budget = { percent = 10 }
         .unwrap();
         let cart = &specs[0];
         assert_eq!(urls["cart"], ("http://10.0.0.7:8080".to_owned(), "app.toml:3:7".to_owned()));
-        assert_eq!((cart.max_in_flight, cart.max_body, cart.http2), (Some(64), 16 << 20, true));
+        assert_eq!((cart.max_in_flight, cart.max_body, cart.http2), (Concurrency::Fixed(64), 16 << 20, true));
         assert_eq!(cart.forward_headers, ["x-tenant-id"]);
         assert_eq!((cart.retry.attempts, cart.retry.backoff), (2, Duration::from_millis(100)));
         assert!(cart.retry.on.too_many_requests && !cart.retry.on.timeouts);
         let breaker = cart.breaker.unwrap();
-        assert_eq!((breaker.open_for, breaker.failures), (Duration::from_secs(120), 5));
+        assert_eq!(
+            (breaker.open_for, breaker.trip),
+            (Duration::from_secs(120), crate::service::Trip::Failures { failures: 5 })
+        );
         let shipping = &specs[1];
         assert_eq!(shipping.retry, RetryPolicy::new(4, Duration::from_millis(50)));
         assert_eq!(shipping.breaker.unwrap().probes, 2);
@@ -499,7 +502,7 @@ http2 = "yes"
             "`retry.backoff` of service `cart` (from app.toml:6:36): invalid `backoff`: durations have no spaces; write \"100ms\"",
             "`max_body` of service `cart` (from app.toml:7:12): invalid `max_body`: sizes have no spaces; write \"8MB\"",
             "`url` of service `cart` (from app.toml:8:7): `cart.internal` must start with `http://` or `https://`",
-            "`breaker` of service `shipping` (from app.toml:11:1): `breaker` needs `within`, `open_for` and `probes`, e.g. `breaker = { failures = 5, within = \"60s\", open_for = \"30s\", probes = 3 }`",
+            "`breaker` of service `shipping` (from app.toml:11:1): `breaker` needs `within`, `open_for` and `probes`, e.g. `breaker = { failure_rate = \"50%\", min_calls = 20, within = \"10s\", open_for = \"30s\", probes = 3 }`",
         ];
         for line in expected {
             assert!(err.contains(line), "missing\n{line}\nin\n{err}");

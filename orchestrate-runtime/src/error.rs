@@ -26,7 +26,7 @@ pub enum CallErrorKind {
     BodyTooLarge,
     /// The circuit breaker is open: no request was made.
     BreakerOpen,
-    /// The bulkhead is full: no request was made.
+    /// The service's concurrency limit was reached: no request was made (the call was shed).
     BulkheadFull,
     /// The request could not be built (a body or query that does not serialize).
     Encode,
@@ -62,6 +62,16 @@ impl CallErrorKind {
     /// Whether the failure is a timeout (of the attempt or of the endpoint).
     pub const fn is_timeout(self) -> bool {
         matches!(self, Self::Timeout | Self::DeadlineExceeded)
+    }
+
+    /// Whether the BFF refused the call itself to protect its own capacity (its concurrency limit
+    /// was reached): load shedding, not a failure of the service.
+    ///
+    /// ```
+    /// assert!(orchestrate_runtime::CallErrorKind::BulkheadFull.is_shed());
+    /// ```
+    pub const fn is_shed(self) -> bool {
+        matches!(self, Self::BulkheadFull)
     }
 }
 

@@ -19,7 +19,7 @@ const FAILURES: usize = 1;
 /// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://127.0.0.1:9").with_max_in_flight(8)];
 /// let runtime = Runtime::builder(SERVICES).read_env(false).build().unwrap();
 /// let health = runtime.service("cart").unwrap().health();
-/// assert_eq!((health.service, health.breaker, health.in_flight, health.max_in_flight), ("cart", BreakerState::Closed, 0, Some(8)));
+/// assert_eq!((health.service, health.breaker, health.in_flight, health.max_in_flight), ("cart", BreakerState::Closed, 0, 8));
 /// assert_eq!(health.error_rate(), 0.0);
 /// assert!(health.last_success.is_none());
 /// ```
@@ -30,10 +30,10 @@ pub struct ServiceHealth {
     pub service: &'static str,
     /// Its circuit breaker's state (`Closed` when it has none).
     pub breaker: BreakerState,
-    /// Calls in flight now (counted by the bulkhead; 0 when the service has none).
+    /// Calls in flight now (counted by the bulkhead).
     pub in_flight: u32,
-    /// The bulkhead's size, if any.
-    pub max_in_flight: Option<u32>,
+    /// The concurrency limit now (the adaptive limit's current value, or the fixed one).
+    pub max_in_flight: u32,
     /// Attempts that got an answer or failed over the last [`RECENT`] (our own cancellations
     /// and deadline cuts are not counted).
     pub recent_attempts: u64,

@@ -12,7 +12,7 @@
 //! | [`client`] | per-service HTTP clients over a pluggable [`Transport`] |
 //! | [`retry`] | retries with backoff and jitter inside the deadline, the retry budget |
 //! | [`breaker`] | the circuit breaker per service |
-//! | [`bulkhead`] | at most `max_in_flight` calls per service, the excess failing fast |
+//! | [`bulkhead`] | the concurrency limit per service (adaptive or fixed), the excess shed at once |
 //! | [`health`] | what a service's client has seen lately |
 //! | [`config`] | start-up overrides from the environment and a TOML file |
 //! | [`outcome`] | assembled values, partial results and failures → HTTP status |
@@ -53,7 +53,7 @@ pub use error::{BoxError, CallError, CallErrorKind};
 pub use health::ServiceHealth;
 pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
 pub use runtime::{Runtime, RuntimeBuilder, SERVER_TIMING_ENV};
-pub use service::{BreakerPolicy, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec};
+pub use service::{BreakerPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec, Trip};
 pub use spec::{CallSpec, CallTarget, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
 pub use timeline::{CallOutcome, CallRecord, Timeline};
 pub use tls::install_tls_provider;

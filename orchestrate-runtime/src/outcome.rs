@@ -5,7 +5,9 @@
 //! |---|---|---|
 //! | every call succeeded | 200 | – |
 //! | an optional call failed | 200, `partialData: true`, `failedServices`, `x-partial-data: true` | – |
+//! | an optional call was shed | 200, `partialData: true`, `shedServices` (not `failedServices`) | – |
 //! | a required call failed | 502 | `DOWNSTREAM_FAILURE` |
+//! | a required call was shed (the service's concurrency limit in the BFF was reached) | 503 with `Retry-After: 1`; the service is not named as failed | `OVERLOADED` |
 //! | a required call timed out, or the endpoint deadline passed | 504 | `GATEWAY_TIMEOUT` |
 //! | a required call got 401 | 401 | `UNAUTHORIZED` |
 //! | a required call got 429 | 429 with the downstream's `Retry-After` | `RATE_LIMITED` |
@@ -54,14 +56,20 @@ impl FailedCall {
     }
 }
 
-fn failed_services(failed: &[FailedCall]) -> Vec<&'static str> {
+/// The services of `failed` calls, in order, without repeats: those that failed, or (with
+/// `shed`) those the BFF shed.
+fn services_of(failed: &[FailedCall], shed: bool) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = Vec::with_capacity(failed.len());
-    for f in failed {
+    for f in failed.iter().filter(|f| f.kind.is_shed() == shed) {
         if !names.contains(&f.service) {
             names.push(f.service);
         }
     }
     names
+}
+
+fn failed_services(failed: &[FailedCall]) -> Vec<&'static str> {
+    services_of(failed, false)
 }
 
 /// A successful run: the assembled endpoint value and what degraded on the way.
@@ -81,14 +89,26 @@ impl<T> Outcome<T> {
         !self.failed.is_empty()
     }
 
-    /// Names of the services whose calls failed, in order, without repeats.
+    /// Names of the services whose calls failed, in order, without repeats (calls the BFF shed
+    /// are not failures of their service; see [`shed_services`](Self::shed_services)).
     pub fn failed_services(&self) -> Vec<&'static str> {
         failed_services(&self.failed)
     }
 
-    /// The response body: the value's fields plus `partialData` (and `failedServices` when partial).
+    /// Names of the services whose optional calls were shed by their concurrency limit.
+    pub fn shed_services(&self) -> Vec<&'static str> {
+        services_of(&self.failed, true)
+    }
+
+    /// The response body: the value's fields plus `partialData` (and `failedServices` and
+    /// `shedServices` when partial).
     pub fn body(&self) -> Envelope<'_, T> {
-        Envelope { data: &self.value, partial_data: self.is_partial(), failed_services: self.failed_services() }
+        Envelope {
+            data: &self.value,
+            partial_data: self.is_partial(),
+            failed_services: self.failed_services(),
+            shed_services: self.shed_services(),
+        }
     }
 }
 
@@ -102,6 +122,8 @@ pub struct Envelope<'a, T> {
     partial_data: bool,
     #[serde(rename = "failedServices", skip_serializing_if = "Vec::is_empty")]
     failed_services: Vec<&'static str>,
+    #[serde(rename = "shedServices", skip_serializing_if = "Vec::is_empty")]
+    shed_services: Vec<&'static str>,
 }
 
 impl<T: Serialize> IntoResponse for Outcome<T> {
@@ -125,7 +147,10 @@ impl<T: Serialize> IntoResponse for Outcome<T> {
         if self.is_partial() {
             let headers = response.headers_mut();
             headers.insert("x-partial-data", HeaderValue::from_static("true"));
-            if let Ok(value) = HeaderValue::from_str(&self.failed_services().join(",")) {
+            let failed = self.failed_services();
+            if !failed.is_empty()
+                && let Ok(value) = HeaderValue::from_str(&failed.join(","))
+            {
                 headers.insert("x-failed-services", value);
             }
         }
@@ -196,7 +221,8 @@ impl Failure {
         &self.0.failed
     }
 
-    /// Names of the failed services, in order, without repeats.
+    /// Names of the failed services, in order, without repeats (calls the BFF shed are not
+    /// failures of their service).
     pub fn failed_services(&self) -> Vec<&'static str> {
         failed_services(&self.0.failed)
     }
@@ -218,6 +244,7 @@ impl Failure {
         };
         match (call.kind, call.status) {
             (kind, _) if kind.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
+            (kind, _) if kind.is_shed() => StatusCode::SERVICE_UNAVAILABLE,
             (CallErrorKind::InvalidInput, _) => StatusCode::BAD_REQUEST,
             (CallErrorKind::Encode, _) => StatusCode::INTERNAL_SERVER_ERROR,
             (CallErrorKind::Status, Some(status)) if status.is_client_error() => status,
@@ -229,6 +256,7 @@ impl Failure {
     pub fn code(&self) -> &'static str {
         match self.status() {
             StatusCode::GATEWAY_TIMEOUT => "GATEWAY_TIMEOUT",
+            StatusCode::SERVICE_UNAVAILABLE => "OVERLOADED",
             StatusCode::BAD_GATEWAY => "DOWNSTREAM_FAILURE",
             StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
             StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
@@ -265,7 +293,9 @@ impl Failure {
             }
             (CallErrorKind::Encode, _) => "the request to a service could not be encoded".to_owned(),
             (CallErrorKind::BreakerOpen, _) => format!("service `{service}` is unavailable (circuit open)"),
-            (CallErrorKind::BulkheadFull, _) => format!("service `{service}` is overloaded"),
+            (CallErrorKind::BulkheadFull, _) => {
+                format!("this server is at its limit of calls to `{service}` in flight; retry shortly")
+            }
             (CallErrorKind::Status, Some(status)) => format!("service `{service}` answered {}", status.as_u16()),
             (CallErrorKind::Connect | CallErrorKind::Transport, _) => {
                 format!("service `{service}` is unreachable or dropped the connection")
@@ -322,7 +352,13 @@ pub(crate) fn error_response(
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let status = self.status();
-        let retry_after = if status == StatusCode::TOO_MANY_REQUESTS { self.0.retry_after.clone() } else { None };
+        let retry_after = match status {
+            StatusCode::TOO_MANY_REQUESTS => self.0.retry_after.clone(),
+            // Shed: a place frees up within a call's latency; one second is the least a client
+            // can be told.
+            StatusCode::SERVICE_UNAVAILABLE => Some(HeaderValue::from_static("1")),
+            _ => None,
+        };
         error_response(status, self.code(), &self.message(), &self.failed_services(), retry_after)
     }
 }

@@ -181,7 +181,7 @@ impl RuntimeBuilder {
     ///     .build()
     ///     .unwrap();
     /// let cart = runtime.service("cart").unwrap();
-    /// assert_eq!((cart.base_url(), cart.spec().max_in_flight), ("http://127.0.0.1:8081", Some(16)));
+    /// assert_eq!((cart.base_url(), cart.spec().max_in_flight.fixed()), ("http://127.0.0.1:8081", Some(16)));
     /// ```
     pub fn config_str(mut self, text: impl Into<String>) -> Self {
         self.config = Some(ConfigSource::Text(text.into()));

@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 pub(crate) use orchestrate_core::policy::millis;
-pub use orchestrate_core::policy::{BreakerPolicy, RetryBudget, RetryOn, RetryPolicy};
+pub use orchestrate_core::policy::{BreakerPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Trip};
 
 /// The host (and port) of a URL: no scheme, user info, path or query, so a serialized spec never
 /// shows credentials or internal paths.
@@ -68,6 +68,7 @@ impl<const ERROR: usize> Service for UnknownService<ERROR> {
 ///     .with_retry(RetryPolicy::new(3, Duration::from_millis(100)))
 ///     .with_max_in_flight(48);
 /// assert_eq!(CART.retry.attempts, 3);
+/// assert_eq!(CART.max_in_flight.fixed(), Some(48));
 /// ```
 ///
 /// It serializes as JSON with the base URL reduced to its host (no credentials, no path):
@@ -92,8 +93,8 @@ pub struct ServiceSpec {
     pub retry: RetryPolicy,
     /// Circuit breaker, if any.
     pub breaker: Option<BreakerPolicy>,
-    /// Bulkhead: concurrent calls allowed; the excess fails at once.
-    pub max_in_flight: Option<u32>,
+    /// Bulkhead: concurrent calls allowed (adaptive unless fixed); the excess is shed at once.
+    pub max_in_flight: Concurrency,
     /// Largest response body accepted, in bytes; a larger answer is the call's failure.
     #[serde(rename = "maxBodyBytes")]
     pub max_body: u64,
@@ -110,15 +111,15 @@ impl ServiceSpec {
     /// Default response body cap: 8 MiB.
     pub const DEFAULT_MAX_BODY: u64 = orchestrate_core::policy::service::DEFAULT_MAX_BODY;
 
-    /// A service with default policies: no retries, no breaker, no bulkhead, 8 MiB body cap,
-    /// a 20% retry budget.
+    /// A service with default policies: no retries, no breaker, an adaptive concurrency limit,
+    /// 8 MiB body cap, a 20% retry budget.
     pub const fn new(name: &'static str, base_url: &'static str) -> Self {
         Self {
             name,
             base_url,
             retry: RetryPolicy::NONE,
             breaker: None,
-            max_in_flight: None,
+            max_in_flight: Concurrency::AUTO,
             max_body: Self::DEFAULT_MAX_BODY,
             retry_budget: RetryBudget::DEFAULT,
             forward_headers: &[],
@@ -138,9 +139,15 @@ impl ServiceSpec {
         self
     }
 
-    /// Sets the bulkhead size.
+    /// A fixed bulkhead size instead of the adaptive limit.
     pub const fn with_max_in_flight(mut self, max: u32) -> Self {
-        self.max_in_flight = Some(max);
+        self.max_in_flight = Concurrency::Fixed(max);
+        self
+    }
+
+    /// Sets the concurrency limit.
+    pub const fn with_concurrency(mut self, limit: Concurrency) -> Self {
+        self.max_in_flight = limit;
         self
     }
 

@@ -59,8 +59,9 @@ impl CallRecord {
     }
 
     /// How the call ended, as metrics, spans and `Server-Timing` name it: `ok`, `failed`,
-    /// `timed_out` (its attempt's timeout or the endpoint deadline), `fallback` (an optional
-    /// call's failure replaced by its fallback), `skipped` or `cancelled`.
+    /// `timed_out` (its attempt's timeout or the endpoint deadline), `shed` (refused by the
+    /// service's concurrency limit, no request made), `fallback` (an optional call's failure
+    /// replaced by its fallback), `skipped` or `cancelled`.
     ///
     /// ```
     /// use orchestrate_runtime::{CallErrorKind, CallOutcome, CallRecord};
@@ -74,6 +75,7 @@ impl CallRecord {
     pub fn outcome_label(&self) -> &'static str {
         match self.outcome {
             CallOutcome::Ok => "ok",
+            CallOutcome::Failed(kind) if kind.is_shed() => "shed",
             CallOutcome::Failed(_) if self.fallback => "fallback",
             CallOutcome::Failed(kind) if kind.is_timeout() => "timed_out",
             CallOutcome::Failed(_) => "failed",

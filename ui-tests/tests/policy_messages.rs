@@ -88,9 +88,9 @@ const ROWS: &[Row] = &[
     Row {
         dsl: "breaker(failures = 5)",
         toml: "breaker = { failures = 5 }",
-        message: "`breaker` needs `within`, `open_for` and `probes`, e.g. `breaker(failures = 5, within = \"60s\", open_for = \"30s\", probes = 3)`",
+        message: "`breaker` needs `within`, `open_for` and `probes`, e.g. `breaker(failure_rate = \"50%\", min_calls = 20, within = \"10s\", open_for = \"30s\", probes = 3)`",
         toml_message: Some(
-            "`breaker` needs `within`, `open_for` and `probes`, e.g. `breaker = { failures = 5, within = \"60s\", open_for = \"30s\", probes = 3 }`",
+            "`breaker` needs `within`, `open_for` and `probes`, e.g. `breaker = { failure_rate = \"50%\", min_calls = 20, within = \"10s\", open_for = \"30s\", probes = 3 }`",
         ),
     },
     row(
@@ -102,7 +102,7 @@ const ROWS: &[Row] = &[
     row(
         "max_in_flight = \"8\"",
         "max_in_flight = \"8\"",
-        "`max_in_flight` takes a whole number, e.g. `max_in_flight = 3`; found a string",
+        "`max_in_flight` is `auto` or a whole number of at least 1, e.g. `max_in_flight = 64`; found `8`",
     ),
     row("max_body = \"8 MiB\"", "max_body = \"8 MiB\"", "invalid `max_body`: sizes have no spaces; write \"8MiB\""),
     row(

@@ -2,7 +2,7 @@
 //! { .. } }` and inside `[services.name]` of the configuration file.
 
 use super::value::{Entry, Example, Reader, Syntax, Value};
-use super::{BreakerPolicy, RetryBudget, RetryPolicy, breaker, retry, retry_budget};
+use super::{BreakerPolicy, Concurrency, RetryBudget, RetryPolicy, breaker, bulkhead, retry, retry_budget};
 
 /// Default response body cap: 8 MiB.
 pub const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
@@ -23,8 +23,8 @@ pub struct ServicePolicies {
     pub retry: RetryPolicy,
     /// Circuit breaker, if any.
     pub breaker: Option<BreakerPolicy>,
-    /// Bulkhead size, if any.
-    pub max_in_flight: Option<u32>,
+    /// Concurrency limit (adaptive unless fixed).
+    pub max_in_flight: Concurrency,
     /// Response body cap in bytes.
     pub max_body: u64,
     /// Share of calls that may be retries.
@@ -41,7 +41,7 @@ impl Default for ServicePolicies {
             url: None,
             retry: RetryPolicy::NONE,
             breaker: None,
-            max_in_flight: None,
+            max_in_flight: Concurrency::AUTO,
             max_body: DEFAULT_MAX_BODY,
             retry_budget: RetryBudget::DEFAULT,
             forward_headers: Vec::new(),
@@ -121,8 +121,8 @@ pub fn read<P: Clone>(
                 }
             }
             "max_in_flight" => {
-                if let Some(n) = reader.count(v, "max_in_flight", 1) {
-                    policies.max_in_flight = Some(n);
+                if let Some(limit) = bulkhead::read(reader, v) {
+                    policies.max_in_flight = limit;
                 }
             }
             "max_body" => {

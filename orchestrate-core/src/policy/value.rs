@@ -265,6 +265,28 @@ impl<P: Clone> Reader<P> {
         }
     }
 
+    /// A percentage string (`"50%"`), a whole number from 0 to 100.
+    pub fn percent(&mut self, value: &Value<P>, key: &str) -> Option<u32> {
+        let text = self.text(value, key, "a percentage", "\"50%\"")?;
+        let name = short(key);
+        let digits = text.strip_suffix('%');
+        match digits.map(str::trim).map(str::parse::<u32>) {
+            Some(Ok(n)) if n <= 100 => Some(n),
+            Some(Ok(_)) => {
+                self.fail(value.at(), key, format!("`{name}` is a share of calls, at most \"100%\""));
+                None
+            }
+            _ => {
+                let message = match text.parse::<u32>() {
+                    Ok(n) => format!("invalid `{name}`: write the share with `%`, e.g. \"{n}%\""),
+                    Err(_) => format!("invalid `{name}`: write a whole percentage, e.g. \"50%\""),
+                };
+                self.fail(value.at(), key, message);
+                None
+            }
+        }
+    }
+
     /// A size string (`"8MiB"`).
     pub fn size(&mut self, value: &Value<P>, key: &str) -> Option<u64> {
         let text = self.text(value, key, "a size", "\"8MiB\"")?;

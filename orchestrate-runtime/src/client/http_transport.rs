@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// HTTP/1.1 keep-alive (HTTP/2 where TLS negotiates it) to one service, with its own pool.
 ///
-/// The pool keeps up to `max_in_flight` idle connections (32 without a bulkhead), so a burst that
+/// The pool keeps up to a fixed `max_in_flight` idle connections (64 with the adaptive limit), so a burst that
 /// the bulkhead admits finds warm connections afterwards. A service declared with `http2 = true`
 /// is spoken to in HTTP/2 only (h2c with prior knowledge over `http://`), its calls multiplexed
 /// over one kept-alive connection.
@@ -28,7 +28,7 @@ impl HttpTransport {
     ///
     /// When the HTTP client cannot be built (no TLS backend available, for instance).
     pub fn for_service(spec: &ServiceSpec) -> Result<Self, reqwest::Error> {
-        let idle = spec.max_in_flight.map_or(32, |n| n as usize);
+        let idle = spec.max_in_flight.fixed().map_or(64, |n| n as usize);
         let mut builder = reqwest::Client::builder()
             .pool_max_idle_per_host(idle)
             .pool_idle_timeout(Duration::from_secs(90))

@@ -10,10 +10,11 @@
 //! idempotency) and the request's deadline.
 //!
 //! [`ServiceClient::send`] runs one call through the service's policies, in this order: the
-//! [bulkhead](crate::bulkhead) (a place for the whole call, or `BulkheadFull` at once), then for
-//! each attempt the [circuit breaker](crate::breaker) (`BreakerOpen` at once, no request), the
-//! attempt itself within `min(call timeout, deadline left)`, and the [retry](crate::retry)
-//! decision with its backoff and the service's retry budget.
+//! [bulkhead](crate::bulkhead) (a place for the whole call, or `BulkheadFull` at once: shed), the
+//! [circuit breaker](crate::breaker) (`BreakerOpen` at once, no request; told how the call ended,
+//! after its retries), each attempt within `min(call timeout, deadline left)`, and the
+//! [retry](crate::retry) decision with its backoff and the service's retry budget (no retry once
+//! the breaker opened meanwhile).
 
 mod custom;
 mod http_transport;
@@ -26,7 +27,7 @@ pub use http_transport::HttpTransport;
 pub use target::Target;
 
 use crate::breaker::{Breaker, BreakerState, Verdict};
-use crate::bulkhead::Bulkhead;
+use crate::bulkhead::{Bulkhead, Ended};
 use crate::context::{DEFAULT_FORWARD_HEADERS, HOP_BY_HOP_HEADERS, RequestContext};
 use crate::error::{CallError, CallErrorKind};
 use crate::health::{ServiceHealth, Stats};
@@ -39,6 +40,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use std::fmt::Display;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::time::Instant;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
@@ -202,7 +204,7 @@ impl Origin {
 #[derive(Debug)]
 struct Guards {
     breaker: Option<Breaker>,
-    bulkhead: Option<Bulkhead>,
+    bulkhead: Bulkhead,
     budget: Budget,
     stats: Stats,
 }
@@ -221,7 +223,7 @@ impl ServiceClient {
         }
         let guards = Arc::new(Guards {
             breaker: spec.breaker.map(|policy| Breaker::new(spec.name, policy)),
-            bulkhead: spec.max_in_flight.map(Bulkhead::new),
+            bulkhead: Bulkhead::new(spec.max_in_flight),
             budget: Budget::new(spec.retry_budget),
             stats: Stats::new(),
         });
@@ -273,7 +275,7 @@ impl ServiceClient {
     /// assert_eq!(runtime.service("cart").unwrap().in_flight(), 0);
     /// ```
     pub fn in_flight(&self) -> u32 {
-        self.guards.bulkhead.as_ref().map_or(0, Bulkhead::in_flight)
+        self.guards.bulkhead.in_flight()
     }
 
     /// A snapshot of the service for health checks and metrics: breaker state, calls in flight,
@@ -284,7 +286,7 @@ impl ServiceClient {
             service: self.spec.name,
             breaker: self.breaker_state(),
             in_flight: self.in_flight(),
-            max_in_flight: self.guards.bulkhead.as_ref().map(Bulkhead::max),
+            max_in_flight: self.guards.bulkhead.limit(),
             recent_attempts,
             recent_failures,
             last_success,
@@ -306,38 +308,39 @@ impl ServiceClient {
             Err(error) => return Sent { result: Err(error), attempts: 0, status: None },
         };
         let guards = &*self.guards;
-        let _place = match guards.bulkhead.as_ref().map(Bulkhead::enter).transpose() {
+        let place = match guards.bulkhead.enter() {
             Ok(place) => place,
             Err(error) => {
-                tracing::debug!(service = self.spec.name, "bulkhead full; call refused");
+                tracing::debug!(service = self.spec.name, "concurrency limit reached; call shed");
                 return Sent { result: Err(error), attempts: 0, status: None };
+            }
+        };
+        // The breaker judges the call as a whole: admitted once, told how it ended.
+        let ticket = match guards.breaker.as_ref().map(Breaker::admit).transpose() {
+            Ok(ticket) => ticket,
+            Err(open) => {
+                tracing::debug!(service = self.spec.name, "circuit breaker open; call refused");
+                place.done(Ended::Unknown, Duration::ZERO, Instant::now());
+                return Sent { result: Err(open), attempts: 0, status: None };
             }
         };
         let _in_flight = InFlight::call(self.spec.name);
         let mut schedule = Schedule::new(policy, deadline);
         let mut template = Some(request);
         let mut attempts = 0;
-        let mut last: Option<(CallError, Option<u16>)> = None;
-        loop {
-            let ticket = match guards.breaker.as_ref().map(Breaker::admit).transpose() {
-                Ok(ticket) => ticket,
-                // A retry the breaker refuses ends the call with the failure it would have retried.
-                Err(open) => {
-                    tracing::debug!(service = self.spec.name, attempts, "circuit breaker open; call refused");
-                    let (error, status) = last.unwrap_or((open, None));
-                    return Sent { result: Err(error), attempts, status };
-                }
-            };
+        let mut call_started = None;
+        let (result, status, ended) = loop {
             // The last possible attempt takes the request itself, so it is always there.
             let request = if schedule.has_more() { template.as_ref().map(copy_request) } else { template.take() };
             let Some(request) = request else {
-                return Sent { result: Err(CallError::new(CallErrorKind::Transport)), attempts, status: None };
+                break (Err(CallError::new(CallErrorKind::Transport)), None, Instant::now());
             };
             // Two clock reads per attempt, shared by every policy: its start (retry budget, timeout)
-            // and its end (breaker window, statistics, backoff).
+            // and its end (breaker, bulkhead, statistics, backoff).
             let started = Instant::now();
             if attempts == 0 {
                 guards.budget.deposit(started);
+                call_started = Some(started);
             }
             attempts += 1;
             let (result, status) = self.attempt(policy, deadline, started, request).await;
@@ -351,28 +354,43 @@ impl ServiceClient {
                 elapsed_ms = ended.saturating_duration_since(started).as_secs_f64() * 1000.0,
                 "attempt"
             );
-            if let Some(ticket) = ticket {
-                ticket.record(verdict);
-            }
             guards.stats.record(verdict, ended);
             let error = match result {
-                Ok(response) => return Sent { result: Ok(response), attempts, status },
+                Ok(response) => break (Ok(response), status, ended),
                 Err(error) => error,
             };
             let Some(wait) = schedule.next_wait(&error, ended) else {
-                return Sent { result: Err(error), attempts, status };
+                break (Err(error), status, ended);
             };
+            if let (Some(breaker), Some(ticket)) = (&guards.breaker, &ticket)
+                && !breaker.allows_retry(ticket)
+            {
+                tracing::debug!(service = self.spec.name, attempts, %error, "circuit breaker opened; not retrying");
+                break (Err(error), status, ended);
+            }
             if !guards.budget.withdraw() {
                 tracing::debug!(service = self.spec.name, attempts, %error, "retry budget spent; not retrying");
-                return Sent { result: Err(error), attempts, status };
+                break (Err(error), status, ended);
             }
             tracing::debug!(service = self.spec.name, attempt = attempts + 1, ?wait, %error, "retrying");
             let reason = error.kind().as_str();
             tracing::Span::current().record("retry_reason", reason);
             telemetry::metrics::retry(self.spec.name, reason);
             tokio::time::sleep(wait).await;
-            last = Some((error, status));
+        };
+        let elapsed = call_started.map_or(Duration::ZERO, |start| ended.saturating_duration_since(start));
+        let verdict = result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success);
+        if let (Some(breaker), Some(ticket)) = (&guards.breaker, ticket) {
+            ticket.record(verdict, breaker.is_slow(elapsed));
         }
+        let how = match &result {
+            Ok(_) => Ended::Answered,
+            Err(e) if e.http_status().is_some() => Ended::Answered,
+            Err(e) if matches!(e.kind(), CallErrorKind::Timeout | CallErrorKind::Connect) => Ended::Dropped,
+            Err(_) => Ended::Unknown,
+        };
+        place.done(how, elapsed, ended);
+        Sent { result, attempts, status }
     }
 
     /// One attempt starting `now`: the smaller of the call's timeout and the time left.

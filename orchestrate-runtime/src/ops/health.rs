@@ -78,8 +78,8 @@ pub struct ServiceReport {
     pub last_success_seconds_ago: Option<f64>,
     /// Calls in flight now (counted by its bulkhead).
     pub in_flight: u32,
-    /// Its bulkhead's size.
-    pub max_in_flight: Option<u32>,
+    /// Its concurrency limit now (the adaptive limit's current value, or the fixed one).
+    pub max_in_flight: u32,
 }
 
 /// The body of `/health`.

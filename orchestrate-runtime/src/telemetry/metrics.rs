@@ -13,7 +13,7 @@
 //! | `orchestrate_request_duration_seconds` | histogram | `method`, `route`, `status` |
 //! | `orchestrate_requests_in_flight` | gauge | `method`, `route` |
 //! | `orchestrate_call_duration_seconds` | histogram | `endpoint`, `service`, `call` |
-//! | `orchestrate_calls_total` | counter | `endpoint`, `service`, `call`, `outcome` (`ok`, `failed`, `timed_out`, `fallback`, `skipped`, `cancelled`) |
+//! | `orchestrate_calls_total` | counter | `endpoint`, `service`, `call`, `outcome` (`ok`, `failed`, `timed_out`, `shed`, `fallback`, `skipped`, `cancelled`) |
 //! | `orchestrate_calls_in_flight` | gauge | `service` (downstream requests under way, retries included) |
 //! | `orchestrate_retries_total` | counter | `service`, `reason` (the failure retried, e.g. `timeout`, `status`) |
 //! | `orchestrate_breaker_state` | gauge | `service`: 0 closed, 1 half-open, 2 open |

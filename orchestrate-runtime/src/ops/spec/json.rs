@@ -4,7 +4,7 @@
 
 use super::nodes;
 use crate::Runtime;
-use crate::service::{BreakerPolicy, RetryBudget, RetryPolicy, host_of};
+use crate::service::{BreakerPolicy, Concurrency, RetryBudget, RetryPolicy, host_of};
 use crate::spec::EndpointSpec;
 use orchestrate_core::sequence::{self, Fallback, Row};
 use serde::Serialize;
@@ -80,7 +80,7 @@ pub(super) struct ServiceView<'a> {
     pub(super) host: &'a str,
     pub(super) retry: RetryPolicy,
     pub(super) breaker: Option<BreakerPolicy>,
-    pub(super) max_in_flight: Option<u32>,
+    pub(super) max_in_flight: Concurrency,
     pub(super) max_body_bytes: u64,
     pub(super) retry_budget: RetryBudget,
     pub(super) http2: bool,

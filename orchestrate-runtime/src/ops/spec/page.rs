@@ -175,20 +175,8 @@ fn services_section(out: &mut String, runtime: &Runtime) {
                 format_duration(service.retry.max_backoff)
             )
         };
-        let breaker = service.breaker.map_or_else(
-            || "none".to_owned(),
-            |b| {
-                format!(
-                    "opens after {} failures within {}; open {}; {} probe{}",
-                    b.failures,
-                    format_duration(b.within),
-                    format_duration(b.open_for),
-                    b.probes,
-                    if b.probes == 1 { "" } else { "s" }
-                )
-            },
-        );
-        let bulkhead = service.max_in_flight.map_or_else(|| "none".to_owned(), |n| format!("{n} in flight"));
+        let breaker = service.breaker.map_or_else(|| "none".to_owned(), |b| b.describe());
+        let bulkhead = service.max_in_flight.describe();
         let budget = format!(
             "{}% over {}, at least {}",
             service.retry_budget.percent,
