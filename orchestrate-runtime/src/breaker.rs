@@ -120,6 +120,8 @@ enum Mode {
 }
 
 /// What the closed breaker counts, by the form of its policy.
+// One per service, made once and never moved: the size of the window does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Counts {
     /// The times of the most recent failed calls, at most `failures` of them.
