@@ -65,6 +65,7 @@ impl Calls for Downstream<'_> {
         spec: &'static EndpointSpec,
         node: usize,
         request: Outgoing,
+        started: Option<Instant>,
         deadline: Instant,
     ) -> impl Future<Output = CallDone<T>> + Send + '_ {
         async move {
@@ -75,9 +76,9 @@ impl Calls for Downstream<'_> {
             // Boxed: the client's future (about 1.8 KiB) would otherwise be a part of every node's
             // future, and the endpoint's future (which holds them all) is moved several times on
             // its way to the runtime; one allocation per call costs less than copying it.
-            let sent = Box::pin(client.send(&policy, &self.context, deadline, request)).await;
+            let sent = Box::pin(client.send_from(&policy, &self.context, deadline, started, request)).await;
             let value = sent.result.and_then(|response| decode_json(&response));
-            CallDone::new(value, sent.attempts, sent.status)
+            CallDone::new(value, sent.attempts, sent.status).ended_at(sent.ended)
         }
     }
 

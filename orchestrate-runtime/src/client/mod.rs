@@ -65,6 +65,7 @@ pub type Transport = BoxCloneSyncService<http::Request<Bytes>, http::Response<By
 
 /// The result of sending one call: the response or why not, and how many attempts it took.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Sent {
     /// The successful (2xx) response, or the failure.
     pub result: Result<http::Response<Bytes>, CallError>,
@@ -72,6 +73,15 @@ pub struct Sent {
     pub attempts: u32,
     /// Status of the last response, if any arrived.
     pub status: Option<u16>,
+    /// When the call ended, as the client read the clock last (`None` when no request was
+    /// sent), so that the caller need not read it again.
+    pub ended: Option<Instant>,
+}
+
+impl Sent {
+    fn refused(error: CallError) -> Self {
+        Self { result: Err(error), attempts: 0, status: None, ended: None }
+    }
 }
 
 /// A request to a service before its policies run: method, path and query, body and headers.
@@ -303,16 +313,29 @@ impl ServiceClient {
         deadline: Instant,
         outgoing: Outgoing,
     ) -> Sent {
+        self.send_from(policy, context, deadline, None, outgoing).await
+    }
+
+    /// [`send`](Self::send), its first attempt starting at `started` when the caller has just
+    /// read the clock (one clock read less per call).
+    pub(crate) async fn send_from(
+        &self,
+        policy: &CallPolicy,
+        context: &RequestContext,
+        deadline: Instant,
+        started: Option<Instant>,
+        outgoing: Outgoing,
+    ) -> Sent {
         let request = match self.build(context, outgoing) {
             Ok(request) => request,
-            Err(error) => return Sent { result: Err(error), attempts: 0, status: None },
+            Err(error) => return Sent::refused(error),
         };
         let guards = &*self.guards;
         let place = match guards.bulkhead.enter() {
             Ok(place) => place,
             Err(error) => {
                 tracing::debug!(service = self.spec.name, "concurrency limit reached; call shed");
-                return Sent { result: Err(error), attempts: 0, status: None };
+                return Sent::refused(error);
             }
         };
         // The breaker judges the call as a whole: admitted once, told how it ended.
@@ -320,8 +343,8 @@ impl ServiceClient {
             Ok(ticket) => ticket,
             Err(open) => {
                 tracing::debug!(service = self.spec.name, "circuit breaker open; call refused");
-                place.done(Ended::Unknown, Duration::ZERO, Instant::now());
-                return Sent { result: Err(open), attempts: 0, status: None };
+                drop(place);
+                return Sent::refused(open);
             }
         };
         let _in_flight = InFlight::call(self.spec.name);
@@ -333,11 +356,15 @@ impl ServiceClient {
             // The last possible attempt takes the request itself, so it is always there.
             let request = if schedule.has_more() { template.as_ref().map(copy_request) } else { template.take() };
             let Some(request) = request else {
-                break (Err(CallError::new(CallErrorKind::Transport)), None, Instant::now());
+                break (Err(CallError::new(CallErrorKind::Transport)), None, call_started.unwrap_or_else(Instant::now));
             };
             // Two clock reads per attempt, shared by every policy: its start (retry budget, timeout)
-            // and its end (breaker, bulkhead, statistics, backoff).
-            let started = Instant::now();
+            // and its end (breaker, bulkhead, statistics, backoff); the first attempt's start is
+            // the caller's reading when it has one.
+            let started = match (attempts, started) {
+                (0, Some(at)) => at,
+                _ => Instant::now(),
+            };
             if attempts == 0 {
                 guards.budget.deposit(started);
                 call_started = Some(started);
@@ -390,7 +417,7 @@ impl ServiceClient {
             Err(_) => Ended::Unknown,
         };
         place.done(how, elapsed, ended);
-        Sent { result, attempts, status }
+        Sent { result, attempts, status, ended: Some(ended) }
     }
 
     /// One attempt starting `now`: the smaller of the call's timeout and the time left.

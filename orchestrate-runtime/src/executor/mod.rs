@@ -30,6 +30,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -44,13 +45,30 @@ pub struct Exec<'p, P> {
     spec: &'static EndpointSpec,
     start: Instant,
     deadline: Instant,
+    /// The driver's clock reading of the current pass, in nanoseconds from `start` plus one (0:
+    /// none yet), so that a call starting in the pass starts at it without reading the clock.
+    pass_clock: AtomicU64,
 }
 
 impl<'p, P: Calls> Exec<'p, P> {
     /// Starts the clock of one run of `spec`, its calls sent through `calls`.
     pub fn new(calls: &'p P, spec: &'static EndpointSpec) -> Self {
         let start = Instant::now();
-        Self { calls, spec, start, deadline: start + spec.timeout }
+        // The first pass starts now.
+        Self { calls, spec, start, deadline: start + spec.timeout, pass_clock: AtomicU64::new(1) }
+    }
+
+    /// The driver's reading of the clock in this pass, if it made one.
+    fn pass_now(&self) -> Option<Instant> {
+        match self.pass_clock.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(self.start + Duration::from_nanos(n - 1)),
+        }
+    }
+
+    fn set_pass_clock(&self, offset: Option<Duration>) {
+        let n = offset.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1) + 1);
+        self.pass_clock.store(n, Ordering::Relaxed);
     }
 
     /// The endpoint's description.
@@ -75,7 +93,7 @@ impl<'p, P: Calls> Exec<'p, P> {
 
     /// Sends the request of call `node` and decodes the answer as `T`.
     pub async fn fetch<T: DeserializeOwned + Send>(&self, node: usize, request: P::Request) -> CallDone<T> {
-        self.calls.fetch::<T>(self.spec, node, request, self.deadline).await
+        self.calls.fetch::<T>(self.spec, node, request, self.pass_now(), self.deadline).await
     }
 
     /// Sends one request per item, at most `concurrency` at a time, and collects the answers in
@@ -89,18 +107,20 @@ impl<'p, P: Calls> Exec<'p, P> {
         let mut values = Vec::with_capacity(requests.size_hint().0);
         let mut attempts = 0;
         let mut status = None;
+        let mut ended = None;
         let mut answers = futures_util::stream::iter(requests)
-            .map(|request| self.calls.fetch::<T>(self.spec, node, request, self.deadline))
+            .map(|request| self.calls.fetch::<T>(self.spec, node, request, None, self.deadline))
             .buffered(concurrency.max(1) as usize);
         while let Some(done) = answers.next().await {
             attempts += done.attempts;
             status = done.status.or(status);
+            ended = done.ended.max(ended);
             match done.value {
                 Ok(value) => values.push(value),
-                Err(error) => return CallDone::failed(error, attempts, status),
+                Err(error) => return CallDone::failed(error, attempts, status).ended_at(ended),
             }
         }
-        CallDone::new(Ok(values), attempts, status)
+        CallDone::new(Ok(values), attempts, status).ended_at(ended)
     }
 
     /// The handle custom logic of call `node` receives, counting what it sends in `tally`.
@@ -147,6 +167,8 @@ pub struct Driver<'e, 'p, P, const N: usize> {
     done: u64,
     /// The last clock read of the current pass (offset from the run's start).
     clock: Option<Duration>,
+    /// Whether the first pass has not begun: its clock is the run's start.
+    first_pass: bool,
     started: [Option<Duration>; N],
     spans: [Span; N],
     records: Vec<CallRecord>,
@@ -161,7 +183,9 @@ impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
         Self {
             exec,
             done: 0,
-            clock: None,
+            // Exec::new just read the clock: the first pass starts at the run's start.
+            clock: Some(Duration::ZERO),
+            first_pass: true,
             started: [None; N],
             spans: std::array::from_fn(|_| Span::none()),
             records: Vec::with_capacity(N),
@@ -211,12 +235,23 @@ impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
 
     /// Now, as read last in this pass (or read now).
     fn now(&mut self) -> Duration {
-        *self.clock.get_or_insert_with(|| self.exec.elapsed())
+        match self.clock {
+            Some(now) => now,
+            None => self.read_clock(),
+        }
     }
 
     /// Reads the clock and keeps the reading for the rest of the pass.
     fn read_clock(&mut self) -> Duration {
-        *self.clock.insert(self.exec.elapsed())
+        let now = self.exec.elapsed();
+        self.set_clock(now)
+    }
+
+    /// Keeps `now` as the pass's clock, for the driver and the calls it starts.
+    fn set_clock(&mut self, now: Duration) -> Duration {
+        self.clock = Some(now);
+        self.exec.set_pass_clock(Some(now));
+        now
     }
 
     /// Whether node `i` still has to run and every node of `deps` (a bit mask) is done.
@@ -231,8 +266,12 @@ impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
     ///
     /// The deadline [`Failure`], listing the calls it cut.
     pub fn poll_deadline(&mut self, deadline: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Result<(), Failure> {
-        // A new pass: earlier clock readings are stale.
-        self.clock = None;
+        // A new pass: earlier clock readings are stale (but for the first, which starts at the
+        // run's start).
+        if !std::mem::take(&mut self.first_pass) {
+            self.clock = None;
+            self.exec.set_pass_clock(None);
+        }
         if deadline.poll(cx).is_pending() {
             return Ok(());
         }
@@ -308,7 +347,11 @@ impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
         let spec = self.exec.spec;
         let name = spec.nodes[i].name;
         let (service, required) = spec.call(i).map_or(("", true), |c| (c.service, c.required));
-        let end = self.read_clock();
+        // The call's own last clock reading is when it ended, and this pass's clock from now on.
+        let end = match done.ended {
+            Some(at) => self.set_clock(at.saturating_duration_since(self.exec.start)),
+            None => self.read_clock(),
+        };
         let mut record = CallRecord {
             call: name,
             service,
@@ -354,6 +397,7 @@ impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
         if self.done & Self::ALL != Self::ALL {
             // The pass ends; the next one reads the clock afresh.
             self.clock = None;
+            self.exec.set_pass_clock(None);
             return Poll::Pending;
         }
         let timeline = Timeline { calls: std::mem::take(&mut self.records), total: self.now() };

@@ -3,6 +3,7 @@
 use crate::error::CallError;
 use crate::timeline::Tally;
 use std::sync::OnceLock;
+use tokio::time::Instant;
 
 /// Holds a field's value once its node completes; dependents read it by shared reference.
 ///
@@ -62,12 +63,20 @@ pub struct CallDone<V> {
     pub skipped: bool,
     /// Whether the fallback value was used.
     pub fallback: bool,
+    /// When the call ended, if whoever made it read the clock then.
+    pub ended: Option<Instant>,
 }
 
 impl<V> CallDone<V> {
     /// A call that answered (or failed) after `attempts` requests.
     pub fn new(value: Result<V, CallError>, attempts: u32, status: Option<u16>) -> Self {
-        Self { value, attempts, status, degraded: None, skipped: false, fallback: false }
+        Self { value, attempts, status, degraded: None, skipped: false, fallback: false, ended: None }
+    }
+
+    /// The same, ended at `ended`.
+    pub fn ended_at(mut self, ended: Option<Instant>) -> Self {
+        self.ended = ended;
+        self
     }
 
     /// A call that failed.
@@ -77,7 +86,7 @@ impl<V> CallDone<V> {
 
     /// A call whose `when` condition was false: the field gets `value` and no request is sent.
     pub fn skipped(value: V) -> Self {
-        Self { value: Ok(value), attempts: 0, status: None, degraded: None, skipped: true, fallback: false }
+        Self { value: Ok(value), attempts: 0, status: None, degraded: None, skipped: true, fallback: false, ended: None }
     }
 
     /// The result of custom logic, with what it sent counted in `tally`.
@@ -94,6 +103,7 @@ impl<V> CallDone<V> {
             degraded: self.degraded,
             skipped: self.skipped,
             fallback: self.fallback,
+            ended: self.ended,
         }
     }
 
@@ -121,6 +131,7 @@ impl<V> CallDone<V> {
                 degraded: None,
                 skipped: self.skipped,
                 fallback: false,
+                ended: self.ended,
             },
             Err(error) => CallDone {
                 value: Ok(fallback()),
@@ -129,6 +140,7 @@ impl<V> CallDone<V> {
                 degraded: Some(error),
                 skipped: false,
                 fallback: used_fallback,
+                ended: self.ended,
             },
         }
     }

@@ -24,12 +24,14 @@ pub trait Calls: Sync {
         Self: 'a;
 
     /// Sends `request`, the request of call `node` of `spec`, within `deadline`, and decodes the
-    /// answer as `T`.
+    /// answer as `T`. `started` is the executor's reading of the clock when the call started, if
+    /// it has one; the result says when the call ended if the port read the clock then.
     fn fetch<T: DeserializeOwned + Send>(
         &self,
         spec: &'static EndpointSpec,
         node: usize,
         request: Self::Request,
+        started: Option<Instant>,
         deadline: Instant,
     ) -> impl Future<Output = CallDone<T>> + Send + '_;
 
