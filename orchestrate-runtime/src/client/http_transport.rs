@@ -1,23 +1,38 @@
-//! The default transport: a pooled `reqwest` client per service that reads at most the service's
-//! body cap.
+//! The default transport: a pooled hyper client per service that reads at most the service's body
+//! cap.
+//!
+//! hyper's own connection-pooling client (`hyper-util`'s `legacy::Client`, the one `reqwest` is
+//! built on) takes the `http::Request` the service client built as it is: no second request type,
+//! no URL written out and parsed again, no redirect or proxy machinery a BFF does not want. HTTPS
+//! goes through `hyper-rustls` (with the `tls` feature) with the operating system's root
+//! certificates.
 
 use crate::error::{CallError, CallErrorKind};
 use crate::service::ServiceSpec;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+#[cfg(feature = "tls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "tls"))]
+type Connector = HttpConnector;
+
 /// HTTP/1.1 keep-alive (HTTP/2 where TLS negotiates it) to one service, with its own pool.
 ///
-/// The pool keeps up to a fixed `max_in_flight` idle connections (64 with the adaptive limit), so a burst that
-/// the bulkhead admits finds warm connections afterwards. A service declared with `http2 = true`
-/// is spoken to in HTTP/2 only (h2c with prior knowledge over `http://`), its calls multiplexed
-/// over one kept-alive connection.
+/// The pool keeps up to a fixed `max_in_flight` idle connections (64 with the adaptive limit), so
+/// a burst that the limit admits finds warm connections afterwards. A service declared with
+/// `http2 = true` is spoken to in HTTP/2 only (h2c with prior knowledge over `http://`), its calls
+/// multiplexed over one kept-alive connection.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
-    client: reqwest::Client,
+    client: Client<Connector, Full<Bytes>>,
     max_body: u64,
 }
 
@@ -26,42 +41,52 @@ impl HttpTransport {
     ///
     /// # Errors
     ///
-    /// When the HTTP client cannot be built (no TLS backend available, for instance).
-    pub fn for_service(spec: &ServiceSpec) -> Result<Self, reqwest::Error> {
+    /// When the HTTP client cannot be built: with the `tls` feature, when the operating system's
+    /// root certificates cannot be read.
+    pub fn for_service(spec: &ServiceSpec) -> Result<Self, CallError> {
         let idle = spec.max_in_flight.fixed().map_or(64, |n| n as usize);
-        let mut builder = reqwest::Client::builder()
-            .pool_max_idle_per_host(idle)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy();
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let connector = connector(http, spec.http2)?;
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.timer(TokioTimer::new()).pool_timer(TokioTimer::new());
+        builder.pool_max_idle_per_host(idle).pool_idle_timeout(Duration::from_secs(90));
         if spec.http2 {
-            // One multiplexed connection carries every call; keep it alive through idle periods so
-            // the next burst does not pay a handshake.
-            builder = builder
-                .http2_prior_knowledge()
+            // One multiplexed connection carries every call; keep it alive through idle periods
+            // so the next burst does not pay a handshake.
+            builder
+                .http2_only(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .http2_keep_alive_while_idle(true);
         }
-        let client = builder.build()?;
-        Ok(Self { client, max_body: spec.max_body })
-    }
-
-    /// A transport over an existing `reqwest` client.
-    pub fn from_client(client: reqwest::Client, max_body: u64) -> Self {
-        Self { client, max_body }
+        Ok(Self { client: builder.build(connector), max_body: spec.max_body })
     }
 }
 
-fn classify(error: reqwest::Error) -> CallError {
-    let kind = if error.is_connect() {
-        CallErrorKind::Connect
-    } else if error.is_timeout() {
-        CallErrorKind::Timeout
+#[cfg(feature = "tls")]
+fn connector(http: HttpConnector, http2_only: bool) -> Result<Connector, CallError> {
+    crate::tls::install_tls_provider();
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| CallError::with_source(CallErrorKind::Connect, e))?
+        .https_or_http();
+    Ok(if http2_only {
+        builder.enable_http2().wrap_connector(http)
     } else {
-        CallErrorKind::Transport
-    };
-    // The reqwest error carries the URL; keep it for logs (error bodies never show sources).
+        builder.enable_all_versions().wrap_connector(http)
+    })
+}
+
+#[cfg(not(feature = "tls"))]
+fn connector(http: HttpConnector, _http2_only: bool) -> Result<Connector, CallError> {
+    Ok(http)
+}
+
+fn classify(error: hyper_util::client::legacy::Error) -> CallError {
+    let kind = if error.is_connect() { CallErrorKind::Connect } else { CallErrorKind::Transport };
+    // The error may carry the address; keep it for logs (error bodies never show sources).
     CallError::with_source(kind, error)
 }
 
@@ -75,30 +100,28 @@ impl tower::Service<http::Request<Bytes>> for HttpTransport {
     }
 
     fn call(&mut self, request: http::Request<Bytes>) -> Self::Future {
-        let client = self.client.clone();
+        let response = self.client.request(request.map(Full::new));
         let max_body = self.max_body;
         Box::pin(async move {
-            let request = reqwest::Request::try_from(request)
-                .map_err(|e| CallError::with_source(CallErrorKind::InvalidInput, e))?;
-            let mut response = client.execute(request).await.map_err(classify)?;
-            if response.content_length().is_some_and(|len| len > max_body) {
+            let response = response.await.map_err(classify)?;
+            let declared = response
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|len| len > max_body) {
                 return Err(CallError::new(CallErrorKind::BodyTooLarge));
             }
-            let status = response.status();
-            let headers = std::mem::take(response.headers_mut());
-            let version = response.version();
-            let mut body = BytesMut::with_capacity(response.content_length().map_or(1024, |n| n as usize));
-            while let Some(chunk) = response.chunk().await.map_err(classify)? {
-                if (body.len() + chunk.len()) as u64 > max_body {
+            let (parts, body) = response.into_parts();
+            let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+            let body = match Limited::new(body, limit).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) if error.is::<LengthLimitError>() => {
                     return Err(CallError::new(CallErrorKind::BodyTooLarge));
                 }
-                body.extend_from_slice(&chunk);
-            }
-            let mut out = http::Response::new(body.freeze());
-            *out.status_mut() = status;
-            *out.headers_mut() = headers;
-            *out.version_mut() = version;
-            Ok(out)
+                Err(error) => return Err(CallError::with_source(CallErrorKind::Transport, error)),
+            };
+            Ok(http::Response::from_parts(parts, body))
         })
     }
 }

@@ -86,7 +86,15 @@ impl<V> CallDone<V> {
 
     /// A call whose `when` condition was false: the field gets `value` and no request is sent.
     pub fn skipped(value: V) -> Self {
-        Self { value: Ok(value), attempts: 0, status: None, degraded: None, skipped: true, fallback: false, ended: None }
+        Self {
+            value: Ok(value),
+            attempts: 0,
+            status: None,
+            degraded: None,
+            skipped: true,
+            fallback: false,
+            ended: None,
+        }
     }
 
     /// The result of custom logic, with what it sent counted in `tally`.
