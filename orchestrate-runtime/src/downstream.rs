@@ -73,10 +73,8 @@ impl Calls for Downstream<'_> {
                 Ok(parts) => parts,
                 Err(error) => return CallDone::failed(error, 0, None),
             };
-            // Boxed: the client's future (about 1.8 KiB) would otherwise be a part of every node's
-            // future, and the endpoint's future (which holds them all) is moved several times on
-            // its way to the runtime; one allocation per call costs less than copying it.
-            let sent = Box::pin(client.send_from(&policy, &self.context, deadline, started, request)).await;
+            // Not boxed: the router boxes the whole graph once (see `router::serve`).
+            let sent = client.send_from(&policy, &self.context, deadline, started, request).await;
             let value = sent.result.and_then(|response| decode_json(&response));
             CallDone::new(value, sent.attempts, sent.status).ended_at(sent.ended)
         }

@@ -124,7 +124,11 @@ where
         Err(rejection) => return rejected(rejection.into_response()),
     };
     let context = RequestContext::from_headers(inbound.into_headers()).with_trace(correlation.trace().clone());
-    match E::execute(runtime, inputs, context).await {
+    // Boxed once here: the graph's future holds every call's future (kilobytes), and the request's
+    // future is moved several times on its way through axum and hyper; one allocation costs less
+    // than copying it at each move, and the graph itself stays unboxed for code that runs it
+    // directly.
+    match Box::pin(E::execute(runtime, inputs, context)).await {
         Ok(mut outcome) => {
             let timeline = timing.then(|| std::mem::take(&mut outcome.timeline));
             let partial = outcome.is_partial();
