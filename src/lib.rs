@@ -70,8 +70,8 @@ pub use orchestrate_runtime::{
 
 // Services and their policies.
 pub use orchestrate_runtime::{
-    BreakerPolicy, BreakerState, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service, ServiceClient, ServiceHealth,
-    ServiceSpec, Trip,
+    BreakerPolicy, BreakerState, CachePolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service, ServiceClient,
+    ServiceHealth, ServiceSpec, Trip,
 };
 
 // Custom call logic and downstream requests.
@@ -90,7 +90,7 @@ pub use orchestrate_runtime::{CallSpec, CallTarget, EndpointSpec, InputSource, I
 pub use orchestrate_runtime::{ConfigError, SERVER_TIMING_ENV, env_var_name, install_tls_provider, validate_base_url};
 
 // Namespaces: serving, operations, telemetry, configuration, the downstream client.
-pub use orchestrate_runtime::{client, config, ops, router, telemetry};
+pub use orchestrate_runtime::{cache, client, config, ops, router, telemetry};
 
 /// The names most endpoint modules need.
 pub mod prelude {

@@ -23,6 +23,7 @@
 //!         fallback: None,
 //!         when: None,
 //!         for_each: None,
+//!         cache: None,
 //!     }),
 //! };
 //! let nodes = [call("user", "/users/{id}", &[]), call("orders", "/orders?user={id}", &[0])];
@@ -83,6 +84,8 @@ pub struct Call<'a> {
     pub when: Option<&'a str>,
     /// Fan-out: the collection expression and the concurrency bound.
     pub for_each: Option<(&'a str, u32)>,
+    /// How its answers are cached, if they are.
+    pub cache: Option<crate::policy::CachePolicy>,
 }
 
 /// How a call reaches its service.
@@ -185,6 +188,8 @@ pub struct Row {
     pub retries: String,
     /// What a failure gives.
     pub fallback: Fallback,
+    /// How its answers are cached, if they are.
+    pub cache: Option<crate::policy::CachePolicy>,
 }
 
 impl Row {
@@ -247,7 +252,7 @@ fn longest(nodes: &[Node<'_>], weight: impl Fn(&Node<'_>) -> usize) -> Vec<(usiz
 /// use orchestrate_core::sequence::{Call, Fallback, Kind, Node, Retries, Target, rows};
 /// let call = |service, required| Kind::Call(Call {
 ///     service, target: Target::Http { method: "GET", path: "/" }, required, timeout_ms: 100,
-///     retries: Retries::Service, fallback: None, when: None, for_each: None,
+///     retries: Retries::Service, fallback: None, when: None, for_each: None, cache: None,
 /// });
 /// let nodes = [
 ///     Node { name: "user", deps: &[], kind: call("users", true) },
@@ -285,6 +290,7 @@ pub fn rows(nodes: &[Node<'_>]) -> Vec<Row> {
                     (false, Some(expr)) => Fallback::Value(expr.to_owned()),
                     (false, None) => Fallback::Null,
                 },
+                cache: call.cache,
             })
         })
         .collect();
@@ -299,10 +305,16 @@ pub fn rows(nodes: &[Node<'_>]) -> Vec<Row> {
 /// The design template's "Call sequence" table in Markdown (GitHub tables, as rustdoc renders
 /// them). Everything taken from code is in code spans, with `|` escaped.
 pub fn call_table(nodes: &[Node<'_>]) -> String {
-    let mut out = String::from(
-        "| Order | Service call | Required? | Timeout | Retries | Fallback |\n|---|---|---|---|---|---|\n",
-    );
-    for row in rows(nodes) {
+    let rows = rows(nodes);
+    // The design template's "Cache TTL", as a column when some call is cached.
+    let cached = rows.iter().any(|row| row.cache.is_some());
+    let mut out = String::from("| Order | Service call | Required? | Timeout | Retries | Fallback |");
+    out.push_str(if cached {
+        " Cache TTL |\n|---|---|---|---|---|---|---|\n"
+    } else {
+        "\n|---|---|---|---|---|---|\n"
+    });
+    for row in rows {
         let mut call = format!("{}: {}", text(&row.service_title()), code(&row.request));
         if let Some((collection, concurrency)) = &row.for_each {
             let _ = write!(call, ", for each item of {} ({concurrency} at a time)", code(collection));
@@ -315,7 +327,7 @@ pub fn call_table(nodes: &[Node<'_>]) -> String {
             Fallback::Null => "`null`".to_owned(),
             Fallback::Value(expr) => code(expr),
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
             "| {} | {call} | {} | {}ms | {} | {fallback} |",
             row.order(),
@@ -323,6 +335,11 @@ pub fn call_table(nodes: &[Node<'_>]) -> String {
             row.timeout_ms,
             row.retries,
         );
+        if cached {
+            let ttl = row.cache.map_or_else(|| "No cache".to_owned(), |c| c.describe());
+            let _ = write!(out, " {ttl} |");
+        }
+        out.push('\n');
     }
     out
 }
@@ -384,7 +401,23 @@ pub fn mermaid(nodes: &[Node<'_>]) -> String {
 /// assert!(doc.ends_with("# Dependency graph\n\n```mermaid\nflowchart LR\nn0([\"now = 0\"])\n```\n"));
 /// ```
 pub fn endpoint_doc(timeout_ms: u64, nodes: &[Node<'_>]) -> String {
+    endpoint_doc_cached(timeout_ms, None, nodes)
+}
+
+/// [`endpoint_doc`] for an endpoint whose assembled answers are cached as `cache` says.
+///
+/// ```
+/// use orchestrate_core::policy::CachePolicy;
+/// use orchestrate_core::sequence::endpoint_doc_cached;
+/// use std::time::Duration;
+/// let doc = endpoint_doc_cached(2000, Some(CachePolicy::new(Duration::from_secs(60), Duration::ZERO)), &[]);
+/// assert!(doc.contains("Cache TTL of the whole answer: 60s."), "{doc}");
+/// ```
+pub fn endpoint_doc_cached(timeout_ms: u64, cache: Option<crate::policy::CachePolicy>, nodes: &[Node<'_>]) -> String {
     let mut out = String::from("# Call sequence\n\n");
+    if let Some(cache) = cache {
+        let _ = writeln!(out, "Cache TTL of the whole answer: {}.\n", cache.describe());
+    }
     if nodes.iter().any(|n| matches!(n.kind, Kind::Call(_))) {
         let _ = write!(
             out,
@@ -455,6 +488,7 @@ mod tests {
             fallback: None,
             when: None,
             for_each: None,
+            cache: None,
         })
     }
 
@@ -510,6 +544,7 @@ mod tests {
                 fallback: Some("Vec::<u8>::new()"),
                 when: Some("a | b"),
                 for_each: Some(("cart.items", 4)),
+                cache: None,
             }),
         }];
         let table = call_table(&nodes);

@@ -62,6 +62,15 @@ pub(crate) fn entry(input: ParseStream<'_>) -> syn::Result<Entry<At>> {
     Ok(Entry::new(name, at, value(input)?))
 }
 
+/// The `= value` of an entry whose key was already parsed.
+pub(crate) fn entry_after_key(input: ParseStream<'_>, key: &Ident) -> syn::Result<Entry<At>> {
+    if !input.peek(Token![=]) {
+        return Err(syn::Error::new(key.span(), format!("`{key}` needs a value: `{key} = ..`")));
+    }
+    input.parse::<Token![=]>()?;
+    Ok(Entry::new(key.to_string(), At::span(key.span()), value(input)?))
+}
+
 /// `(k = v, ..)` as a table.
 pub(crate) fn group(input: ParseStream<'_>, span: Span) -> syn::Result<Value<At>> {
     let content;

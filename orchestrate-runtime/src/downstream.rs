@@ -6,15 +6,21 @@
 
 use crate::Runtime;
 use crate::breaker::BreakerState;
+use crate::cache::{Cache, Filled, Flight, Freshness, Key, Stored};
 use crate::client::{CallClient, Outgoing, ServiceClient, decode_json};
 use crate::context::RequestContext;
 use crate::error::{CallError, CallErrorKind};
 use crate::executor::{CallDone, Calls};
 use crate::retry::CallPolicy;
+use crate::service::CachePolicy;
 use crate::spec::{CallSpec, EndpointSpec};
+use crate::telemetry::{self, metrics::CacheResult};
 use crate::timeline::Tally;
+use orchestrate_core::budget::Cost;
 use serde::de::DeserializeOwned;
 use std::future::Future;
+use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The downstream services of one request: the runtime's clients and the inbound context
@@ -51,6 +57,150 @@ fn call_of(spec: &'static EndpointSpec, node: usize) -> Result<&'static CallSpec
     spec.call(node).ok_or_else(|| CallError::new(CallErrorKind::UnknownService))
 }
 
+/// Whether `body` decodes as a `T`: only answers the call can use are cached.
+fn decodes<T: DeserializeOwned>(body: &[u8]) -> bool {
+    serde_json::from_slice::<T>(body).is_ok()
+}
+
+impl Downstream<'_> {
+    /// A call with `cache(..)`: fresh answers from the cache, stale ones at once with a refresh in
+    /// the background, missing ones filled once for every concurrent caller (see
+    /// [`cache`](crate::cache)).
+    #[allow(clippy::too_many_arguments)]
+    async fn cached<T: DeserializeOwned + Send>(
+        &self,
+        (endpoint, field): (&'static str, &'static str),
+        call: &'static CallSpec,
+        cache_policy: CachePolicy,
+        client: &ServiceClient,
+        policy: CallPolicy,
+        mut outgoing: Outgoing,
+        deadline: Instant,
+    ) -> CallDone<T> {
+        let cache = self.runtime.cache();
+        let (named, tags) = outgoing.take_cache();
+        let request = match client.build(&self.context, outgoing) {
+            Ok(request) => request,
+            Err(error) => return CallDone::failed(error, 0, None),
+        };
+        let key = match &named {
+            Some(named) => Key::named(call.service, named),
+            None => Key::of_request(call.service, &request),
+        };
+        let now = Instant::now();
+        let stored = match cache.get(&key).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::debug!(service = call.service, %error, "cache unavailable; a miss");
+                telemetry::metrics::cache(endpoint, field, CacheResult::Error);
+                None
+            }
+        };
+        let fill = Fill { client: client.clone(), policy, cache_policy, tags, check: decodes::<T> };
+        if let Some(stored) = stored {
+            match stored.freshness(now) {
+                Freshness::Fresh => {
+                    telemetry::metrics::cache(endpoint, field, CacheResult::Hit);
+                    return from_cache(&stored.body, now);
+                }
+                Freshness::Stale => {
+                    telemetry::metrics::cache(endpoint, field, CacheResult::Stale);
+                    if let Flight::Lead(tx) = cache.flight(key) {
+                        fill.spawn(cache.clone(), key, request, tx);
+                    }
+                    return from_cache(&stored.body, now);
+                }
+                Freshness::Expired => {}
+            }
+        }
+        let (mut rx, leader) = match cache.flight(key) {
+            Flight::Lead(tx) => {
+                telemetry::metrics::cache(endpoint, field, CacheResult::Miss);
+                let rx = tx.subscribe();
+                fill.spawn(cache.clone(), key, request, tx);
+                (rx, true)
+            }
+            Flight::Follow(rx) => {
+                telemetry::metrics::cache(endpoint, field, CacheResult::Coalesced);
+                (rx, false)
+            }
+        };
+        let filled = match tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(filled)) => filled.clone(),
+            // The fill goes on for the next caller; this one's deadline has passed.
+            Err(_elapsed) => return CallDone::failed(CallError::new(CallErrorKind::DeadlineExceeded), 0, None),
+            Ok(Err(_closed)) => None,
+        };
+        let attempts = |n: u32| if leader { n } else { 0 };
+        match filled {
+            Some(Filled::Answered { body, attempts: n, status }) => {
+                let value = serde_json::from_slice(&body).map_err(|e| CallError::with_source(CallErrorKind::Decode, e));
+                CallDone::new(value, attempts(n), status)
+            }
+            Some(Filled::Failed { kind, status, retry_after, attempts: n }) => {
+                CallDone::failed(Filled::error(kind, status, &retry_after), attempts(n), status.map(|s| s.as_u16()))
+            }
+            None => CallDone::failed(CallError::new(CallErrorKind::Transport), 0, None),
+        }
+    }
+}
+
+/// A cached answer as the call's value.
+fn from_cache<T: DeserializeOwned>(body: &[u8], now: Instant) -> CallDone<T> {
+    let value = serde_json::from_slice(body).map_err(|e| CallError::with_source(CallErrorKind::Decode, e));
+    CallDone::new(value, 0, None).ended_at(Some(now))
+}
+
+/// Everything a fill needs, owned: it runs in a task of its own.
+struct Fill {
+    client: ServiceClient,
+    policy: CallPolicy,
+    cache_policy: CachePolicy,
+    tags: Vec<String>,
+    /// Whether an answer decodes as the call's type (only those are stored).
+    check: fn(&[u8]) -> bool,
+}
+
+impl Fill {
+    /// Sends `request` in a task of its own, stores a usable answer under `key` and lands the
+    /// flight: neither a caller going away nor its deadline cut it short (it has the call's own
+    /// worst case from now).
+    fn spawn(self, cache: Cache, key: Key, request: http::Request<bytes::Bytes>, tx: watch::Sender<Option<Filled>>) {
+        tokio::spawn(async move {
+            let retry = self.policy.retry;
+            let worst = Cost::call(
+                "",
+                millis(self.policy.timeout),
+                retry.attempts,
+                millis(retry.backoff),
+                millis(retry.max_backoff),
+            );
+            let deadline = Instant::now() + Duration::from_millis(worst.worst_case_ms());
+            let sent = self.client.send_request(&self.policy, deadline, None, request).await;
+            let filled = match sent.result {
+                Ok(response) => {
+                    let body = response.into_body();
+                    if (self.check)(&body) {
+                        cache.put(key, Stored::new(body.clone(), self.cache_policy, self.tags)).await;
+                    }
+                    Filled::Answered { body, attempts: sent.attempts, status: sent.status }
+                }
+                Err(error) => Filled::Failed {
+                    kind: error.kind(),
+                    status: error.http_status(),
+                    retry_after: error.retry_after().cloned(),
+                    attempts: sent.attempts,
+                },
+            };
+            cache.land(&key, &tx, filled);
+        });
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Calls for Downstream<'_> {
     type Request = Outgoing;
     type Custom<'a>
@@ -69,10 +219,18 @@ impl Calls for Downstream<'_> {
         deadline: Instant,
     ) -> impl Future<Output = CallDone<T>> + Send + '_ {
         async move {
-            let (client, policy) = match call_of(spec, node).and_then(|call| self.resolve(call)) {
+            let call = match call_of(spec, node) {
+                Ok(call) => call,
+                Err(error) => return CallDone::failed(error, 0, None),
+            };
+            let (client, policy) = match self.resolve(call) {
                 Ok(parts) => parts,
                 Err(error) => return CallDone::failed(error, 0, None),
             };
+            if let Some(cache) = call.cache {
+                let names = (spec.name, spec.nodes[node].name);
+                return self.cached::<T>(names, call, cache, client, policy, request, deadline).await;
+            }
             // Not boxed: the router boxes the whole graph once (see `router::serve`).
             let sent = client.send_from(&policy, &self.context, deadline, started, request).await;
             let value = sent.result.and_then(|response| decode_json(&response));

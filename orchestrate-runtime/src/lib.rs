@@ -12,6 +12,7 @@
 //! | [`client`] | per-service HTTP clients over a pluggable [`Transport`] |
 //! | [`retry`] | retries with backoff and jitter inside the deadline, the retry budget |
 //! | [`breaker`] | the circuit breaker per service |
+//! | [`cache`] | response caches of calls and endpoints (stale-while-revalidate, single-flight, invalidation) |
 //! | [`bulkhead`] | the concurrency limit per service (adaptive or fixed), the excess shed at once |
 //! | [`health`] | what a service's client has seen lately |
 //! | [`config`] | start-up overrides from the environment and a TOML file |
@@ -24,6 +25,7 @@
 
 pub mod breaker;
 pub mod bulkhead;
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod context;
@@ -53,7 +55,9 @@ pub use error::{BoxError, CallError, CallErrorKind};
 pub use health::ServiceHealth;
 pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
 pub use runtime::{Runtime, RuntimeBuilder, SERVER_TIMING_ENV};
-pub use service::{BreakerPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec, Trip};
+pub use service::{
+    BreakerPolicy, CachePolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec, Trip,
+};
 pub use spec::{CallSpec, CallTarget, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
 pub use timeline::{CallOutcome, CallRecord, Timeline};
 pub use tls::install_tls_provider;

@@ -1,5 +1,6 @@
 //! The runtime handle: one client per declared service, built and validated at start-up.
 
+use crate::cache::Cache;
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, env_var_name, validate_base_url};
 use crate::service::ServiceSpec;
@@ -28,6 +29,7 @@ pub struct Runtime {
 struct Inner {
     services: Box<[ServiceClient]>,
     server_timing: bool,
+    cache: Cache,
 }
 
 impl fmt::Debug for Runtime {
@@ -59,6 +61,7 @@ impl Runtime {
             config: None,
             endpoints: Vec::new(),
             server_timing: None,
+            cache_capacity: None,
         }
     }
 
@@ -84,6 +87,11 @@ impl Runtime {
         &self.inner.services
     }
 
+    /// The response cache of the calls and endpoints that declare `cache(..)` (see [`Cache`]).
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
+    }
+
     /// The client at `index` when it is named `name` (the fast path for generated code), else the
     /// client named `name`.
     pub(crate) fn service_at(&self, index: usize, name: &str) -> Option<&ServiceClient> {
@@ -103,6 +111,7 @@ pub struct RuntimeBuilder {
     config: Option<ConfigSource>,
     endpoints: Vec<&'static EndpointSpec>,
     server_timing: Option<bool>,
+    cache_capacity: Option<u64>,
 }
 
 /// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
@@ -236,6 +245,20 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The most bytes of cached answers kept in memory (default
+    /// [`DEFAULT_CAPACITY`](crate::cache::DEFAULT_CAPACITY), 64 MiB); the least recently used go
+    /// first.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).cache_capacity(8 << 20).build().unwrap();
+    /// assert_eq!(runtime.cache().memory_bytes(), 0);
+    /// ```
+    pub fn cache_capacity(mut self, bytes: u64) -> Self {
+        self.cache_capacity = Some(bytes);
+        self
+    }
+
     /// Validates the configuration and builds every client.
     ///
     /// # Errors
@@ -284,7 +307,8 @@ impl RuntimeBuilder {
             };
             clients.push(ServiceClient::new(*spec, &url, transport));
         }
-        Ok(Runtime { inner: Arc::new(Inner { services: clients.into_boxed_slice(), server_timing }) })
+        let cache = Cache::in_memory(self.cache_capacity.unwrap_or(crate::cache::DEFAULT_CAPACITY));
+        Ok(Runtime { inner: Arc::new(Inner { services: clients.into_boxed_slice(), server_timing, cache }) })
     }
 }
 

@@ -4,7 +4,7 @@
 //! The description serializes (serde) as the JSON of `/_orchestrate.json`: camelCase keys,
 //! durations as milliseconds (`timeoutMs`), enums tagged by `kind`.
 
-use crate::service::{RetryPolicy, millis};
+use crate::service::{CachePolicy, RetryPolicy, millis};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -190,6 +190,8 @@ pub struct CallSpec {
     /// `{"collection":"cart.items","concurrency":8}`.
     #[serde(serialize_with = "fan_out")]
     pub for_each: Option<(&'static str, u32)>,
+    /// How the call's answers are cached, if they are.
+    pub cache: Option<CachePolicy>,
 }
 
 fn fan_out<S: serde::Serializer>(value: &Option<(&'static str, u32)>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -230,6 +232,7 @@ impl CallSpec {
             fallback: None,
             when: None,
             for_each: None,
+            cache: None,
         }
     }
 
@@ -269,6 +272,12 @@ impl CallSpec {
     /// The `when` condition, as written.
     pub const fn with_when(mut self, expr: &'static str) -> Self {
         self.when = Some(expr);
+        self
+    }
+
+    /// Caches the call's answers.
+    pub const fn with_cache(mut self, cache: CachePolicy) -> Self {
+        self.cache = Some(cache);
         self
     }
 
@@ -322,6 +331,8 @@ pub struct EndpointSpec {
     pub inputs: &'static [InputSpec],
     /// Calls and computed fields, in topological order.
     pub nodes: &'static [NodeSpec],
+    /// How the assembled answers are cached, if they are.
+    pub cache: Option<CachePolicy>,
 }
 
 impl EndpointSpec {
@@ -335,7 +346,13 @@ impl EndpointSpec {
         inputs: &'static [InputSpec],
         nodes: &'static [NodeSpec],
     ) -> Self {
-        Self { name, method, route, timeout, inputs, nodes }
+        Self { name, method, route, timeout, inputs, nodes, cache: None }
+    }
+
+    /// Caches the assembled answers (a GET endpoint's).
+    pub const fn with_cache(mut self, cache: CachePolicy) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The call of node `index`, if it is one.

@@ -36,7 +36,7 @@ pub struct Summary {
     #[call(service = "pricing", timeout = "200ms", required, get = "/price/{carts.id}")]
     pub pricing: Pricing,
 
-    #[call(service = "shipping", timeout = "200ms", required, get = "/estimate/{cart.id}", cache = "60s")]
+    #[call(service = "shipping", timeout = "200ms", required, get = "/estimate/{cart.id}", memo = "60s")]
     pub shipping: Option<Shipping>,
 }
 

@@ -25,6 +25,7 @@ type Uses = Vec<Vec<(usize, Span)>>;
 pub(crate) fn check(endpoint: &Endpoint, errors: &mut Errors) -> Option<Plan> {
     let before = errors_len(errors);
     check_inputs(endpoint, errors);
+    check_endpoint_cache(endpoint, errors);
     for field in &endpoint.fields {
         if let FieldKind::Call(call) = &field.kind {
             check_call(field, call, errors);
@@ -271,6 +272,28 @@ fn report_cycle(endpoint: &Endpoint, uses: &Uses, cycle: &[usize], errors: &mut 
     }
 }
 
+/// The endpoint's own `cache(..)`: GET only, and its `key`/`tags` read only inputs (the cache is
+/// consulted before any call runs).
+fn check_endpoint_cache(endpoint: &Endpoint, errors: &mut Errors) {
+    let Some(cache) = &endpoint.cache else { return };
+    if endpoint.method != HttpMethod::Get {
+        errors.at(cache.key_token.span(), orchestrate_core::policy::cache::endpoint_not_get(endpoint.method.upper()));
+    }
+    for expr in cache.key.iter().chain(&cache.tags) {
+        for ident in crate::deps::free_names(expr, &[]) {
+            let name = ident.to_string();
+            match endpoint.field(&name) {
+                Some((_, field)) if matches!(field.kind, FieldKind::Input(_)) => {}
+                Some(_) => errors.at(
+                    ident.span(),
+                    format!("the endpoint's cache is read before any call runs: its `key` and `tags` can use inputs, not `{name}`"),
+                ),
+                None => errors.at(ident.span(), format!("`{name}` is not an input of `{}`", endpoint.ident)),
+            }
+        }
+    }
+}
+
 fn check_inputs(endpoint: &Endpoint, errors: &mut Errors) {
     let route = endpoint.route.value();
     let params = match parse_route(&route) {
@@ -425,6 +448,21 @@ pub(super) fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
                     format!("`with` builds its own requests; pass `{}` to the function instead", keyed.key),
                 );
             }
+        }
+    }
+    if let Some(cache) = &call.cache {
+        match target {
+            CallTarget::Http { method, .. } if *method != HttpMethod::Get && call.idempotent.is_none() => {
+                errors.at(cache.key_token.span(), orchestrate_core::policy::cache::unsafe_to_cache(&name.to_string(), method.upper()));
+            }
+            CallTarget::With { .. } => errors.at(
+                cache.key_token.span(),
+                "`cache` stores the answer of one request; custom logic may send several: cache inside the function, or call with `get = ..`",
+            ),
+            _ => {}
+        }
+        if let (Some(key), Some(_)) = (&cache.key, &call.for_each) {
+            errors.spanned(key, "a fan-out caches each item's request under its own default key; remove `key`");
         }
     }
     if let Some(retry) = &call.retry

@@ -46,7 +46,7 @@ pub(crate) fn doc_text(endpoint: &Endpoint, plan: &Plan) -> String {
         .map(|((field, text), deps)| Node { name: &text.name, deps, kind: kind(field, text) })
         .collect();
     let timeout_ms = endpoint.timeout.as_ref().map_or(0, |t| t.value.as_millis() as u64);
-    sequence::endpoint_doc(timeout_ms, &nodes)
+    sequence::endpoint_doc_cached(timeout_ms, endpoint.cache.as_ref().map(|c| c.policy), &nodes)
 }
 
 /// Expressions are written as the spec writes them, so the rustdoc and the `/_orchestrate` page
@@ -267,6 +267,7 @@ fn kind<'a>(field: &Field, text: &'a Texts) -> Kind<'a> {
         fallback: text.fallback.as_deref(),
         when: text.when.as_deref(),
         for_each: text.for_each.as_deref().map(|collection| (collection, concurrency)),
+        cache: call.cache.as_ref().map(|c| c.policy),
     })
 }
 

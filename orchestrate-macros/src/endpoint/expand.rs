@@ -131,10 +131,34 @@ fn extract(endpoint: &Endpoint) -> TokenStream {
         quote!(#name: #read?,)
     });
     let max_body = endpoint.max_body.map(|bytes| quote!(const MAX_BODY: u64 = #bytes;));
+    let cache = endpoint.cache.as_ref().filter(|c| c.key.is_some() || !c.tags.is_empty()).map(|cache| {
+        let names: Vec<&Ident> = inputs(endpoint).map(|(f, _)| &f.ident).collect();
+        let bind = quote!(#(#[allow(unused_variables)] let #names = &__inputs.#names;)*);
+        let key = cache.key.as_ref().map(|expr| {
+            quote_spanned! {expr_span(expr)=>
+                fn cache_key(__inputs: &Self::Inputs) -> ::core::option::Option<::std::string::String> {
+                    #bind
+                    ::core::option::Option::Some(::std::string::ToString::to_string(&(#expr)))
+                }
+            }
+        });
+        let tags = (!cache.tags.is_empty()).then(|| {
+            let tags =
+                cache.tags.iter().map(|t| quote_spanned!(expr_span(t)=> ::std::string::ToString::to_string(&(#t))));
+            quote! {
+                fn cache_tags(__inputs: &Self::Inputs) -> ::std::vec::Vec<::std::string::String> {
+                    #bind
+                    ::std::vec![#(#tags),*]
+                }
+            }
+        });
+        quote!(#key #tags)
+    });
     quote! {
         #[automatically_derived]
         impl #p::Extract for #ident {
             #max_body
+            #cache
             fn extract(__inbound: &#p::Inbound) -> ::core::result::Result<Self::Inputs, #p::InputError> {
                 ::core::result::Result::Ok(#inputs_ident { #(#reads)* })
             }
@@ -265,6 +289,10 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         };
         quote!(::orchestrate::NodeSpec::new(#name, #ty, &[#(#deps),*], &[#(#used_inputs),*], #kind))
     });
+    let cache = endpoint.cache.as_ref().map(|cache| {
+        let policy = cache_policy(&cache.policy);
+        quote!(.with_cache(#policy))
+    });
     quote! {
         ::orchestrate::EndpointSpec::new(
             #name,
@@ -274,6 +302,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
             &[#(#inputs),*],
             &[#(#nodes),*],
         )
+        #cache
     }
 }
 
@@ -319,7 +348,16 @@ fn call_spec(endpoint: &Endpoint, field: &Field, call: &Call) -> TokenStream {
         let concurrency = call.concurrency.map_or(DEFAULT_CONCURRENCY, |(n, _)| n);
         spec.extend(quote!(.with_for_each(#collection, #concurrency)));
     }
+    if let Some(cache) = &call.cache {
+        let policy = cache_policy(&cache.policy);
+        spec.extend(quote!(.with_cache(#policy)));
+    }
     spec
+}
+
+fn cache_policy(policy: &orchestrate_core::policy::CachePolicy) -> TokenStream {
+    let (ttl, stale) = (millis(policy.ttl), millis(policy.stale));
+    quote!(::orchestrate::CachePolicy::new(#ttl, #stale))
 }
 
 fn mask(deps: &[usize]) -> TokenStream {
@@ -616,6 +654,16 @@ fn outgoing(call: &Call, method: HttpMethod, parts: &[TemplatePart]) -> TokenStr
     if let Some(key) = &call.idempotency_key {
         let expr = &key.expr;
         chain.extend(quote_spanned!(expr_span(expr)=> .idempotency_key(&(#expr))));
+    }
+    if let Some(cache) = &call.cache {
+        if let Some(expr) = &cache.key {
+            chain.extend(quote_spanned!(expr_span(expr)=> .cache_key(&(#expr))));
+        }
+        if !cache.tags.is_empty() {
+            let tags =
+                cache.tags.iter().map(|t| quote_spanned!(expr_span(t)=> ::std::string::ToString::to_string(&(#t))));
+            chain.extend(quote!(.cache_tags(::std::vec![#(#tags),*])));
+        }
     }
     quote!({
         let mut __target = #p::Target::new();

@@ -70,6 +70,8 @@ pub(crate) struct Endpoint {
     pub(crate) timeout: Option<Timed>,
     /// Request body limit in bytes (`max_body = ".."`).
     pub(crate) max_body: Option<u64>,
+    /// `cache(..)`: the assembled answer is cached.
+    pub(crate) cache: Option<CacheAttr>,
     pub(crate) fields: Vec<Field>,
 }
 
@@ -144,6 +146,17 @@ pub(crate) struct ForEach {
     pub(crate) bindings: Vec<Ident>,
 }
 
+/// `cache(ttl = "60s", stale = "30s", key = expr, tags = [expr, ..])` of a call or an endpoint.
+pub(crate) struct CacheAttr {
+    /// The `cache` key, for errors about the whole attribute.
+    pub(crate) key_token: Ident,
+    pub(crate) policy: orchestrate_core::policy::CachePolicy,
+    /// `key = expr`: the cache key, narrowing the default (the whole request).
+    pub(crate) key: Option<Expr>,
+    /// `tags = [..]`: invalidation tags.
+    pub(crate) tags: Vec<Expr>,
+}
+
 /// An expression-valued key with the key's token.
 pub(crate) struct Keyed {
     pub(crate) key: Ident,
@@ -166,6 +179,7 @@ pub(crate) struct Call {
     pub(crate) idempotent: Option<Ident>,
     pub(crate) after: Vec<Ident>,
     pub(crate) retry: Option<CallRetry>,
+    pub(crate) cache: Option<CacheAttr>,
     pub(crate) for_each: Option<ForEach>,
     /// The fan-out bound, with the `concurrency` key.
     pub(crate) concurrency: Option<(u32, Span)>,

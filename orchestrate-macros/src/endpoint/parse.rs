@@ -9,10 +9,11 @@ use orchestrate_core::policy::{Reader, Syntax};
 use orchestrate_core::suggest::closest;
 use orchestrate_core::template::{Part, parse_call_template};
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use syn::parse::Parse;
 use syn::parse::{ParseStream, Parser};
-use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed};
+use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
 
-const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body"];
+const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache"];
 const CALL_KEYS: &[&str] = &[
     "service",
     "timeout",
@@ -32,6 +33,7 @@ const CALL_KEYS: &[&str] = &[
     "idempotent",
     "after",
     "retry",
+    "cache",
     "for_each",
     "concurrency",
 ];
@@ -109,12 +111,12 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
     let head_ok = head.is_some();
-    let (method, route, timeout, max_body) =
-        head.unwrap_or_else(|| (HttpMethod::Get, LitStr::new("/", item.ident.span()), None, None));
-    Some(Endpoint { ident: item.ident.clone(), head_ok, method, route, timeout, max_body, fields })
+    let (method, route, timeout, max_body, cache) =
+        head.unwrap_or_else(|| (HttpMethod::Get, LitStr::new("/", item.ident.span()), None, None, None));
+    Some(Endpoint { ident: item.ident.clone(), head_ok, method, route, timeout, max_body, cache, fields })
 }
 
-type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>);
+type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>, Option<CacheAttr>);
 
 fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Option<Head>> {
     const USAGE: &str = "write `#[endpoint(POST \"/checkout/summary\", timeout = \"2s\")]`";
@@ -133,6 +135,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
         .map_err(|e| syn::Error::new(e.span(), format!("expected the route after the method; {USAGE}")))?;
     let mut timeout = None;
     let mut max_body = None;
+    let mut cache = None;
     let mut seen = Seen::new("#[endpoint]");
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
@@ -151,6 +154,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
                     timeout = Some(Timed { value, lit });
                 }
             }
+            "cache" => cache = Some(parse_cache(input, &key, errors)?),
             "max_body" => {
                 let lit = kw::eq_str(input, &key)?;
                 match orchestrate_core::size::parse_size(&lit.value()) {
@@ -171,7 +175,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some((method, route, timeout, max_body)))
+    Ok(Some((method, route, timeout, max_body, cache)))
 }
 
 fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<Input> {
@@ -235,6 +239,7 @@ fn parse_call(attr: &Attribute, errors: &mut Errors) -> Option<Call> {
         idempotent: None,
         after: Vec::new(),
         retry: None,
+        cache: None,
         for_each: None,
         concurrency: None,
         uses: Vec::new(),
@@ -373,6 +378,7 @@ fn parse_call_key(
             call.after = content.parse_terminated(Ident::parse_any_ident, Token![,])?.into_iter().collect();
         }
         "retry" => call.retry = Some(parse_call_retry(input, key, errors)?),
+        "cache" => call.cache = Some(parse_cache(input, key, errors)?),
         "for_each" => {
             kw::eq_token(input, key)?;
             let pat = Pat::parse_single(input)?;
@@ -416,6 +422,55 @@ fn parse_call_retry(input: ParseStream<'_>, key: &Ident, errors: &mut Errors) ->
     let policy = orchestrate_core::policy::retry::read(&mut reader, &at, &value, None);
     crate::policy::report(reader.into_problems(), errors);
     Ok(CallRetry { key: key.clone(), policy: policy.unwrap_or(orchestrate_core::policy::RetryPolicy::NONE) })
+}
+
+/// `cache(ttl = "60s", stale = "30s", key = expr, tags = [expr, ..])`: the durations go to the
+/// policy grammar, `key` and `tags` are expressions.
+pub(crate) fn parse_cache(input: ParseStream<'_>, key: &Ident, errors: &mut Errors) -> syn::Result<CacheAttr> {
+    if !input.peek(syn::token::Paren) {
+        return Err(syn::Error::new(
+            key.span(),
+            "`cache` takes its settings in parentheses, e.g. `cache(ttl = \"60s\", stale = \"30s\")`",
+        ));
+    }
+    let content;
+    parenthesized!(content in input);
+    let mut durations = Vec::new();
+    let (mut cache_key, mut tags) = (None, Vec::new());
+    let mut seen = Seen::new("cache");
+    while !content.is_empty() {
+        let k: Ident = content.parse()?;
+        if !seen.first(&k, errors) {
+            kw::skip_to_comma(&content);
+        } else {
+            match k.to_string().as_str() {
+                "ttl" | "stale" => durations.push(crate::policy::entry_after_key(&content, &k)?),
+                "key" => {
+                    kw::eq_token(&content, &k)?;
+                    cache_key = Some(content.parse::<Expr>()?);
+                }
+                "tags" => {
+                    kw::eq_token(&content, &k)?;
+                    let list;
+                    bracketed!(list in content);
+                    tags = list.parse_terminated(Expr::parse, Token![,])?.into_iter().collect();
+                }
+                _ => {
+                    kw::unknown(&k, "cache", orchestrate_core::policy::cache::KEYS, &seen.names(), errors);
+                    kw::skip_to_comma(&content);
+                }
+            }
+        }
+        kw::comma_or_end(&content)?;
+    }
+    let at = crate::policy::At::span(key.span());
+    let value = orchestrate_core::policy::Value::Table(durations, at.clone());
+    let mut reader = Reader::new(Syntax::Dsl);
+    let policy = orchestrate_core::policy::cache::read(&mut reader, &at, &value);
+    crate::policy::report(reader.into_problems(), errors);
+    let policy = policy
+        .unwrap_or(orchestrate_core::policy::CachePolicy::new(std::time::Duration::ZERO, std::time::Duration::ZERO));
+    Ok(CacheAttr { key_token: key.clone(), policy, key: cache_key, tags })
 }
 
 /// Splits a call template and parses each placeholder as an expression whose tokens point at the
@@ -488,6 +543,11 @@ fn collect_uses(call: &mut Call) {
     }
     if let Some(each) = &call.for_each {
         uses.extend(free_names(&each.collection, &[]));
+    }
+    if let Some(cache) = &call.cache {
+        for expr in cache.key.iter().chain(&cache.tags) {
+            uses.extend(free_names(expr, &bound));
+        }
     }
     uses.extend(call.after.iter().cloned());
     call.uses = uses;

@@ -95,12 +95,35 @@ pub struct Outgoing {
     body: Option<Bytes>,
     headers: HeaderMap,
     error: Option<CallError>,
+    cache_key: Option<String>,
+    cache_tags: Vec<String>,
 }
 
 impl Outgoing {
     /// A request with no body.
     pub fn new(method: http::Method, target: Target) -> Self {
-        Self { method, target, body: None, headers: HeaderMap::new(), error: None }
+        Self {
+            method,
+            target,
+            body: None,
+            headers: HeaderMap::new(),
+            error: None,
+            cache_key: None,
+            cache_tags: Vec::new(),
+        }
+    }
+
+    /// Caches the answer under `key` instead of the whole request (`cache(key = ..)`): narrows who
+    /// shares it, e.g. one catalog for every user.
+    pub fn cache_key(mut self, key: &dyn Display) -> Self {
+        self.cache_key = Some(key.to_string());
+        self
+    }
+
+    /// Tags the cached answer, so that invalidating a tag drops it (`cache(tags = [..])`).
+    pub fn cache_tags(mut self, tags: Vec<String>) -> Self {
+        self.cache_tags = tags;
+        self
     }
 
     /// Sets a JSON body.
@@ -159,6 +182,11 @@ impl Outgoing {
         if self.error.is_none() {
             self.error = Some(error);
         }
+    }
+
+    /// Takes the cache key and tags the generated code set.
+    pub(crate) fn take_cache(&mut self) -> (Option<String>, Vec<String>) {
+        (self.cache_key.take(), std::mem::take(&mut self.cache_tags))
     }
 }
 
@@ -330,6 +358,18 @@ impl ServiceClient {
             Ok(request) => request,
             Err(error) => return Sent::refused(error),
         };
+        self.send_request(policy, deadline, started, request).await
+    }
+
+    /// Sends the request [`build`](Self::build) made from a call's [`Outgoing`], through the
+    /// service's policies (see [`send`](Self::send)).
+    pub(crate) async fn send_request(
+        &self,
+        policy: &CallPolicy,
+        deadline: Instant,
+        started: Option<Instant>,
+        request: http::Request<Bytes>,
+    ) -> Sent {
         let guards = &*self.guards;
         let place = match guards.bulkhead.enter() {
             Ok(place) => place,
@@ -451,7 +491,13 @@ impl ServiceClient {
         }
     }
 
-    fn build(&self, context: &RequestContext, outgoing: Outgoing) -> Result<http::Request<Bytes>, CallError> {
+    /// The request of `outgoing` to this service: its URI at the base URL, its body, its own
+    /// headers and the forwarded ones, and the call's `traceparent`.
+    pub(crate) fn build(
+        &self,
+        context: &RequestContext,
+        outgoing: Outgoing,
+    ) -> Result<http::Request<Bytes>, CallError> {
         if let Some(error) = outgoing.error {
             return Err(error);
         }

@@ -1,6 +1,8 @@
 //! Operations endpoints every application mounts beside its own: `/metrics` (Prometheus),
-//! `/health` (per-service state), `/_orchestrate` (the living documentation of every endpoint).
+//! `/health` (per-service state), `/_orchestrate` (the living documentation of every endpoint),
+//! `POST /_orchestrate/cache/invalidate` (dropping cached answers by tag or key).
 
+pub mod cache;
 pub mod health;
 pub mod metrics;
 pub mod spec;
@@ -38,4 +40,5 @@ pub fn router(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::R
         .merge(spec::routes(runtime, endpoints))
         .merge(metrics::routes(runtime))
         .merge(health::routes(runtime, endpoints))
+        .merge(cache::routes(runtime))
 }

@@ -171,7 +171,7 @@ impl FromParam for std::sync::Arc<str> {
 
 /// What the generated code reads inputs from: route parameters, query, headers and the body.
 #[doc(hidden)]
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Inbound {
     params: Vec<(String, String)>,
     query: Option<String>,
@@ -229,6 +229,16 @@ impl Inbound {
     /// The request headers (moved into the request context once inputs are read).
     pub fn into_headers(self) -> HeaderMap {
         self.headers
+    }
+
+    /// The request headers.
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The raw body read (empty when the endpoint reads none).
+    pub(crate) fn raw_body(&self) -> &[u8] {
+        &self.body
     }
 
     /// The JSON body as `T`: 400 when it is not JSON, 422 naming the field when it is the wrong

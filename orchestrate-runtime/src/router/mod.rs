@@ -6,6 +6,7 @@
 //! router (`merge`, `nest`, `layer`), then pass the whole application through [`app`] to give
 //! unknown routes and wrong methods JSON answers.
 
+mod cache;
 mod extract;
 mod shutdown;
 
@@ -45,6 +46,16 @@ pub trait Extract: Endpoint {
     ///
     /// The [`InputError`] of the first input that cannot be read.
     fn extract(inbound: &Inbound) -> Result<Self::Inputs, InputError>;
+
+    /// The endpoint cache's key for these inputs (`cache(key = ..)`), if it narrows the default.
+    fn cache_key(_inputs: &Self::Inputs) -> Option<String> {
+        None
+    }
+
+    /// The endpoint cache's tags for these inputs (`cache(tags = [..])`).
+    fn cache_tags(_inputs: &Self::Inputs) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The axum handler of endpoint `E`: reads the inputs (rejecting bad ones before any downstream
@@ -96,11 +107,11 @@ where
 }
 
 /// A response and what `serve` adds to it.
-struct Answered {
-    response: Response,
+pub(crate) struct Answered {
+    pub(crate) response: Response,
     /// The run's timeline, when `Server-Timing` is on and the graph ran.
-    timeline: Option<Timeline>,
-    partial: bool,
+    pub(crate) timeline: Option<Timeline>,
+    pub(crate) partial: bool,
 }
 
 async fn answer<E>(
@@ -123,6 +134,9 @@ where
         Ok(inputs) => inputs,
         Err(rejection) => return rejected(rejection.into_response()),
     };
+    if let Some(policy) = E::SPEC.cache {
+        return cache::answer::<E>(runtime, &parts.uri, inbound, inputs, correlation, timing, policy).await;
+    }
     let context = RequestContext::from_headers(inbound.into_headers()).with_trace(correlation.trace().clone());
     // Boxed once here: the graph's future holds every call's future (kilobytes), and the request's
     // future is moved several times on its way through axum and hyper; one allocation costs less

@@ -17,6 +17,7 @@
 //! | `orchestrate_calls_in_flight` | gauge | `service` (downstream requests under way, retries included) |
 //! | `orchestrate_retries_total` | counter | `service`, `reason` (the failure retried, e.g. `timeout`, `status`) |
 //! | `orchestrate_breaker_state` | gauge | `service`: 0 closed, 1 half-open, 2 open |
+//! | `orchestrate_cache_requests_total` | counter | `endpoint`, `call` (the endpoint's name for its own cache), `result` (`hit`, `stale`, `miss`, `coalesced`, `error`) |
 
 use crate::spec::EndpointSpec;
 use crate::timeline::{CallOutcome, CallRecord};
@@ -71,6 +72,40 @@ pub const RETRIES: &str = "orchestrate_retries_total";
 /// ```
 pub const BREAKER_STATE: &str = "orchestrate_breaker_state";
 
+/// Cache lookups, per endpoint, call and result.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::CACHE_REQUESTS, "orchestrate_cache_requests_total");
+/// ```
+pub const CACHE_REQUESTS: &str = "orchestrate_cache_requests_total";
+
+/// What a cache lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CacheResult {
+    /// A fresh answer.
+    Hit,
+    /// A stale answer, served while it is refreshed.
+    Stale,
+    /// Nothing usable: this caller fills it.
+    Miss,
+    /// Nothing usable, and another caller was filling it already: this one waits for that.
+    Coalesced,
+    /// The cache could not be read (a miss).
+    Error,
+}
+
+impl CacheResult {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Stale => "stale",
+            Self::Miss => "miss",
+            Self::Coalesced => "coalesced",
+            Self::Error => "error",
+        }
+    }
+}
+
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Turns recording on (it stays on).
@@ -99,6 +134,7 @@ fn describe() {
     metrics::describe_gauge!(CALLS_IN_FLIGHT, "Downstream requests under way.");
     metrics::describe_counter!(RETRIES, "Retries sent, by the failure that was retried.");
     metrics::describe_gauge!(BREAKER_STATE, "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
+    metrics::describe_counter!(CACHE_REQUESTS, "Cache lookups by what they found.");
 }
 
 /// A metric by its name and label values: the address and length of each `&'static str`, or a
@@ -254,6 +290,19 @@ pub(crate) fn call(endpoint: &'static str, record: &CallRecord) {
 pub(crate) fn retry(service: &'static str, reason: &'static str) {
     if enabled() {
         metrics::counter!(RETRIES, "service" => service, "reason" => reason).increment(1);
+    }
+}
+
+/// A cache lookup of call `call` of `endpoint` found `result`.
+pub(crate) fn cache(endpoint: &'static str, call: &'static str, result: CacheResult) {
+    if enabled() {
+        let result = result.as_str();
+        cached(
+            &COUNTERS,
+            key(CACHE_REQUESTS, &[endpoint, call, result]),
+            || metrics::counter!(CACHE_REQUESTS, "endpoint" => endpoint, "call" => call, "result" => result),
+        )
+        .increment(1);
     }
 }
 

@@ -104,7 +104,7 @@ fn respond(content_type: &'static str, body: &str) -> Response {
 /// assert!(doc.contains("```mermaid\nflowchart LR\nn0[\"user<br/>users: GET /users/{id}\"]\n```"));
 /// ```
 pub fn markdown(spec: &EndpointSpec) -> String {
-    sequence::endpoint_doc(millis(spec.timeout), &nodes(spec, None))
+    sequence::endpoint_doc_cached(millis(spec.timeout), spec.cache, &nodes(spec, None))
 }
 
 /// The call sequence table alone (Markdown), as in [`markdown`].
@@ -144,6 +144,7 @@ fn nodes<'a>(spec: &'a EndpointSpec, runtime: Option<&Runtime>) -> Vec<Node<'a>>
                     fallback: call.fallback,
                     when: call.when,
                     for_each: call.for_each,
+                    cache: call.cache,
                 }),
                 NodeKind::Compute { expr } => Kind::Compute(expr),
             },
