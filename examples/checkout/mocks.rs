@@ -1,7 +1,34 @@
 //! Mock downstream services: real HTTP/1.1 servers on loopback ports that answer the checkout
 //! contract after the template's latency, and can be told to fail (status, hang, connection
-//! reset, malformed JSON, 429 with `Retry-After`). Every request is logged with its start and end
-//! so tests can check what reached a service and when.
+//! reset, malformed JSON, 429 with `Retry-After`, slow). Every request is logged with its start and
+//! end so tests can check what reached a service and when.
+//!
+//! **Chaos.** Besides one [`Fault`] for every request ([`Mock::set_fault`]), a mock can inject
+//! faults into a share of its requests: [`Mock::set_chaos`] takes a list of `(N, fault)`, each
+//! fault hitting 1 in `N` requests, chosen either
+//!
+//! - by the request counter ([`Pick::Counter`], deterministic): with requests numbered 1, 2, 3…
+//!   in the order they arrive, the first fault of the list hits requests `N, 2N, 3N…`, the k-th
+//!   (counting from 0) the requests `n` with `(n + k) mod N = 0`, so two faults with the same `N`
+//!   never land on the same request; where two still coincide, the one listed first wins; or
+//! - at random ([`Pick::Random { seed }`](Pick::Random)): each request draws one number from a
+//!   hash of the seed, the service name and the request's number, and the faults take disjoint
+//!   slices of `[0, 1)` of width `1/N` each, so each hits 1 in `N` requests on average, exactly
+//!   reproducible for the same seed and arrival order.
+//!
+//! [`parse_chaos`] reads the command-line form, `SERVICE=FAULT:N` separated by commas, where
+//! `FAULT` is a status (`500`, `503`, …), `reset`, `hang`, `malformed`, `429` answers
+//! `Retry-After: 1`, or `slow<duration>` (`slow300ms`, `slow2s`: answers the contract after its
+//! latency plus that much):
+//!
+//! ```text
+//! cart=500:20,inventory=reset:17,pricing=hang:31,shipping=hang:7,tax=500:19,inventory=slow300ms:10
+//! ```
+//!
+//! **Stats.** `GET /_mock/stats` on every mock's port answers `{"requests":n,"inFlight":n}`:
+//! the requests received so far (stats requests not counted) and those received and not yet
+//! answered or dropped. A hung request stays in flight until its client closes the connection
+//! (hyper notices the end of the stream and drops the handler); a reset one leaves at once.
 
 #![allow(dead_code)]
 
@@ -33,6 +60,132 @@ pub enum Fault {
     Reset,
     /// Answers 200 with a body that is not JSON.
     Malformed,
+    /// Answers the contract after its latency plus this much.
+    Slow(Duration),
+}
+
+impl std::fmt::Display for Fault {
+    /// The command-line form of [`parse_chaos`]: `500`, `reset`, `hang`, `slow300ms`, …
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("none"),
+            Self::Status(status) => write!(f, "{status}"),
+            Self::TooManyRequests { retry_after_secs } => write!(f, "429 (Retry-After: {retry_after_secs})"),
+            Self::Hang => f.write_str("hang"),
+            Self::Reset => f.write_str("reset"),
+            Self::Malformed => f.write_str("malformed"),
+            Self::Slow(extra) => write!(f, "slow{}ms", extra.as_millis()),
+        }
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    /// `500` (any status 200–599), `429` (with `Retry-After: 1`), `reset`, `hang`, `malformed`,
+    /// `slow<digits>ms` or `slow<digits>s`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad =
+            || format!("`{text}` is not a fault; write a status (`500`), `reset`, `hang`, `malformed` or `slow300ms`");
+        match text {
+            "reset" => Ok(Self::Reset),
+            "hang" => Ok(Self::Hang),
+            "malformed" => Ok(Self::Malformed),
+            "429" => Ok(Self::TooManyRequests { retry_after_secs: 1 }),
+            _ => {
+                if let Some(duration) = text.strip_prefix("slow") {
+                    let (digits, unit) =
+                        duration.split_at(duration.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+                    let amount: u64 = digits.parse().map_err(|_| bad())?;
+                    return match unit {
+                        "ms" => Ok(Self::Slow(Duration::from_millis(amount))),
+                        "s" => Ok(Self::Slow(Duration::from_secs(amount))),
+                        _ => Err(bad()),
+                    };
+                }
+                match text.parse::<u16>() {
+                    Ok(status @ 200..=599) => Ok(Self::Status(status)),
+                    _ => Err(bad()),
+                }
+            }
+        }
+    }
+}
+
+/// How [`Mock::set_chaos`] picks the requests a fault hits (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pick {
+    /// By the request counter: deterministic.
+    #[default]
+    Counter,
+    /// At random, from this seed: reproducible.
+    Random { seed: u64 },
+}
+
+/// Faults injected into a share of one mock's requests: each `(N, fault)` hits 1 in `N`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Chaos {
+    pub faults: Vec<(u64, Fault)>,
+    pub pick: Pick,
+}
+
+impl Chaos {
+    /// The fault for request number `n` (from 1) of `service`, if any.
+    pub fn fault_for(&self, service: &str, n: u64) -> Option<&Fault> {
+        match self.pick {
+            Pick::Counter => {
+                (0..).zip(&self.faults).find(|(k, (every, _))| (n + k) % every == 0).map(|(_, (_, fault))| fault)
+            }
+            Pick::Random { seed } => {
+                // One uniform draw in [0, 1) per request; fault i owns [Σ_{j<i} 1/N_j, Σ_{j≤i} 1/N_j).
+                let mut h = seed;
+                for byte in service.bytes() {
+                    h = splitmix64(h ^ u64::from(byte));
+                }
+                let draw = (splitmix64(h ^ n) >> 11) as f64 / (1u64 << 53) as f64;
+                let mut upper = 0.0;
+                self.faults
+                    .iter()
+                    .find(|(every, _)| {
+                        upper += 1.0 / *every as f64;
+                        draw < upper
+                    })
+                    .map(|(_, fault)| fault)
+            }
+        }
+    }
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Parses `SERVICE=FAULT:N[,SERVICE=FAULT:N..]` (see the module docs) into `(service, N, fault)`
+/// in the order written. `N` must be at least 1 (`1` hits every request).
+pub fn parse_chaos(spec: &str) -> Result<Vec<(&'static str, u64, Fault)>, String> {
+    spec.split(',')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let usage =
+                || format!("`{part}`: write SERVICE=FAULT:N, e.g. `cart=500:20` (1 in 20 cart requests answer 500)");
+            let (service, rest) = part.split_once('=').ok_or_else(usage)?;
+            let (fault, every) = rest.rsplit_once(':').ok_or_else(usage)?;
+            let service = SERVICES
+                .iter()
+                .copied()
+                .find(|s| *s == service)
+                .ok_or_else(|| format!("`{part}`: no service `{service}`; one of {}", SERVICES.join(", ")))?;
+            let every = every
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("`{part}`: N must be a whole number ≥ 1, got `{every}`"))?;
+            Ok((service, every, fault.parse().map_err(|e| format!("`{part}`: {e}"))?))
+        })
+        .collect()
 }
 
 /// One request a mock received.
@@ -54,7 +207,9 @@ pub struct Mock {
     pub addr: SocketAddr,
     latency: Mutex<Duration>,
     fault: Mutex<Fault>,
+    chaos: Mutex<Chaos>,
     requests: AtomicU64,
+    in_flight: AtomicU64,
     logging: AtomicBool,
     seen: Mutex<Vec<Seen>>,
 }
@@ -69,6 +224,12 @@ impl Mock {
         *self.fault.lock().unwrap() = fault;
     }
 
+    /// Faults for a share of the requests (see the module docs); a [`set_fault`](Self::set_fault)
+    /// other than [`Fault::None`] takes precedence. `Chaos::default()` turns it off.
+    pub fn set_chaos(&self, chaos: Chaos) {
+        *self.chaos.lock().unwrap() = chaos;
+    }
+
     pub fn set_latency(&self, latency: Duration) {
         *self.latency.lock().unwrap() = latency;
     }
@@ -76,6 +237,11 @@ impl Mock {
     /// Requests received so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests received and neither answered nor dropped yet.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// Whether requests are kept for [`seen`](Self::seen) (default: yes). A long-running mock,
@@ -135,6 +301,7 @@ impl Mocks {
     pub fn reset(&self) {
         for mock in self.all() {
             mock.set_fault(Fault::None);
+            mock.set_chaos(Chaos::default());
             mock.reset_log();
         }
     }
@@ -148,7 +315,9 @@ pub async fn start_one(name: &'static str, addr: SocketAddr, latency: Duration) 
         addr: listener.local_addr()?,
         latency: Mutex::new(latency),
         fault: Mutex::new(Fault::None),
+        chaos: Mutex::new(Chaos::default()),
         requests: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
         logging: AtomicBool::new(true),
         seen: Mutex::new(Vec::new()),
     });
@@ -166,7 +335,10 @@ async fn accept(listener: TcpListener, mock: Arc<Mock>) {
         let _ = stream.set_linger(Some(Duration::ZERO));
         let _ = stream.set_nodelay(true);
         let kill = Arc::new(Notify::new());
-        let router = axum::Router::new().fallback(answer).with_state((mock.clone(), kill.clone()));
+        let router = axum::Router::new()
+            .route("/_mock/stats", axum::routing::get(stats))
+            .fallback(answer)
+            .with_state((mock.clone(), kill.clone()));
         let service = hyper_util::service::TowerToHyperService::new(router);
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
@@ -179,9 +351,31 @@ async fn accept(listener: TcpListener, mock: Arc<Mock>) {
     }
 }
 
+/// `GET /_mock/stats`: `{"requests":n,"inFlight":n}`.
+async fn stats(State((mock, _)): State<(Arc<Mock>, Arc<Notify>)>) -> Response {
+    json_response(200, &serde_json::json!({"requests": mock.requests(), "inFlight": mock.in_flight()}))
+}
+
+/// Counts a request in flight until it is answered or its future dropped (client gone, reset).
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn answer(State((mock, kill)): State<(Arc<Mock>, Arc<Notify>)>, request: Request) -> Response {
     let start = Instant::now();
-    mock.requests.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight::enter(&mock.in_flight);
+    let number = mock.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
     let index = mock.logging.load(Ordering::SeqCst).then(|| {
@@ -196,8 +390,14 @@ async fn answer(State((mock, kill)): State<(Arc<Mock>, Arc<Notify>)>, request: R
         });
         seen.len() - 1
     });
-    let fault = mock.fault.lock().unwrap().clone();
-    let latency = *mock.latency.lock().unwrap();
+    let mut fault = mock.fault.lock().unwrap().clone();
+    if fault == Fault::None {
+        fault = mock.chaos.lock().unwrap().fault_for(mock.name, number).cloned().unwrap_or(Fault::None);
+    }
+    let mut latency = *mock.latency.lock().unwrap();
+    if let Fault::Slow(extra) = fault {
+        latency += extra;
+    }
     match fault {
         Fault::Hang => std::future::pending::<()>().await,
         Fault::Reset => {
@@ -210,7 +410,7 @@ async fn answer(State((mock, kill)): State<(Arc<Mock>, Arc<Notify>)>, request: R
         tokio::time::sleep(latency).await;
     }
     let response = match fault {
-        Fault::None => {
+        Fault::None | Fault::Slow(_) => {
             let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let (status, value) = contract::answer(mock.name, parts.method.as_str(), parts.uri.path(), &json);
             json_response(status, &value)
