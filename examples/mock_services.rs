@@ -25,8 +25,9 @@
 //!
 //! The services answer `examples/checkout/contract.rs`, as the checkout example's embedded mocks
 //! do (the same code), without keeping a log of the requests they saw. `GET /_mock/stats` on each
-//! port answers `{"requests":n,"inFlight":n}`: requests received, and received but neither
-//! answered nor dropped by their client (a hung request counts until its connection closes).
+//! port answers `{"requests":n,"inFlight":n,"faults":n}`: requests received, received but neither
+//! answered nor dropped by their client (a hung request counts until its connection closes), and
+//! given a fault by `--chaos`.
 
 #[path = "checkout/contract.rs"]
 mod contract;

@@ -25,9 +25,9 @@
 //! cart=500:20,inventory=reset:17,pricing=hang:31,shipping=hang:7,tax=500:19,inventory=slow300ms:10
 //! ```
 //!
-//! **Stats.** `GET /_mock/stats` on every mock's port answers `{"requests":n,"inFlight":n}`:
-//! the requests received so far (stats requests not counted) and those received and not yet
-//! answered or dropped. A hung request stays in flight until its client closes the connection
+//! **Stats.** `GET /_mock/stats` on every mock's port answers
+//! `{"requests":n,"inFlight":n,"faults":n}`: the requests received so far (stats requests not
+//! counted), those received and not yet answered or dropped, and those chaos gave a fault. A hung request stays in flight until its client closes the connection
 //! (hyper notices the end of the stream and drops the handler); a reset one leaves at once.
 
 #![allow(dead_code)]
@@ -210,6 +210,7 @@ pub struct Mock {
     chaos: Mutex<Chaos>,
     requests: AtomicU64,
     in_flight: AtomicU64,
+    faulted: AtomicU64,
     logging: AtomicBool,
     seen: Mutex<Vec<Seen>>,
 }
@@ -244,6 +245,11 @@ impl Mock {
         self.in_flight.load(Ordering::SeqCst)
     }
 
+    /// Requests given a fault by [`set_chaos`](Self::set_chaos) so far.
+    pub fn faulted(&self) -> u64 {
+        self.faulted.load(Ordering::SeqCst)
+    }
+
     /// Whether requests are kept for [`seen`](Self::seen) (default: yes). A long-running mock,
     /// such as the load test's, turns it off so its memory stays flat.
     pub fn set_logging(&self, on: bool) {
@@ -257,6 +263,7 @@ impl Mock {
     pub fn reset_log(&self) {
         self.seen.lock().unwrap().clear();
         self.requests.store(0, Ordering::SeqCst);
+        self.faulted.store(0, Ordering::SeqCst);
     }
 }
 
@@ -318,6 +325,7 @@ pub async fn start_one(name: &'static str, addr: SocketAddr, latency: Duration) 
         chaos: Mutex::new(Chaos::default()),
         requests: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
+        faulted: AtomicU64::new(0),
         logging: AtomicBool::new(true),
         seen: Mutex::new(Vec::new()),
     });
@@ -351,9 +359,10 @@ async fn accept(listener: TcpListener, mock: Arc<Mock>) {
     }
 }
 
-/// `GET /_mock/stats`: `{"requests":n,"inFlight":n}`.
+/// `GET /_mock/stats`: `{"requests":n,"inFlight":n,"faults":n}`.
 async fn stats(State((mock, _)): State<(Arc<Mock>, Arc<Notify>)>) -> Response {
-    json_response(200, &serde_json::json!({"requests": mock.requests(), "inFlight": mock.in_flight()}))
+    let stats = serde_json::json!({"requests": mock.requests(), "inFlight": mock.in_flight(), "faults": mock.faulted()});
+    json_response(200, &stats)
 }
 
 /// Counts a request in flight until it is answered or its future dropped (client gone, reset).
@@ -392,7 +401,10 @@ async fn answer(State((mock, kill)): State<(Arc<Mock>, Arc<Notify>)>, request: R
     });
     let mut fault = mock.fault.lock().unwrap().clone();
     if fault == Fault::None {
-        fault = mock.chaos.lock().unwrap().fault_for(mock.name, number).cloned().unwrap_or(Fault::None);
+        if let Some(chosen) = mock.chaos.lock().unwrap().fault_for(mock.name, number) {
+            fault = chosen.clone();
+            mock.faulted.fetch_add(1, Ordering::SeqCst);
+        }
     }
     let mut latency = *mock.latency.lock().unwrap();
     if let Fault::Slow(extra) = fault {
