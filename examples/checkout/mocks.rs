@@ -133,9 +133,10 @@ impl Chaos {
     /// The fault for request number `n` (from 1) of `service`, if any.
     pub fn fault_for(&self, service: &str, n: u64) -> Option<&Fault> {
         match self.pick {
-            Pick::Counter => {
-                (0..).zip(&self.faults).find(|(k, (every, _))| (n + k) % every == 0).map(|(_, (_, fault))| fault)
-            }
+            Pick::Counter => (0..)
+                .zip(&self.faults)
+                .find(|(k, (every, _))| (n + k).is_multiple_of(*every))
+                .map(|(_, (_, fault))| fault),
             Pick::Random { seed } => {
                 // One uniform draw in [0, 1) per request; fault i owns [Σ_{j<i} 1/N_j, Σ_{j≤i} 1/N_j).
                 let mut h = seed;
@@ -361,7 +362,8 @@ async fn accept(listener: TcpListener, mock: Arc<Mock>) {
 
 /// `GET /_mock/stats`: `{"requests":n,"inFlight":n,"faults":n}`.
 async fn stats(State((mock, _)): State<(Arc<Mock>, Arc<Notify>)>) -> Response {
-    let stats = serde_json::json!({"requests": mock.requests(), "inFlight": mock.in_flight(), "faults": mock.faulted()});
+    let stats =
+        serde_json::json!({"requests": mock.requests(), "inFlight": mock.in_flight(), "faults": mock.faulted()});
     json_response(200, &stats)
 }
 
@@ -400,11 +402,11 @@ async fn answer(State((mock, kill)): State<(Arc<Mock>, Arc<Notify>)>, request: R
         seen.len() - 1
     });
     let mut fault = mock.fault.lock().unwrap().clone();
-    if fault == Fault::None {
-        if let Some(chosen) = mock.chaos.lock().unwrap().fault_for(mock.name, number) {
-            fault = chosen.clone();
-            mock.faulted.fetch_add(1, Ordering::SeqCst);
-        }
+    if fault == Fault::None
+        && let Some(chosen) = mock.chaos.lock().unwrap().fault_for(mock.name, number)
+    {
+        fault = chosen.clone();
+        mock.faulted.fetch_add(1, Ordering::SeqCst);
     }
     let mut latency = *mock.latency.lock().unwrap();
     if let Fault::Slow(extra) = fault {
