@@ -35,7 +35,9 @@
 # Every process started here is stopped by its PID on exit. Results: target/bench-chaos/<time>/
 # (summary.md, results.tsv, wrk.log, each process's log, orchestrate's /metrics, mock stats).
 #
-# Environment: BENCH_PORT_BASE (default 47200: mocks on +1..+5, orchestrate +10, baseline +11),
+# Environment: BENCH_PORT_BASE (default 27200: mocks on +1..+5, orchestrate +10, baseline +11;
+# below Linux's ephemeral range, 32768-60999 by default, where any process's outgoing connection,
+# or its TIME_WAIT for a minute after, can hold the port and make a server's bind fail),
 # BENCH_OUT (result directory), CARGO_TARGET_DIR (where the release binaries are built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +58,7 @@ while [ $# -gt 0 ]; do
     --seed) seed="$2"; shift 2 ;;
     --log) log_level="$2"; shift 2 ;;
     --no-pin) pin=0; shift ;;
-    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+    -h|--help) sed -n "2,/^set -euo/p" "$0" | sed "$ d"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -66,7 +68,7 @@ done
 
 deadline_ms=2000
 grace_ms=10
-port_base="${BENCH_PORT_BASE:-47200}"
+port_base="${BENCH_PORT_BASE:-27200}"
 orch_port=$((port_base + 10))
 base_port=$((port_base + 11))
 out="${BENCH_OUT:-target/bench-chaos/$(date +%Y%m%d-%H%M%S)}"
@@ -76,6 +78,11 @@ services=(cart inventory pricing shipping tax)
 
 log() { printf '[chaos] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+if read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null \
+  && [ "$((port_base + 11))" -ge "$eph_lo" ] && [ "$port_base" -le "$eph_hi" ]; then
+  log "warning: ports $port_base..$((port_base + 11)) are in the ephemeral range $eph_lo-$eph_hi; a bind may fail (BENCH_PORT_BASE)"
+fi
 
 need() { # need <command> <debian package>
   command -v "$1" >/dev/null 2>&1 && return 0
