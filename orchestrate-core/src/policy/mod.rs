@@ -15,6 +15,7 @@
 //! | response cache (call, endpoint) | [`cache`] | `cache(ttl = "60s", stale = "30s", key = .., tags = [..])` | – |
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
+//! | the shared store | [`store`] | – | `[store]` |
 //!
 //! ```
 //! use orchestrate_core::policy::{Entry, Reader, Syntax, Value, service};
@@ -36,6 +37,7 @@ pub mod cache;
 pub mod retry;
 pub mod retry_budget;
 pub mod service;
+pub mod store;
 mod value;
 
 pub use breaker::{BreakerPolicy, Trip};
@@ -44,6 +46,7 @@ pub use cache::CachePolicy;
 pub use retry::{RetryOn, RetryPolicy};
 pub use retry_budget::RetryBudget;
 pub use service::ServicePolicies;
+pub use store::StoreSettings;
 pub use value::{Entry, Example, Keys, Problem, Reader, Syntax, Value, unknown_key};
 
 /// Serializes a duration as whole milliseconds (the `..Ms` keys of the specs' JSON).
