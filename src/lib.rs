@@ -87,10 +87,12 @@ pub use orchestrate_runtime::{CallOutcome, CallRecord, Timeline};
 pub use orchestrate_runtime::{CallSpec, CallTarget, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
 
 // Start-up configuration.
-pub use orchestrate_runtime::{ConfigError, SERVER_TIMING_ENV, env_var_name, install_tls_provider, validate_base_url};
+pub use orchestrate_runtime::{
+    ConfigError, REDIS_URL_ENV, SERVER_TIMING_ENV, env_var_name, install_tls_provider, validate_base_url,
+};
 
 // Namespaces: serving, operations, telemetry, configuration, the downstream client.
-pub use orchestrate_runtime::{cache, client, config, ops, router, telemetry};
+pub use orchestrate_runtime::{cache, client, config, ops, router, store, telemetry};
 
 /// The names most endpoint modules need.
 pub mod prelude {

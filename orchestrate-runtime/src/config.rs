@@ -10,8 +10,15 @@
 //! 3. [`RuntimeBuilder::base_url`](crate::RuntimeBuilder::base_url).
 //! 4. The `services!` declaration.
 //!
-//! [`RuntimeBuilder::read_env(false)`](crate::RuntimeBuilder::read_env) ignores both environment
-//! variables.
+//! The shared store's Redis URL comes the same way: `ORCHESTRATE_REDIS_URL` ([`REDIS_URL_ENV`]),
+//! then `[store] redis_url` in the file, then
+//! [`RuntimeBuilder::redis_url`](crate::RuntimeBuilder::redis_url) (or the `redis_url` of
+//! [`RuntimeBuilder::store`](crate::RuntimeBuilder::store)); without any, the state stays in
+//! memory. The other `[store]` keys are merged key by key into the builder's
+//! [`StoreSettings`], as a service's policies are into `services!`.
+//!
+//! [`RuntimeBuilder::read_env(false)`](crate::RuntimeBuilder::read_env) ignores every environment
+//! variable.
 //!
 //! # File format
 //!
@@ -31,7 +38,16 @@
 //!
 //! [services.shipping.breaker]
 //! open_for = "2m"
+//!
+//! [store]
+//! redis_url = "redis://127.0.0.1:6379/0"   # absent: the state stays in memory
+//! command_timeout = "50ms"                 # each command, pipeline or script, connecting included
+//! connect_timeout = "1s"                   # each connection attempt (in the background)
+//! key_prefix = "checkout:"                 # before every key (default `orchestrate:`)
 //! ```
+//!
+//! The keys of `[store]`, their ranges and messages are those of
+//! [`orchestrate_core::policy::store`].
 //!
 //! A policy table is merged key by key into what `services!` declares, so `open_for` alone
 //! changes only that; a service that declares no retry (or no breaker) needs every key that
@@ -43,8 +59,8 @@
 //! [`RuntimeBuilder::build`](crate::RuntimeBuilder::build) refuses to start, with a
 //! [`ConfigError`] naming the file, line and column, on: a service or key that does not exist
 //! (with the closest name suggested), a value of the wrong type, a malformed duration, size, URL or
-//! header name, a value out of range (`attempts` from 1 to 10, `percent` up to 100, `max_backoff`
-//! not below `backoff`, ...). Given the application's endpoints
+//! header name or Redis URL, a value out of range (`attempts` from 1 to 10, `percent` up to 100,
+//! `max_backoff` not below `backoff`, `command_timeout` up to 10 s, ...). Given the application's endpoints
 //! ([`RuntimeBuilder::endpoints`](crate::RuntimeBuilder::endpoints)), it also recomputes each
 //! endpoint's worst case with the configured retries, as `#[endpoint]` does at compile time, and
 //! refuses a configuration under which a critical path can no longer meet its endpoint's
@@ -70,7 +86,7 @@
 use crate::service::ServiceSpec;
 use crate::spec::{EndpointSpec, NodeKind};
 use orchestrate_core::budget::{Cost, over_budget};
-use orchestrate_core::policy::{self, Entry, Problem, Reader, ServicePolicies, Syntax, Value};
+use orchestrate_core::policy::{self, Entry, Problem, Reader, ServicePolicies, StoreSettings, Syntax, Value};
 use orchestrate_core::suggest::did_you_mean;
 use std::collections::HashMap;
 use std::fmt;
@@ -86,12 +102,36 @@ use toml::de::{DeTable, DeValue};
 /// ```
 pub const CONFIG_ENV: &str = "ORCHESTRATE_CONFIG";
 
+/// The environment variable with the shared store's Redis URL (see [`crate::store`]).
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::config::REDIS_URL_ENV, "ORCHESTRATE_REDIS_URL");
+/// ```
+pub const REDIS_URL_ENV: &str = "ORCHESTRATE_REDIS_URL";
+
+/// The top-level keys of the configuration file.
+const TOP_LEVEL: &[&str] = &["services", "store"];
+
 /// A base URL from the file, with where it was written.
 pub(crate) type FileUrls = HashMap<&'static str, (String, String)>;
 
-/// Applies the configuration `text` (named `name` in messages) to `specs`; returns the base URLs
-/// it sets.
-pub(crate) fn apply(name: &str, text: &str, specs: &mut [ServiceSpec]) -> Result<FileUrls, ConfigError> {
+/// What the file sets besides the specs and the store settings it changes in place.
+#[derive(Debug, Default)]
+pub(crate) struct FileConfig {
+    /// The services' base URLs.
+    pub(crate) urls: FileUrls,
+    /// Where `[store] redis_url` is written, if it is.
+    pub(crate) redis_url_at: Option<String>,
+}
+
+/// Applies the configuration `text` (named `name` in messages) to `specs` and `store` (the
+/// builder's store settings, merged key by key); returns the base URLs it sets.
+pub(crate) fn apply(
+    name: &str,
+    text: &str,
+    specs: &mut [ServiceSpec],
+    store: &mut StoreSettings,
+) -> Result<FileConfig, ConfigError> {
     let document = DeTable::parse(text).map_err(|error| ConfigError::Syntax {
         origin: error.span().map_or_else(|| name.to_owned(), |span| position(name, text, &span)),
         reason: error.message().to_owned(),
@@ -105,10 +145,31 @@ pub(crate) fn apply(name: &str, text: &str, specs: &mut [ServiceSpec]) -> Result
         ));
     };
     let mut urls = FileUrls::new();
+    let mut redis_url_at = None;
     for (key, value) in document.get_ref() {
+        if key.get_ref() == "store" {
+            let mut reader = Reader::new(Syntax::Toml);
+            match policy::store::read(&mut reader, &to_value(value), Some(store)) {
+                Some(settings) => {
+                    if let DeValue::Table(table) = value.get_ref()
+                        && let Some((_, url)) = table.iter().find(|(key, _)| key.get_ref() == "redis_url")
+                    {
+                        redis_url_at = Some(position(name, text, &url.span()));
+                    }
+                    *store = settings;
+                }
+                None => {
+                    for Problem { at, key, message, .. } in reader.into_problems() {
+                        fail(&mut errors, at, None, &key, message);
+                    }
+                }
+            }
+            continue;
+        }
         if key.get_ref() != "services" {
-            let reason = format!("unknown key `{}`; expected `services`", key.get_ref());
-            fail(&mut errors, key.span(), None, key.get_ref(), reason);
+            let written = key.get_ref();
+            let reason = format!("unknown key `{written}`{}expected `services` or `store`", hint(written, TOP_LEVEL));
+            fail(&mut errors, key.span(), None, written, reason);
             continue;
         }
         let DeValue::Table(services) = value.get_ref() else {
@@ -152,7 +213,7 @@ pub(crate) fn apply(name: &str, text: &str, specs: &mut [ServiceSpec]) -> Result
         }
     }
     errors.sort_by_key(|(at, _)| *at);
-    collect(errors.into_iter().map(|(_, e)| e).collect()).map(|()| urls)
+    collect(errors.into_iter().map(|(_, e)| e).collect()).map(|()| FileConfig { urls, redis_url_at })
 }
 
 /// A TOML table as policy entries, each value with its byte range in the file.
@@ -273,7 +334,8 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn collect(mut errors: Vec<ConfigError>) -> Result<(), ConfigError> {
+/// No error, the one error, or [`ConfigError::Several`].
+pub(crate) fn collect(mut errors: Vec<ConfigError>) -> Result<(), ConfigError> {
     match errors.len() {
         0 => Ok(()),
         1 => Err(errors.remove(0)),
@@ -433,7 +495,15 @@ mod tests {
 
     fn apply_to(text: &str) -> Result<(Vec<ServiceSpec>, FileUrls), String> {
         let mut specs = SERVICES.to_vec();
-        apply("app.toml", text, &mut specs).map(|urls| (specs, urls)).map_err(|e| e.to_string())
+        let mut store = StoreSettings::default();
+        apply("app.toml", text, &mut specs, &mut store).map(|file| (specs, file.urls)).map_err(|e| e.to_string())
+    }
+
+    fn store_of(text: &str, builder: StoreSettings) -> Result<(StoreSettings, Option<String>), String> {
+        let mut store = builder;
+        apply("app.toml", text, &mut SERVICES.to_vec(), &mut store)
+            .map(|file| (store, file.redis_url_at))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -524,6 +594,48 @@ http2 = "yes"
         let err = apply_to("[services.cart]\nretry = { backoff = \"1s\", max_backoff = \"100ms\" }").unwrap_err();
         assert!(err.contains("`max_backoff` is smaller than `backoff`"), "{err}");
         let err = apply_to("listen = \"0.0.0.0:80\"").unwrap_err();
-        assert!(err.contains("unknown key `listen`; expected `services`"), "{err}");
+        assert_eq!(err, "`listen` (from app.toml:1:1): unknown key `listen`; expected `services` or `store`");
+        let err = apply_to("[stor]\nredis_url = \"redis://cache\"").unwrap_err();
+        assert!(err.contains("unknown key `stor`; did you mean `store`? expected `services` or `store`"), "{err}");
+    }
+
+    #[test]
+    fn the_store_table_merges_into_the_builders_settings() {
+        let builder = StoreSettings::default().with_redis_url("redis://builder:6379").with_key_prefix("app:");
+        let (store, at) = store_of("[store]\ncommand_timeout = \"20ms\"\n", builder.clone()).unwrap();
+        assert_eq!(store, builder.clone().with_command_timeout(Duration::from_millis(20)));
+        assert_eq!(at, None, "the URL is the builder's");
+        let (store, at) = store_of("[store]\nredis_url = \"redis://file:6379/1\"\n", builder).unwrap();
+        assert_eq!((store.redis_url.as_deref(), store.key_prefix.as_str()), (Some("redis://file:6379/1"), "app:"));
+        assert_eq!(at.as_deref(), Some("app.toml:2:13"));
+        let (store, _) = store_of("", StoreSettings::default()).unwrap();
+        assert_eq!(store, StoreSettings::default(), "no `[store]`: memory");
+    }
+
+    #[test]
+    fn store_mistakes_are_reported_at_their_position() {
+        let err = store_of(
+            "[store]\nredis_url = \"redis://:hunter2@cache:70000\"\ncommand_timeout = \"50 ms\"\nconnect_timeout = \"0ms\"\nkey_prefix = \"my app:\"\nprefix = \"x\"\n",
+            StoreSettings::default(),
+        )
+        .unwrap_err();
+        let expected = [
+            "`store.redis_url` (from app.toml:2:13): `redis://:***@cache:70000` has an invalid port `70000`",
+            "`store.command_timeout` (from app.toml:3:19): invalid `command_timeout`: durations have no spaces; write \"50ms\"",
+            "`store.connect_timeout` (from app.toml:4:19): invalid `connect_timeout`: a duration of zero is not allowed here; use at least \"1ms\"",
+            "`store.key_prefix` (from app.toml:5:14): `key_prefix` has whitespace or a control character; write e.g. \"checkout:\"",
+            "`store.prefix` (from app.toml:6:1): unknown key `prefix` in `store` (expected one of: redis_url, command_timeout, connect_timeout, key_prefix)",
+        ];
+        for line in expected {
+            assert!(err.contains(line), "missing\n{line}\nin\n{err}");
+        }
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = store_of("store = \"redis://cache\"", StoreSettings::default()).unwrap_err();
+        assert!(err.starts_with("`store` (from app.toml:1:9): `store` is a group of settings"), "{err}");
+        let err = store_of("[store]\ncommand_timeout = \"11s\"", StoreSettings::default()).unwrap_err();
+        assert!(
+            err.ends_with("`command_timeout` must be at most 10s: a store command holds the request that waits for it"),
+            "{err}"
+        );
     }
 }

@@ -16,6 +16,7 @@
 //! | [`bulkhead`] | the concurrency limit per service (adaptive or fixed), the excess shed at once |
 //! | [`health`] | what a service's client has seen lately |
 //! | [`config`] | start-up overrides from the environment and a TOML file |
+//! | [`store`] | the shared store (Redis, or memory) the stateful features keep their state in |
 //! | [`outcome`] | assembled values, partial results and failures → HTTP status |
 //! | [`timeline`] | per-call timing and results of one request |
 //! | [`telemetry`] | trace context and request ids downstream, metrics, `Server-Timing` |
@@ -41,6 +42,7 @@ pub mod router;
 mod runtime;
 pub mod service;
 pub mod spec;
+pub mod store;
 pub mod telemetry;
 pub mod timeline;
 mod tls;
@@ -48,7 +50,7 @@ mod window;
 
 pub use breaker::BreakerState;
 pub use client::{CallClient, CallPolicy, HttpTransport, Outgoing, RequestBuilder, ServiceClient, Target, Transport};
-pub use config::{ConfigError, env_var_name, validate_base_url};
+pub use config::{ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
 pub use context::RequestContext;
 pub use endpoint::Endpoint;
 pub use error::{BoxError, CallError, CallErrorKind};

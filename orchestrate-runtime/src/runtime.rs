@@ -1,17 +1,21 @@
-//! The runtime handle: one client per declared service, built and validated at start-up.
+//! The runtime handle: one client per declared service and the shared store, built and validated
+//! at start-up.
 
 use crate::cache::Cache;
 use crate::client::{HttpTransport, ServiceClient, Transport};
-use crate::config::{self, CONFIG_ENV, ConfigError, env_var_name, validate_base_url};
+use crate::config::{self, CONFIG_ENV, ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
 use crate::service::ServiceSpec;
 use crate::spec::EndpointSpec;
+use crate::store::{Store, StoreSettings};
 use crate::tls::install_tls_provider;
+use orchestrate_core::policy::store::redact;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Shared state of every endpoint run: the clients of the downstream services.
+/// Shared state of every endpoint run: the clients of the downstream services and the
+/// [shared store](crate::store).
 ///
 /// Cheap to clone (an `Arc`). Build it once at start-up:
 ///
@@ -28,6 +32,7 @@ pub struct Runtime {
 
 struct Inner {
     services: Box<[ServiceClient]>,
+    store: Store,
     server_timing: bool,
     cache: Cache,
 }
@@ -36,6 +41,7 @@ impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
             .field("services", &self.inner.services.iter().map(ServiceClient::name).collect::<Vec<_>>())
+            .field("store", &self.inner.store)
             .finish()
     }
 }
@@ -62,6 +68,7 @@ impl Runtime {
             endpoints: Vec::new(),
             server_timing: None,
             cache_capacity: None,
+            store: StoreSettings::default(),
         }
     }
 
@@ -92,6 +99,21 @@ impl Runtime {
         &self.inner.cache
     }
 
+    /// Where the state shared between instances lives: [`Store::Memory`] unless a Redis URL is
+    /// configured (see [`RuntimeBuilder::redis_url`]). The features that keep such state take
+    /// their connection from here.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// use orchestrate_runtime::store::Backend;
+    /// let runtime = Runtime::builder(&[]).read_env(false).redis_url("redis://127.0.0.1:6379/0").build().unwrap();
+    /// let redis = runtime.store().redis().unwrap();
+    /// assert_eq!((runtime.store().backend(), redis.target()), (Backend::Redis, "redis://127.0.0.1:6379/0"));
+    /// ```
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     /// The client at `index` when it is named `name` (the fast path for generated code), else the
     /// client named `name`.
     pub(crate) fn service_at(&self, index: usize, name: &str) -> Option<&ServiceClient> {
@@ -112,6 +134,7 @@ pub struct RuntimeBuilder {
     endpoints: Vec<&'static EndpointSpec>,
     server_timing: Option<bool>,
     cache_capacity: Option<u64>,
+    store: StoreSettings,
 }
 
 /// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
@@ -133,6 +156,7 @@ impl fmt::Debug for RuntimeBuilder {
             .field("config", &self.config)
             .field("endpoints", &self.endpoints.iter().map(|e| e.name).collect::<Vec<_>>())
             .field("server_timing", &self.server_timing)
+            .field("redis_url", &self.store.redis_url.as_deref().map(redact))
             .finish()
     }
 }
@@ -259,12 +283,57 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Validates the configuration and builds every client.
+    /// Keeps the shared state in the Redis server at `url` (`redis://[user:password@]host[:port][/db]`
+    /// or `redis+unix:///path`), checked by [`build`](Self::build). `ORCHESTRATE_REDIS_URL` and
+    /// `[store] redis_url` in the configuration file take precedence, like the other start-up
+    /// overrides. Building connects nothing: an unreachable server makes store operations fail
+    /// (the features degrade), not start-up.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).redis_url("redis://127.0.0.1:1/0").build().unwrap();
+    /// assert!(runtime.store().redis().is_some());
+    /// let err = Runtime::builder(&[]).read_env(false).redis_url("127.0.0.1:6379").build().unwrap_err();
+    /// assert!(err.to_string().starts_with("`store.redis_url` (from the runtime builder): `127.0.0.1:6379` must start with `redis://`"), "{err}");
+    /// ```
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.store.redis_url = Some(url.into());
+        self
+    }
+
+    /// The shared store's settings (Redis URL, timeouts, key prefix); the configuration file's
+    /// `[store]` keys are merged into them key by key and `ORCHESTRATE_REDIS_URL` replaces the URL.
+    /// Checked by [`build`](Self::build) with the rules of the file.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// use orchestrate_runtime::store::StoreSettings;
+    /// use std::time::Duration;
+    /// let settings = StoreSettings::default()
+    ///     .with_redis_url("redis://127.0.0.1:6379/0")
+    ///     .with_command_timeout(Duration::from_millis(20))
+    ///     .with_key_prefix("checkout:");
+    /// let runtime = Runtime::builder(&[])
+    ///     .read_env(false)
+    ///     .store(settings)
+    ///     .config_str("[store]\ncommand_timeout = \"30ms\"\n")
+    ///     .build()
+    ///     .unwrap();
+    /// let redis = runtime.store().redis().unwrap();
+    /// assert_eq!((redis.command_timeout(), redis.prefix()), (Duration::from_millis(30), "checkout:"));
+    /// ```
+    pub fn store(mut self, settings: StoreSettings) -> Self {
+        self.store = settings;
+        self
+    }
+
+    /// Validates the configuration and builds every client and the store.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`]: an override for an unknown service, a base URL that is not an absolute
-    /// `http(s)` URL, a configuration file that cannot be read or breaks a rule of [`config`], an
+    /// `http(s)` URL, a store setting that breaks a rule (a malformed Redis URL, a timeout out of
+    /// range), a configuration file that cannot be read or breaks a rule of [`config`], an
     /// endpoint whose worst case no longer fits its timeout, or an HTTP client that cannot be built.
     pub fn build(mut self) -> Result<Runtime, ConfigError> {
         install_tls_provider();
@@ -276,7 +345,10 @@ impl RuntimeBuilder {
                 });
             }
         }
-        let file_urls = self.apply_config()?;
+        let file = self.apply_config()?;
+        let file_urls = file.urls;
+        let redis_url_env = self.read_env.then(|| std::env::var(REDIS_URL_ENV).ok()).flatten();
+        let store = self.open_store(redis_url_env, file.redis_url_at)?;
         let server_timing = self.server_timing_setting()?;
         config::check_endpoints(&self.endpoints, &self.specs)?;
         if self.read_env {
@@ -308,7 +380,7 @@ impl RuntimeBuilder {
             clients.push(ServiceClient::new(*spec, &url, transport));
         }
         let cache = Cache::in_memory(self.cache_capacity.unwrap_or(crate::cache::DEFAULT_CAPACITY));
-        Ok(Runtime { inner: Arc::new(Inner { services: clients.into_boxed_slice(), server_timing, cache }) })
+        Ok(Runtime { inner: Arc::new(Inner { services: clients.into_boxed_slice(), store, server_timing, cache }) })
     }
 }
 
@@ -331,8 +403,51 @@ impl RuntimeBuilder {
         }
     }
 
-    /// Reads the configuration file, if any, into the specs; returns the base URLs it sets.
-    fn apply_config(&mut self) -> Result<config::FileUrls, ConfigError> {
+    /// The store of the settings (the builder's with the file's merged in) and `from_env`, the
+    /// value of `ORCHESTRATE_REDIS_URL` (empty is unset); `redis_url_at` is where the file sets
+    /// the URL, if it does.
+    fn open_store(&self, from_env: Option<String>, redis_url_at: Option<String>) -> Result<Store, ConfigError> {
+        let mut settings = self.store.clone();
+        let from_env = from_env.filter(|url| !url.trim().is_empty());
+        let (url_key, url_origin) = match (&from_env, redis_url_at) {
+            (Some(_), _) => (REDIS_URL_ENV, "the environment".to_owned()),
+            (None, Some(at)) => ("store.redis_url", at),
+            (None, None) => ("store.redis_url", "the runtime builder".to_owned()),
+        };
+        if let Some(url) = from_env {
+            if let Some(spec) = self.specs.iter().find(|s| env_var_name(s.name) == REDIS_URL_ENV) {
+                return Err(ConfigError::Invalid {
+                    service: None,
+                    key: REDIS_URL_ENV.to_owned(),
+                    origin: "the environment".to_owned(),
+                    reason: format!(
+                        "names both the shared store and the base URL of service `{}`; rename the service in `services!`",
+                        spec.name
+                    ),
+                });
+            }
+            settings.redis_url = Some(url);
+        }
+        // What the file sets was checked where it is written: a problem left is the builder's
+        // (or the environment's URL).
+        let invalid = |key: &str, reason: String| {
+            let (key, origin) = if key == "store.redis_url" {
+                (url_key, url_origin.clone())
+            } else {
+                (key, "the runtime builder".to_owned())
+            };
+            ConfigError::Invalid { service: None, key: key.to_owned(), origin, reason }
+        };
+        config::collect(settings.problems().into_iter().map(|(key, reason)| invalid(key, reason)).collect())?;
+        Store::open(&settings).map_err(|reason| {
+            let url = settings.redis_url.as_deref().map(redact).unwrap_or_default();
+            invalid("store.redis_url", format!("`{url}` {reason}"))
+        })
+    }
+
+    /// Reads the configuration file, if any, into the specs and the store settings; returns what
+    /// else it sets.
+    fn apply_config(&mut self) -> Result<config::FileConfig, ConfigError> {
         let from_env = self.read_env.then(|| std::env::var_os(CONFIG_ENV)).flatten().filter(|p| !p.is_empty());
         let named_by_env = from_env.is_some();
         let source = match from_env {
@@ -340,8 +455,8 @@ impl RuntimeBuilder {
             None => self.config.take(),
         };
         match source {
-            None => Ok(config::FileUrls::new()),
-            Some(ConfigSource::Text(text)) => config::apply("<config>", &text, &mut self.specs),
+            None => Ok(config::FileConfig::default()),
+            Some(ConfigSource::Text(text)) => config::apply("<config>", &text, &mut self.specs, &mut self.store),
             Some(ConfigSource::File(path)) => {
                 let name = path.display().to_string();
                 let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -349,19 +464,23 @@ impl RuntimeBuilder {
                         if named_by_env { format!(" (the path comes from `{CONFIG_ENV}`)") } else { String::new() };
                     ConfigError::Unreadable { path: name.clone(), reason: format!("{e}{from}") }
                 })?;
-                config::apply(&name, &text, &mut self.specs)
+                config::apply(&name, &text, &mut self.specs, &mut self.store)
             }
         }
     }
 }
 
-/// Logs `ORCHESTRATE_*_URL` variables that name no declared service: likely a typo, but maybe meant
-/// for another application sharing the environment, so not an error.
+/// Logs `ORCHESTRATE_*_URL` variables that name no declared service (nor the store): likely a
+/// typo, but maybe meant for another application sharing the environment, so not an error.
 fn warn_unknown_env(specs: &[ServiceSpec]) {
     let known: Vec<String> = specs.iter().map(|s| env_var_name(s.name)).collect();
     for (name, _) in std::env::vars_os() {
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with("ORCHESTRATE_") && name.ends_with("_URL") && !known.iter().any(|k| k == name) {
+        if name.starts_with("ORCHESTRATE_")
+            && name.ends_with("_URL")
+            && name != REDIS_URL_ENV
+            && !known.iter().any(|k| k == name)
+        {
             let hint = orchestrate_core::suggest::did_you_mean(name, known.iter().map(String::as_str));
             tracing::warn!("`{name}` names no declared service and is ignored{hint}");
         }
@@ -377,6 +496,7 @@ fn leak_unknown(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const SERVICES: &[ServiceSpec] = &[
         ServiceSpec::new("cart", "http://cart.internal:8080"),
@@ -411,6 +531,63 @@ mod tests {
             err.to_string().starts_with("base URL `localhost:1` of service `cart` (from the runtime builder)"),
             "{err}"
         );
+    }
+
+    /// The store a builder gets with `env` as `ORCHESTRATE_REDIS_URL`: its target, or the error.
+    fn store_with(builder: RuntimeBuilder, env: Option<&str>) -> Result<String, String> {
+        let mut builder = builder.read_env(false);
+        let file = builder.apply_config().map_err(|e| e.to_string())?;
+        let store = builder.open_store(env.map(str::to_owned), file.redis_url_at).map_err(|e| e.to_string())?;
+        Ok(store.redis().map_or_else(|| "memory".to_owned(), |r| r.target().to_owned()))
+    }
+
+    #[test]
+    fn the_redis_url_comes_from_the_environment_then_the_file_then_the_builder() {
+        let builder = || Runtime::builder(SERVICES).redis_url("redis://builder:6379");
+        let file = "[store]\nredis_url = \"redis://file:6379\"\n";
+        assert_eq!(store_with(Runtime::builder(SERVICES), None).unwrap(), "memory");
+        assert_eq!(store_with(builder(), None).unwrap(), "redis://builder:6379");
+        assert_eq!(store_with(builder().config_str(file), None).unwrap(), "redis://file:6379");
+        assert_eq!(store_with(builder().config_str(file), Some("redis://env:6379")).unwrap(), "redis://env:6379");
+        assert_eq!(store_with(builder().config_str(file), Some("")).unwrap(), "redis://file:6379", "empty is unset");
+        assert_eq!(store_with(Runtime::builder(SERVICES), Some("redis://env:6379")).unwrap(), "redis://env:6379");
+    }
+
+    #[test]
+    fn store_mistakes_name_where_the_value_comes_from() {
+        let err = store_with(Runtime::builder(SERVICES), Some("redis//:pw@env")).unwrap_err();
+        assert_eq!(
+            err,
+            "`ORCHESTRATE_REDIS_URL` (from the environment): `redis//:pw@env` must start with `redis://` \
+             (or `rediss://`, `redis+unix://`), e.g. \"redis://127.0.0.1:6379/0\""
+        );
+        let err = store_with(Runtime::builder(SERVICES).redis_url("redis://:pw@cache:99999"), None).unwrap_err();
+        assert_eq!(
+            err,
+            "`store.redis_url` (from the runtime builder): `redis://:***@cache:99999` has an invalid port `99999`"
+        );
+        let file = "\n[store]\nredis_url = \"rediss://cache:6380\"\n";
+        let err = store_with(Runtime::builder(SERVICES).config_str(file), None).unwrap_err();
+        assert!(err.starts_with("`store.redis_url` (from <config>:3:13): `rediss://cache:6380` needs TLS"), "{err}");
+        let settings = StoreSettings::default().with_command_timeout(Duration::from_secs(30)).with_key_prefix("a b");
+        let err = store_with(Runtime::builder(SERVICES).store(settings.clone()), None).unwrap_err();
+        assert_eq!(
+            err,
+            "2 configuration errors:\n  - `store.command_timeout` (from the runtime builder): `command_timeout` must be at most 10s: \
+             a store command holds the request that waits for it\n  - `store.key_prefix` (from the runtime builder): \
+             `key_prefix` has whitespace or a control character; write e.g. \"checkout:\""
+        );
+        // The file's value replaces the builder's, so the builder's mistake no longer matters.
+        let file = "[store]\ncommand_timeout = \"20ms\"\nkey_prefix = \"ab:\"\n";
+        assert_eq!(store_with(Runtime::builder(SERVICES).store(settings).config_str(file), None).unwrap(), "memory");
+    }
+
+    #[test]
+    fn a_service_named_redis_cannot_share_the_stores_variable() {
+        const REDIS: &[ServiceSpec] = &[ServiceSpec::new("redis", "http://redis-http.internal")];
+        assert_eq!(store_with(Runtime::builder(REDIS), None).unwrap(), "memory");
+        let err = store_with(Runtime::builder(REDIS), Some("redis://cache")).unwrap_err();
+        assert!(err.contains("names both the shared store and the base URL of service `redis`"), "{err}");
     }
 
     #[test]

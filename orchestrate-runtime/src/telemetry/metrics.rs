@@ -18,6 +18,7 @@
 //! | `orchestrate_retries_total` | counter | `service`, `reason` (the failure retried, e.g. `timeout`, `status`) |
 //! | `orchestrate_breaker_state` | gauge | `service`: 0 closed, 1 half-open, 2 open |
 //! | `orchestrate_cache_requests_total` | counter | `endpoint`, `call` (the endpoint's name for its own cache), `result` (`hit`, `stale`, `miss`, `coalesced`, `error`) |
+//! | `orchestrate_store_errors_total` | counter | `operation` (the command, `pipeline` or `script:<name>`), `kind` (`timeout`, `unavailable`, `reply`) |
 
 use crate::spec::EndpointSpec;
 use crate::timeline::{CallOutcome, CallRecord};
@@ -105,6 +106,12 @@ impl CacheResult {
         }
     }
 }
+/// Failed operations of the shared store ([`store`](crate::store)), per operation and kind.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::STORE_ERRORS, "orchestrate_store_errors_total");
+/// ```
+pub const STORE_ERRORS: &str = "orchestrate_store_errors_total";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -135,6 +142,7 @@ fn describe() {
     metrics::describe_counter!(RETRIES, "Retries sent, by the failure that was retried.");
     metrics::describe_gauge!(BREAKER_STATE, "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
     metrics::describe_counter!(CACHE_REQUESTS, "Cache lookups by what they found.");
+    metrics::describe_counter!(STORE_ERRORS, "Failed operations of the shared store, by operation and kind.");
 }
 
 /// A metric by its name and label values: the address and length of each `&'static str`, or a
@@ -311,5 +319,13 @@ pub(crate) fn cache(endpoint: &'static str, call: &'static str, result: CacheRes
 pub(crate) fn breaker(service: &'static str, gauge: u8) {
     if enabled() {
         metrics::gauge!(BREAKER_STATE, "service" => service).set(f64::from(gauge));
+    }
+}
+
+/// An operation of the shared store failed with an error of `kind`. Failures only: the label
+/// values are bounded by the commands and scripts the features use.
+pub(crate) fn store_error(operation: &str, kind: &'static str) {
+    if enabled() {
+        metrics::counter!(STORE_ERRORS, "operation" => operation.to_owned(), "kind" => kind).increment(1);
     }
 }
