@@ -5,7 +5,9 @@
 //! GET /health → 200 | 503
 //! {"status":"ok","services":[{"name":"cart","required":true,"usable":true,"breaker":"closed",
 //!   "errorRate":0.0,"recentAttempts":12,"recentFailures":0,"lastSuccess":"Tue, 03 Nov 2026 10:00:00 GMT",
-//!   "lastSuccessSecondsAgo":0.4,"inFlight":1,"maxInFlight":48}, ..]}
+//!   "lastSuccessSecondsAgo":0.4,"inFlight":1,"maxInFlight":48}, ..],
+//!  "store":{"backend":"redis","status":"ok","target":"redis://cache:6379/0","consecutiveFailures":0,
+//!   "failures":0,"lastError":null}}
 //! ```
 //!
 //! A service is *required* when some endpoint has a required call to it (every service, when no
@@ -13,12 +15,21 @@
 //! usable: it lets probe calls through, and only traffic can close it again — an instance taken
 //! out of its load balancer while half-open would never get the probes that bring it back. The
 //! answer is 503 (`"status":"unavailable"`) when a required service is not usable, else 200:
-//! `"ok"` when every breaker is closed, `"degraded"` otherwise.
+//! `"ok"` when every breaker is closed and the store answers, `"degraded"` otherwise.
+//!
+//! The [shared store](crate::store) is shown under `store` (`"backend":"memory"` alone when there
+//! is no Redis). The route pings it first (within its command timeout; at once while the store is
+//! known to be down), so its `status` is current even without traffic. A store that does not
+//! answer makes the report `degraded`, never `unavailable`: the features that use it degrade (a
+//! cache miss, a local rate limit) and the endpoints still answer, so taking the instance out of
+//! its load balancer would turn a degradation into an outage — and every instance shares the same
+//! store, so all of them would go at once.
 
 use crate::Runtime;
 use crate::breaker::BreakerState;
 use crate::health::ServiceHealth;
 use crate::spec::{EndpointSpec, NodeKind};
+use crate::store::{Backend, StoreHealth};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{StatusCode, header};
@@ -39,7 +50,8 @@ use std::time::SystemTime;
 pub enum Status {
     /// Every breaker is closed.
     Ok,
-    /// Every required service is usable, but some breaker is open or half-open.
+    /// Every required service is usable, but some breaker is open or half-open, or the shared
+    /// store does not answer.
     Degraded,
     /// A required service's breaker is open.
     Unavailable,
@@ -82,6 +94,71 @@ pub struct ServiceReport {
     pub max_in_flight: u32,
 }
 
+/// The shared store in the report.
+///
+/// ```
+/// use orchestrate_runtime::ops::health::HealthReport;
+/// use orchestrate_runtime::Runtime;
+/// let report = HealthReport::of(&Runtime::builder(&[]).read_env(false).build().unwrap(), &[]);
+/// assert_eq!(serde_json::to_value(&report.store).unwrap(), serde_json::json!({"backend": "memory", "status": "ok"}));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct StoreReport {
+    /// `memory` or `redis`.
+    pub backend: &'static str,
+    /// `ok`, or `unavailable` when its last attempt timed out or could not reach it.
+    pub status: &'static str,
+    /// The server, password hidden.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Attempts in a row that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_failures: Option<u32>,
+    /// Failed operations since start-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u64>,
+    /// The last failure (Redis only: `null` before the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<Option<StoreErrorReport>>,
+}
+
+/// The last failure of the store in the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct StoreErrorReport {
+    /// `timeout`, `unavailable` or `reply`.
+    pub kind: &'static str,
+    /// The command, `pipeline` or `script:<name>`.
+    pub operation: String,
+    /// What happened.
+    pub message: String,
+    /// Seconds since it happened.
+    pub seconds_ago: f64,
+}
+
+impl StoreReport {
+    fn of(health: &StoreHealth) -> Self {
+        let redis = health.backend == Backend::Redis;
+        let last_error = health.last_error.as_ref().map(|e| StoreErrorReport {
+            kind: e.kind.as_str(),
+            operation: e.operation.clone(),
+            message: e.message.clone(),
+            seconds_ago: (e.at.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        });
+        Self {
+            backend: health.backend.as_str(),
+            status: health.status(),
+            target: health.target.clone(),
+            consecutive_failures: redis.then_some(health.consecutive_failures),
+            failures: redis.then_some(health.failures),
+            last_error: redis.then_some(last_error),
+        }
+    }
+}
+
 /// The body of `/health`.
 ///
 /// ```
@@ -100,6 +177,8 @@ pub struct HealthReport {
     pub status: Status,
     /// Every service, in declaration order.
     pub services: Vec<ServiceReport>,
+    /// The shared store.
+    pub store: StoreReport,
 }
 
 impl HealthReport {
@@ -123,14 +202,15 @@ impl HealthReport {
                 service_report(&health, endpoints.is_empty() || requires(endpoints, health.service), now)
             })
             .collect();
+        let store = runtime.store().health();
         let status = if services.iter().any(|s| s.required && !s.usable) {
             Status::Unavailable
-        } else if services.iter().any(|s| s.breaker != BreakerState::Closed.as_str()) {
+        } else if !store.available || services.iter().any(|s| s.breaker != BreakerState::Closed.as_str()) {
             Status::Degraded
         } else {
             Status::Ok
         };
-        Self { status, services }
+        Self { status, services, store: StoreReport::of(&store) }
     }
 
     /// 503 when unavailable, else 200.
@@ -174,7 +254,8 @@ fn service_report(health: &ServiceHealth, required: bool, now: SystemTime) -> Se
     }
 }
 
-/// `GET /health` for `runtime` and `endpoints`.
+/// `GET /health` for `runtime` and `endpoints`: pings the store, then answers the
+/// [`HealthReport`].
 ///
 /// ```
 /// # let runtime = orchestrate_runtime::Runtime::builder(&[]).read_env(false).build().unwrap();
@@ -182,11 +263,19 @@ fn service_report(health: &ServiceHealth, required: bool, now: SystemTime) -> Se
 /// ```
 pub fn routes(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::Router {
     let runtime = runtime.clone();
-    let endpoints = endpoints.to_vec();
-    axum::Router::new().route("/health", get(move || std::future::ready(answer(&runtime, &endpoints))))
+    let endpoints: std::sync::Arc<[&'static EndpointSpec]> = endpoints.into();
+    axum::Router::new().route(
+        "/health",
+        get(move || {
+            let (runtime, endpoints) = (runtime.clone(), endpoints.clone());
+            async move { answer(&runtime, &endpoints).await }
+        }),
+    )
 }
 
-fn answer(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> Response {
+async fn answer(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> Response {
+    // The outcome is in the store's health, which the report reads.
+    let _ = runtime.store().ping().await;
     let report = HealthReport::of(runtime, endpoints);
     let body = serde_json::to_vec(&report).unwrap_or_default();
     let headers = [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")];
