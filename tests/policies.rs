@@ -686,12 +686,20 @@ fn the_environment_names_the_config_file_and_overrides_its_urls() {
     let dir = std::env::temp_dir().join(format!("orchestrate-env-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("app.toml");
-    std::fs::write(&path, "[services.policies-env-test]\nurl = \"http://b.internal:2\"\nmax_in_flight = 3\n").unwrap();
+    std::fs::write(
+        &path,
+        "[services.policies-env-test]\nurl = \"http://b.internal:2\"\nmax_in_flight = 3\n\n[store]\nredis_url = \"redis://file.internal:6379\"\n",
+    )
+    .unwrap();
     // SAFETY: no other test of this binary reads these variables or calls into C code that reads
     // the environment; every other runtime here is built with `read_env(false)`.
     unsafe { std::env::set_var("ORCHESTRATE_CONFIG", &path) };
-    let from_file = Runtime::builder(SERVICES).build().unwrap();
+    let from_file = Runtime::builder(SERVICES).redis_url("redis://builder.internal:6379").build().unwrap();
     assert_eq!(from_file.service("policies-env-test").unwrap().base_url(), "http://b.internal:2");
+    assert_eq!(from_file.store().redis().unwrap().target(), "redis://file.internal:6379");
+    unsafe { std::env::set_var("ORCHESTRATE_REDIS_URL", "redis://env.internal:6379") };
+    let from_env = Runtime::builder(SERVICES).redis_url("redis://builder.internal:6379").build().unwrap();
+    assert_eq!(from_env.store().redis().unwrap().target(), "redis://env.internal:6379");
     unsafe { std::env::set_var("ORCHESTRATE_POLICIES_ENV_TEST_URL", "http://c.internal:3") };
     let from_env = Runtime::builder(SERVICES).build().unwrap();
     let client = from_env.service("policies-env-test").unwrap();
@@ -704,6 +712,7 @@ fn the_environment_names_the_config_file_and_overrides_its_urls() {
     );
     unsafe {
         std::env::remove_var("ORCHESTRATE_CONFIG");
+        std::env::remove_var("ORCHESTRATE_REDIS_URL");
         std::env::remove_var("ORCHESTRATE_POLICIES_ENV_TEST_URL");
     }
     let _ = std::fs::remove_dir_all(&dir);

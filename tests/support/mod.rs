@@ -123,6 +123,8 @@ pub fn unreachable() -> Transport {
 #[path = "../../examples/checkout/mocks.rs"]
 pub mod mocks;
 
+pub mod redis;
+
 /// A server of `app` on a free loopback port; returns its base URL.
 pub async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
