@@ -1,6 +1,6 @@
 //! The module structure of the workspace: no import circle between sibling modules of
-//! `orchestrate-core`, `orchestrate-runtime` and `orchestrate-macros`, and an executor that names
-//! no HTTP client.
+//! `orchestrate-core`, `orchestrate-runtime` and `orchestrate-macros`, an executor that names
+//! no HTTP client, and a shared store that reaches no feature.
 //!
 //! A plain reader of the source files (std only). Each `.rs` file under a crate's `src/` is a
 //! module (`client/mod.rs` → `client`, `client/custom.rs` → `client::custom`), and so is each
@@ -636,6 +636,26 @@ fn the_executor_names_no_http_client() {
     assert!(found.is_empty(), "the executor names the HTTP side:\n{}", found.join("\n"));
 }
 
+/// What the store's files reach in their crate besides the store itself and `telemetry` (its
+/// metric): the store is the connection the stateful features (cache, rate limits, idempotency,
+/// sagas) share, so they may use it and it must know none of them, nor the runtime it lives in.
+fn store_reaches(krate: &Crate) -> Vec<String> {
+    krate
+        .references
+        .iter()
+        .filter(|r| r.from.first().is_some_and(|m| m == "store"))
+        .filter(|r| !r.to.first().is_some_and(|m| m == "store" || m == "telemetry"))
+        .map(|r| format!("{}:{}: {}", r.file, r.line, r.written))
+        .collect()
+}
+
+#[test]
+fn the_store_reaches_nothing_but_its_metric() {
+    let krate = workspace_crate("orchestrate-runtime");
+    let found = store_reaches(&krate);
+    assert!(found.is_empty(), "the store reaches other modules:\n{}", found.join("\n"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The reader itself
 
@@ -805,5 +825,24 @@ fn the_executor_check_sees_client_http_and_axum_paths() {
             "k/executor/mod.rs:4: axum::Json",
             "k/executor/mod.rs:5: ::http::StatusCode",
         ]
+    );
+}
+
+#[test]
+fn the_store_check_sees_every_module_outside_it() {
+    let krate = Crate::new(
+        "k",
+        &files(&[
+            ("lib.rs", "pub mod cache;\npub mod store;\npub mod telemetry;\nmod runtime;\npub use runtime::Runtime;\n"),
+            ("store/mod.rs", "mod health;\nuse crate::Runtime;\n"),
+            ("store/health.rs", "use crate::telemetry::metrics;\nfn f() { super::super::cache::hit(); }\n"),
+            ("cache.rs", "use crate::store::Store;\n"),
+            ("telemetry.rs", ""),
+            ("runtime.rs", ""),
+        ]),
+    );
+    assert_eq!(
+        store_reaches(&krate),
+        ["k/store/mod.rs:2: crate::Runtime", "k/store/health.rs:2: super::super::cache::hit"]
     );
 }
