@@ -52,7 +52,7 @@ pub const MAX_KEY_PREFIX: usize = 100;
 /// let settings = settings.with_redis_url("redis://127.0.0.1:6379/0").with_key_prefix("checkout:");
 /// assert_eq!(settings.redis_url.as_deref(), Some("redis://127.0.0.1:6379/0"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreSettings {
     /// The Redis server (`redis://[user:password@]host[:port][/db]`, `redis+unix:///path`); `None`
@@ -65,6 +65,24 @@ pub struct StoreSettings {
     pub connect_timeout: Duration,
     /// Put before every key, so several applications can share one Redis.
     pub key_prefix: String,
+}
+
+/// The URL's password is hidden.
+///
+/// ```
+/// use orchestrate_core::policy::StoreSettings;
+/// let settings = StoreSettings::default().with_redis_url("redis://:hunter2@cache");
+/// assert!(!format!("{settings:?}").contains("hunter2"));
+/// ```
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("redis_url", &self.redis_url.as_deref().map(redact))
+            .field("command_timeout", &self.command_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
 }
 
 impl Default for StoreSettings {

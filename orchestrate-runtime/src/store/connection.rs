@@ -17,6 +17,8 @@ use std::time::Duration;
 /// Get it from [`Runtime::store`](crate::Runtime::store) (`Store::Redis(redis)`). Each
 /// operation waits at most the command timeout (`[store] command_timeout`, 50 ms by default),
 /// connecting included, and fails with a [`StoreError`]; none panics, none waits longer.
+/// Operations run inside the application's tokio runtime: the connection, made by the first
+/// one, keeps its tasks there.
 ///
 /// ```no_run
 /// use orchestrate_runtime::Runtime;
@@ -85,8 +87,10 @@ impl RedisStore {
     /// `parts` joined by `:` after the key prefix: the one way features name their keys, so every
     /// key of an application is under its prefix.
     ///
-    /// The parts are written as given: a part that may contain `:` (a value from a request) should
-    /// be encoded or hashed by the feature so two different part lists cannot give one key.
+    /// By convention the first part is the feature's name (`cache`, `rate`, `idempotency`,
+    /// `saga`), so features never collide and an operator can `SCAN` one feature's keys. The parts
+    /// are written as given: a part that may contain `:` (a value from a request) should be
+    /// encoded or hashed by the feature so two different part lists cannot give one key.
     ///
     /// ```no_run
     /// # fn show(redis: &orchestrate_runtime::store::RedisStore) {
@@ -330,6 +334,23 @@ mod tests {
     fn tls_urls_are_refused_without_tls() {
         let error = RedisStore::open(&StoreSettings::default(), "rediss://cache:6380").unwrap_err();
         assert!(error.starts_with("needs TLS to the store"), "{error}");
+    }
+
+    #[test]
+    fn handles_and_their_operations_can_cross_threads() {
+        // Handlers served by axum need `Send` futures; features keep handles in shared state.
+        fn shared<T: Send + Sync + Clone>(_: &T) {}
+        fn sendable<F: std::future::Future + Send>(_: F) {}
+        let redis = store("orchestrate:");
+        shared(&redis);
+        shared(&super::super::Store::Redis(redis.clone()));
+        let get = redis::cmd("GET");
+        sendable(redis.query::<Option<String>>(&get));
+        sendable(redis.pipeline::<()>(&redis::pipe()));
+        static NOOP: super::super::Script = super::super::Script::new("noop", "return 0");
+        let call = NOOP.prepare();
+        sendable(redis.invoke::<i64>(&call));
+        sendable(redis.ping());
     }
 
     #[test]
