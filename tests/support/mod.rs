@@ -1,6 +1,7 @@
 //! In-memory downstream services for executor tests: each answers the checkout contract after a
 //! virtual-time latency (under `tokio::time::pause`), or fails as told, and logs when each request
-//! started, ended or was dropped unfinished.
+//! started, ended or was dropped unfinished. [`redis`] starts real `redis-server` processes for
+//! the store tests.
 
 #![allow(dead_code)]
 
