@@ -29,7 +29,8 @@ impl RedisServer {
         let Some(version) = installed() else {
             let message = "redis-server is not installed (Debian package `redis-server`; `scripts/test` installs it)";
             assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}: CI must run the store tests");
-            eprintln!("skipped: {message}");
+            // Straight to stderr, past the test harness's capture, so the skip shows in every run.
+            let _ = writeln!(std::io::stderr(), "skipped: {message}");
             return None;
         };
         for _ in 0..PORT_TRIES {
@@ -112,8 +113,17 @@ fn installed() -> Option<u32> {
     Some(version.split('.').next()?.parse().unwrap_or(0))
 }
 
+/// A loopback port that refuses connections for as long as the socket lives: bound, never
+/// listening, so no other test can take the port meanwhile.
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.bind(([127, 0, 0, 1], 0).into()).expect("a free loopback port");
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 /// A loopback port nothing listens on now (bound, then released).
-pub fn free_port() -> u16 {
+fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     listener.local_addr().unwrap().port()
 }
