@@ -303,7 +303,8 @@ impl RuntimeBuilder {
 
     /// The shared store's settings (Redis URL, timeouts, key prefix); the configuration file's
     /// `[store]` keys are merged into them key by key and `ORCHESTRATE_REDIS_URL` replaces the URL.
-    /// Checked by [`build`](Self::build) with the rules of the file.
+    /// Checked by [`build`](Self::build) with the rules of the file. Replaces an earlier
+    /// [`redis_url`](Self::redis_url).
     ///
     /// ```
     /// use orchestrate_runtime::Runtime;
