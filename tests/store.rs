@@ -9,8 +9,8 @@ mod support;
 
 use orchestrate::Runtime;
 use orchestrate::ops::health::{self, HealthReport, Status};
-use orchestrate::store::redis::{self, cmd};
 use orchestrate::store::{RedisStore, Script, Store, StoreError, StoreErrorKind, StoreSettings};
+use redis::cmd;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

@@ -66,6 +66,12 @@
 //! store tells what happened; [`/health`](crate::ops::health) shows it under `store` and reports
 //! the application `degraded`, never unavailable, because of it.
 //!
+//! The operations take redis-rs's own [`Cmd`](redis::Cmd), [`Pipeline`](redis::Pipeline) and
+//! [`FromRedisValue`](redis::FromRedisValue). The crate is not re-exported: its public names
+//! (`ValueType::String`, `ValueType::None`, ..) would make rustc spell `std::string::String` and
+//! `Option::None` in full in the compile errors of every application. Code outside the runtime
+//! that calls a [`RedisStore`] depends on the same `redis` version itself.
+//!
 //! # What operators see
 //!
 //! `orchestrate_store_errors_total{operation, kind}` counts failed operations (see
@@ -77,10 +83,6 @@ mod connection;
 mod error;
 mod health;
 mod script;
-
-/// redis-rs, whose [`Cmd`](redis::Cmd), [`Pipeline`](redis::Pipeline) and conversion traits
-/// the [`RedisStore`] operations take: the version the runtime is built with.
-pub use ::redis;
 
 pub use connection::RedisStore;
 pub use error::{StoreError, StoreErrorKind};
