@@ -16,6 +16,7 @@
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
 //! | the shared store | [`store`] | – | `[store]` |
+//! | recent requests kept for `/_orchestrate` | [`recent`] | – (the runtime builder) | `[recent]` |
 //!
 //! ```
 //! use orchestrate_core::policy::{Entry, Reader, Syntax, Value, service};
@@ -34,6 +35,7 @@
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
+pub mod recent;
 pub mod retry;
 pub mod retry_budget;
 pub mod service;
@@ -43,6 +45,7 @@ mod value;
 pub use breaker::{BreakerPolicy, Trip};
 pub use bulkhead::Concurrency;
 pub use cache::CachePolicy;
+pub use recent::RecentRequests;
 pub use retry::{RetryOn, RetryPolicy};
 pub use retry_budget::RetryBudget;
 pub use service::ServicePolicies;
