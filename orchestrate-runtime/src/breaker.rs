@@ -196,11 +196,7 @@ impl Breaker {
     pub(crate) fn state(&self) -> BreakerState {
         let mut state = self.lock();
         self.refresh(&mut state);
-        match state.mode {
-            Mode::Closed => BreakerState::Closed,
-            Mode::Open { .. } => BreakerState::Open,
-            Mode::HalfOpen { .. } => BreakerState::HalfOpen,
-        }
+        state.mode.state()
     }
 
     /// Whether a call holding `ticket` may make another attempt: not once the breaker has opened
@@ -228,10 +224,11 @@ impl Breaker {
         Ok(Ticket { breaker: self, epoch, recorded: false })
     }
 
-    fn record(&self, epoch: u64, verdict: Verdict, slow: bool) {
+    /// Records a call's verdict and returns the state it leaves the breaker in.
+    fn record(&self, epoch: u64, verdict: Verdict, slow: bool) -> BreakerState {
         let mut state = self.lock();
         if state.epoch != epoch {
-            return;
+            return state.mode.state();
         }
         let (policy, service) = (self.policy, self.service);
         let open = |state: &mut State, now: Instant| {
@@ -294,6 +291,7 @@ impl Breaker {
             (Mode::HalfOpen { admitted, .. }, Verdict::Neutral) => *admitted = admitted.saturating_sub(1),
             (Mode::Open { .. }, _) => {}
         }
+        state.mode.state()
     }
 
     /// Whether a call that took `elapsed` is slow by the policy.
@@ -302,11 +300,23 @@ impl Breaker {
     }
 }
 
+impl Mode {
+    fn state(&self) -> BreakerState {
+        match self {
+            Mode::Closed => BreakerState::Closed,
+            Mode::Open { .. } => BreakerState::Open,
+            Mode::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
+    }
+}
+
 impl Ticket<'_> {
-    /// Reports how the call ended (after its retries) and whether it was slow.
-    pub(crate) fn record(mut self, verdict: Verdict, slow: bool) {
+    /// Reports how the call ended (after its retries) and whether it was slow; returns the state
+    /// it leaves the breaker in (what the call's record shows, without another look at the
+    /// breaker).
+    pub(crate) fn record(mut self, verdict: Verdict, slow: bool) -> BreakerState {
         self.recorded = true;
-        self.breaker.record(self.epoch, verdict, slow);
+        self.breaker.record(self.epoch, verdict, slow)
     }
 }
 

@@ -234,7 +234,9 @@ impl Calls for Downstream<'_> {
             // Not boxed: the router boxes the whole graph once (see `router::serve`).
             let sent = client.send_from(&policy, &self.context, deadline, started, request).await;
             let value = sent.result.and_then(|response| decode_json(&response));
-            CallDone::new(value, sent.attempts, sent.status).ended_at(sent.ended)
+            CallDone::new(value, sent.attempts, sent.status)
+                .ended_at(sent.ended)
+                .with_attempts(sent.attempt_log, sent.breaker)
         }
     }
 

@@ -123,7 +123,7 @@ impl RequestBuilder<'_> {
     pub async fn send_raw(self) -> Result<http::Response<Bytes>, CallError> {
         let c = self.client;
         let sent = c.service.send(&c.policy, c.context, c.deadline, self.outgoing).await;
-        c.tally.add(sent.attempts, sent.status);
+        c.tally.add(sent.attempts, sent.status, sent.breaker);
         sent.result
     }
 

@@ -35,6 +35,7 @@ pub use crate::retry::CallPolicy;
 use crate::retry::{Budget, Schedule};
 use crate::service::ServiceSpec;
 use crate::telemetry::{self, metrics::InFlight};
+use crate::timeline::AttemptLog;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -76,11 +77,17 @@ pub struct Sent {
     /// When the call ended, as the client read the clock last (`None` when no request was
     /// sent), so that the caller need not read it again.
     pub ended: Option<Instant>,
+    /// When the attempts ran (the first three and the last).
+    pub attempt_log: AttemptLog,
+    /// The state the call left the service's circuit breaker in, or found it in when it refused
+    /// the call (`None` without a breaker, or when the call got no further than the bulkhead).
+    pub breaker: Option<BreakerState>,
 }
 
 impl Sent {
-    fn refused(error: CallError) -> Self {
-        Self { result: Err(error), attempts: 0, status: None, ended: None }
+    /// A call that ended before any attempt: `error`, no request sent.
+    fn refused(error: CallError, breaker: Option<BreakerState>) -> Self {
+        Self { result: Err(error), attempts: 0, status: None, ended: None, attempt_log: AttemptLog::new(), breaker }
     }
 }
 
@@ -356,7 +363,7 @@ impl ServiceClient {
     ) -> Sent {
         let request = match self.build(context, outgoing) {
             Ok(request) => request,
-            Err(error) => return Sent::refused(error),
+            Err(error) => return Sent::refused(error, None),
         };
         self.send_request(policy, deadline, started, request).await
     }
@@ -375,7 +382,7 @@ impl ServiceClient {
             Ok(place) => place,
             Err(error) => {
                 tracing::debug!(service = self.spec.name, "concurrency limit reached; call shed");
-                return Sent::refused(error);
+                return Sent::refused(error, None);
             }
         };
         // The breaker judges the call as a whole: admitted once, told how it ended.
@@ -384,7 +391,7 @@ impl ServiceClient {
             Err(open) => {
                 tracing::debug!(service = self.spec.name, "circuit breaker open; call refused");
                 drop(place);
-                return Sent::refused(open);
+                return Sent::refused(open, guards.breaker.as_ref().map(Breaker::state));
             }
         };
         let _in_flight = InFlight::call(self.spec.name);
@@ -392,6 +399,7 @@ impl ServiceClient {
         let mut template = Some(request);
         let mut attempts = 0;
         let mut call_started = None;
+        let mut attempt_log = AttemptLog::new();
         let (result, status, ended) = loop {
             // The last possible attempt takes the request itself, so it is always there.
             let request = if schedule.has_more() { template.as_ref().map(copy_request) } else { template.take() };
@@ -412,6 +420,7 @@ impl ServiceClient {
             attempts += 1;
             let (result, status) = self.attempt(policy, deadline, started, request).await;
             let ended = Instant::now();
+            attempt_log.push(started, ended);
             let verdict = result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success);
             tracing::debug!(
                 service = self.spec.name,
@@ -447,9 +456,10 @@ impl ServiceClient {
         };
         let elapsed = call_started.map_or(Duration::ZERO, |start| ended.saturating_duration_since(start));
         let verdict = result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success);
-        if let (Some(breaker), Some(ticket)) = (&guards.breaker, ticket) {
-            ticket.record(verdict, breaker.is_slow(elapsed));
-        }
+        let breaker = match (&guards.breaker, ticket) {
+            (Some(breaker), Some(ticket)) => Some(ticket.record(verdict, breaker.is_slow(elapsed))),
+            _ => None,
+        };
         let how = match &result {
             Ok(_) => Ended::Answered,
             Err(e) if e.http_status().is_some() => Ended::Answered,
@@ -457,7 +467,7 @@ impl ServiceClient {
             Err(_) => Ended::Unknown,
         };
         place.done(how, elapsed, ended);
-        Sent { result, attempts, status, ended: Some(ended) }
+        Sent { result, attempts, status, ended: Some(ended), attempt_log, breaker }
     }
 
     /// One attempt starting `now`: the smaller of the call's timeout and the time left.

@@ -25,7 +25,7 @@ pub use port::Calls;
 use crate::outcome::{FailedCall, Failure};
 use crate::spec::EndpointSpec;
 use crate::telemetry;
-use crate::timeline::{CallOutcome, CallRecord, Tally, Timeline};
+use crate::timeline::{AttemptLog, CallOutcome, CallRecord, Tally, Timeline};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -108,6 +108,7 @@ impl<'p, P: Calls> Exec<'p, P> {
         let mut attempts = 0;
         let mut status = None;
         let mut ended = None;
+        let mut breaker = None;
         let mut answers = futures_util::stream::iter(requests)
             .map(|request| self.calls.fetch::<T>(self.spec, node, request, None, self.deadline))
             .buffered(concurrency.max(1) as usize);
@@ -115,12 +116,18 @@ impl<'p, P: Calls> Exec<'p, P> {
             attempts += done.attempts;
             status = done.status.or(status);
             ended = done.ended.max(ended);
+            breaker = done.breaker.or(breaker);
             match done.value {
                 Ok(value) => values.push(value),
-                Err(error) => return CallDone::failed(error, attempts, status).ended_at(ended),
+                // The items' requests overlap: their attempt times are not kept, only counted.
+                Err(error) => {
+                    return CallDone::failed(error, attempts, status)
+                        .ended_at(ended)
+                        .with_attempts(AttemptLog::new(), breaker);
+                }
             }
         }
-        CallDone::new(Ok(values), attempts, status).ended_at(ended)
+        CallDone::new(Ok(values), attempts, status).ended_at(ended).with_attempts(AttemptLog::new(), breaker)
     }
 
     /// The handle custom logic of call `node` receives, counting what it sends in `tally`.
@@ -226,7 +233,8 @@ impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
             }
             // To 0.1 ms, as `Server-Timing` shows it (and no `84.29928100000001` in log lines).
             span.record("duration_ms", (record.duration().as_secs_f64() * 10_000.0).round() / 10.0);
-            if let Some(state) = self.exec.spec.call(i).and_then(|c| self.exec.calls.breaker(c)) {
+            let breaker = record.breaker.or_else(|| self.exec.spec.call(i).and_then(|c| self.exec.calls.breaker(c)));
+            if let Some(state) = breaker {
                 span.record("breaker", state.as_str());
             }
         }
@@ -291,22 +299,17 @@ impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
     }
 
     /// Records calls still in flight as cancelled and returns the timeline.
+    ///
+    /// They end at the pass's clock reading: after a required failure, the instant that call
+    /// ended, so the record shows them cut together with it (and the failed call as the one
+    /// the request ended on).
     fn close_timeline(&mut self) -> Timeline {
-        let now = self.read_clock();
+        let now = self.now();
         let spec = self.exec.spec;
         let cancelled: Vec<usize> = self.in_flight().collect();
         for i in cancelled {
             if let (Some(call), Some(start)) = (spec.call(i), self.started[i]) {
-                let record = CallRecord {
-                    call: spec.nodes[i].name,
-                    service: call.service,
-                    start,
-                    end: now,
-                    attempts: 0,
-                    status: None,
-                    outcome: CallOutcome::Cancelled,
-                    fallback: false,
-                };
+                let record = CallRecord::new(spec.nodes[i].name, call.service, start, now, CallOutcome::Cancelled);
                 self.end_call(i, record);
             }
         }
@@ -358,9 +361,12 @@ impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
             start,
             end,
             attempts: done.attempts,
+            attempt_times: done.attempt_log.since(self.exec.start),
             status: done.status,
             outcome: CallOutcome::Ok,
             fallback: done.fallback,
+            breaker: done.breaker,
+            instance: None,
         };
         if done.skipped {
             record.outcome = CallOutcome::Skipped;

@@ -1,7 +1,8 @@
 //! The pieces of one node: its value slot and the result of its call.
 
+use crate::breaker::BreakerState;
 use crate::error::CallError;
-use crate::timeline::Tally;
+use crate::timeline::{AttemptLog, Tally};
 use std::sync::OnceLock;
 use tokio::time::Instant;
 
@@ -65,17 +66,38 @@ pub struct CallDone<V> {
     pub fallback: bool,
     /// When the call ended, if whoever made it read the clock then.
     pub ended: Option<Instant>,
+    /// When the attempts ran (empty for fan-out and custom logic).
+    pub attempt_log: AttemptLog,
+    /// The state the service's circuit breaker was left in, if it has one and was reached.
+    pub breaker: Option<BreakerState>,
 }
 
 impl<V> CallDone<V> {
     /// A call that answered (or failed) after `attempts` requests.
     pub fn new(value: Result<V, CallError>, attempts: u32, status: Option<u16>) -> Self {
-        Self { value, attempts, status, degraded: None, skipped: false, fallback: false, ended: None }
+        Self {
+            value,
+            attempts,
+            status,
+            degraded: None,
+            skipped: false,
+            fallback: false,
+            ended: None,
+            attempt_log: AttemptLog::new(),
+            breaker: None,
+        }
     }
 
     /// The same, ended at `ended`.
     pub fn ended_at(mut self, ended: Option<Instant>) -> Self {
         self.ended = ended;
+        self
+    }
+
+    /// The same call, with when its attempts ran and the breaker state they left.
+    pub fn with_attempts(mut self, attempt_log: AttemptLog, breaker: Option<BreakerState>) -> Self {
+        self.attempt_log = attempt_log;
+        self.breaker = breaker;
         self
     }
 
@@ -86,20 +108,13 @@ impl<V> CallDone<V> {
 
     /// A call whose `when` condition was false: the field gets `value` and no request is sent.
     pub fn skipped(value: V) -> Self {
-        Self {
-            value: Ok(value),
-            attempts: 0,
-            status: None,
-            degraded: None,
-            skipped: true,
-            fallback: false,
-            ended: None,
-        }
+        Self { skipped: true, ..Self::new(Ok(value), 0, None) }
     }
 
     /// The result of custom logic, with what it sent counted in `tally`.
     pub fn custom<E: Into<CallError>>(value: Result<V, E>, tally: &Tally) -> Self {
         Self::new(value.map_err(Into::into), tally.attempts(), tally.last_status())
+            .with_attempts(AttemptLog::new(), tally.breaker())
     }
 
     /// Maps the value (e.g. into `Some` for a conditional call).
@@ -112,6 +127,8 @@ impl<V> CallDone<V> {
             skipped: self.skipped,
             fallback: self.fallback,
             ended: self.ended,
+            attempt_log: self.attempt_log,
+            breaker: self.breaker,
         }
     }
 
@@ -140,6 +157,8 @@ impl<V> CallDone<V> {
                 skipped: self.skipped,
                 fallback: false,
                 ended: self.ended,
+                attempt_log: self.attempt_log,
+                breaker: self.breaker,
             },
             Err(error) => CallDone {
                 value: Ok(fallback()),
@@ -149,6 +168,8 @@ impl<V> CallDone<V> {
                 skipped: false,
                 fallback: used_fallback,
                 ended: self.ended,
+                attempt_log: self.attempt_log,
+                breaker: self.breaker,
             },
         }
     }
