@@ -27,60 +27,13 @@
 //! the closed period cannot close a breaker that opened meanwhile.
 
 use crate::error::{CallError, CallErrorKind};
+pub use crate::service::BreakerState;
 use crate::service::{BreakerPolicy, Trip};
 use crate::window::Window;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// The state of a service's circuit breaker, for health checks and metrics.
-///
-/// ```
-/// use orchestrate_runtime::{BreakerState, Runtime, ServiceSpec};
-/// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://127.0.0.1:9")];
-/// let runtime = Runtime::builder(SERVICES).read_env(false).build().unwrap();
-/// // A service without a breaker reports `Closed`.
-/// assert_eq!(runtime.service("cart").unwrap().breaker_state(), BreakerState::Closed);
-/// assert_eq!(BreakerState::HalfOpen.as_str(), "half_open");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BreakerState {
-    /// Calls pass; failures are being counted.
-    Closed,
-    /// Calls fail at once without a request.
-    Open,
-    /// A limited number of probe calls pass to test the service.
-    HalfOpen,
-}
-
-impl BreakerState {
-    /// Snake-case name for metrics labels and health reports.
-    ///
-    /// ```
-    /// assert_eq!(orchestrate_runtime::BreakerState::Open.as_str(), "open");
-    /// ```
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Closed => "closed",
-            Self::Open => "open",
-            Self::HalfOpen => "half_open",
-        }
-    }
-
-    /// The gauge value used by metrics: 0 closed, 1 half-open, 2 open.
-    ///
-    /// ```
-    /// assert_eq!(orchestrate_runtime::BreakerState::Open.as_gauge(), 2);
-    /// ```
-    pub const fn as_gauge(self) -> u8 {
-        match self {
-            Self::Closed => 0,
-            Self::HalfOpen => 1,
-            Self::Open => 2,
-        }
-    }
-}
 
 /// What one attempt says about the service's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

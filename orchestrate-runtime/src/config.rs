@@ -49,6 +49,18 @@
 //! The keys of `[store]`, their ranges and messages are those of
 //! [`orchestrate_core::policy::store`].
 //!
+//! And, optionally, what the runtime keeps of recent requests for `/_orchestrate` (see
+//! [`recent`](crate::recent); every key optional, merged into what the runtime builder set):
+//!
+//! ```toml
+//! [recent]
+//! enabled = true
+//! last = 50
+//! slowest = 10
+//! failed = 20
+//! within = "5m"
+//! ```
+//!
 //! A policy table is merged key by key into what `services!` declares, so `open_for` alone
 //! changes only that; a service that declares no retry (or no breaker) needs every key that
 //! `services!` would need. `forward_headers` replaces the declared list. Giving `backoff` without `max_backoff` sets the cap to ten times the
@@ -86,7 +98,9 @@
 use crate::service::ServiceSpec;
 use crate::spec::{EndpointSpec, NodeKind};
 use orchestrate_core::budget::{Cost, over_budget};
-use orchestrate_core::policy::{self, Entry, Problem, Reader, ServicePolicies, StoreSettings, Syntax, Value};
+use orchestrate_core::policy::{
+    self, Entry, Problem, Reader, RecentRequests, ServicePolicies, StoreSettings, Syntax, Value,
+};
 use orchestrate_core::suggest::did_you_mean;
 use std::collections::HashMap;
 use std::fmt;
@@ -110,7 +124,7 @@ pub const CONFIG_ENV: &str = "ORCHESTRATE_CONFIG";
 pub const REDIS_URL_ENV: &str = "ORCHESTRATE_REDIS_URL";
 
 /// The top-level keys of the configuration file.
-const TOP_LEVEL: &[&str] = &["services", "store"];
+const TOP_LEVEL: &[&str] = &["services", policy::store::SECTION, policy::recent::SECTION];
 
 /// A base URL from the file, with where it was written.
 pub(crate) type FileUrls = HashMap<&'static str, (String, String)>;
@@ -124,13 +138,21 @@ pub(crate) struct FileConfig {
     pub(crate) redis_url_at: Option<String>,
 }
 
-/// Applies the configuration `text` (named `name` in messages) to `specs` and `store` (the
-/// builder's store settings, merged key by key); returns the base URLs it sets.
+/// The builder's settings of the file's sections, which the file's tables merge into key by key.
+pub(crate) struct Sections<'a> {
+    /// `[store]`: the shared store.
+    pub(crate) store: &'a mut StoreSettings,
+    /// `[recent]`: what is kept of recent requests.
+    pub(crate) recent: &'a mut RecentRequests,
+}
+
+/// Applies the configuration `text` (named `name` in messages) to `specs` and `sections`; returns
+/// the base URLs it sets and where the store's URL is written.
 pub(crate) fn apply(
     name: &str,
     text: &str,
     specs: &mut [ServiceSpec],
-    store: &mut StoreSettings,
+    sections: Sections<'_>,
 ) -> Result<FileConfig, ConfigError> {
     let document = DeTable::parse(text).map_err(|error| ConfigError::Syntax {
         origin: error.span().map_or_else(|| name.to_owned(), |span| position(name, text, &span)),
@@ -147,16 +169,16 @@ pub(crate) fn apply(
     let mut urls = FileUrls::new();
     let mut redis_url_at = None;
     for (key, value) in document.get_ref() {
-        if key.get_ref() == "store" {
+        if key.get_ref() == policy::store::SECTION {
             let mut reader = Reader::new(Syntax::Toml);
-            match policy::store::read(&mut reader, &to_value(value), Some(store)) {
+            match policy::store::read(&mut reader, &to_value(value), Some(&*sections.store)) {
                 Some(settings) => {
                     if let DeValue::Table(table) = value.get_ref()
                         && let Some((_, url)) = table.iter().find(|(key, _)| key.get_ref() == "redis_url")
                     {
                         redis_url_at = Some(position(name, text, &url.span()));
                     }
-                    *store = settings;
+                    *sections.store = settings;
                 }
                 None => {
                     for Problem { at, key, message, .. } in reader.into_problems() {
@@ -166,10 +188,23 @@ pub(crate) fn apply(
             }
             continue;
         }
+        if key.get_ref() == policy::recent::SECTION {
+            let mut reader = Reader::new(Syntax::Toml);
+            match policy::recent::read(&mut reader, &to_value(value), Some(*sections.recent)) {
+                Some(read) => *sections.recent = read,
+                None => {
+                    for Problem { at, key, message, .. } in reader.into_problems() {
+                        fail(&mut errors, at, None, &key, message);
+                    }
+                }
+            }
+            continue;
+        }
         if key.get_ref() != "services" {
-            let written = key.get_ref();
-            let reason = format!("unknown key `{written}`{}expected `services` or `store`", hint(written, TOP_LEVEL));
-            fail(&mut errors, key.span(), None, written, reason);
+            let name = key.get_ref();
+            let reason =
+                format!("unknown key `{name}`{}expected one of: {}", hint(name, TOP_LEVEL), TOP_LEVEL.join(", "));
+            fail(&mut errors, key.span(), None, name, reason);
             continue;
         }
         let DeValue::Table(services) = value.get_ref() else {
@@ -496,14 +531,50 @@ mod tests {
     fn apply_to(text: &str) -> Result<(Vec<ServiceSpec>, FileUrls), String> {
         let mut specs = SERVICES.to_vec();
         let mut store = StoreSettings::default();
-        apply("app.toml", text, &mut specs, &mut store).map(|file| (specs, file.urls)).map_err(|e| e.to_string())
+        apply("app.toml", text, &mut specs, Sections { store: &mut store, recent: &mut RecentRequests::default() })
+            .map(|file| (specs, file.urls))
+            .map_err(|e| e.to_string())
     }
 
     fn store_of(text: &str, builder: StoreSettings) -> Result<(StoreSettings, Option<String>), String> {
         let mut store = builder;
-        apply("app.toml", text, &mut SERVICES.to_vec(), &mut store)
-            .map(|file| (store, file.redis_url_at))
-            .map_err(|e| e.to_string())
+        apply(
+            "app.toml",
+            text,
+            &mut SERVICES.to_vec(),
+            Sections { store: &mut store, recent: &mut RecentRequests::default() },
+        )
+        .map(|file| (store, file.redis_url_at))
+        .map_err(|e| e.to_string())
+    }
+
+    fn recent_of(text: &str) -> Result<RecentRequests, String> {
+        let mut recent = RecentRequests::DEFAULT.with_enabled(false);
+        let sections = Sections { store: &mut StoreSettings::default(), recent: &mut recent };
+        apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
+        Ok(recent)
+    }
+
+    #[test]
+    fn the_recent_table_merges_into_the_builders_setting_and_reports_its_mistakes() {
+        let recent = recent_of("[recent]\nenabled = true\nlast = 8\nwithin = \"90s\"\n").unwrap();
+        assert_eq!((recent.enabled, recent.last, recent.slowest), (true, 8, 10));
+        assert_eq!(recent.within, Duration::from_secs(90));
+        assert!(!recent_of("[recent]\nlast = 8\n").unwrap().enabled, "unset keys keep the builder's");
+        let err = recent_of("[recent]\nlast = 0\nslowest = 101\nwithin = \"10 s\"\nsize = 3\n").unwrap_err();
+        for line in [
+            "`recent.last` (from app.toml:2:8): `last` must be at least 1",
+            "`recent.slowest` (from app.toml:3:11): `slowest` keeps requests beside the last ones; at most 100 (raise `last` to see more)",
+            "`recent.within` (from app.toml:4:10): invalid `within`: durations have no spaces; write \"10s\"",
+            "`recent.size` (from app.toml:5:1): unknown key `size` in `recent`",
+        ] {
+            assert!(err.contains(line), "missing\n{line}\nin\n{err}");
+        }
+        let err = recent_of("[recnet]\nlast = 8\n").unwrap_err();
+        assert_eq!(
+            err,
+            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent"
+        );
     }
 
     #[test]
@@ -594,9 +665,12 @@ http2 = "yes"
         let err = apply_to("[services.cart]\nretry = { backoff = \"1s\", max_backoff = \"100ms\" }").unwrap_err();
         assert!(err.contains("`max_backoff` is smaller than `backoff`"), "{err}");
         let err = apply_to("listen = \"0.0.0.0:80\"").unwrap_err();
-        assert_eq!(err, "`listen` (from app.toml:1:1): unknown key `listen`; expected `services` or `store`");
+        assert_eq!(err, "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent");
         let err = apply_to("[stor]\nredis_url = \"redis://cache\"").unwrap_err();
-        assert!(err.contains("unknown key `stor`; did you mean `store`? expected `services` or `store`"), "{err}");
+        assert!(
+            err.contains("unknown key `stor`; did you mean `store`? expected one of: services, store, recent"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! | [`store`] | the shared store (Redis, or memory) the stateful features keep their state in |
 //! | [`outcome`] | assembled values, partial results and failures → HTTP status |
 //! | [`timeline`] | per-call timing and results of one request |
+//! | [`recent`] | the recent requests of each endpoint, in fixed-size stores, for `/_orchestrate` |
 //! | [`telemetry`] | trace context and request ids downstream, metrics, `Server-Timing` |
 //! | [`ops`] | `/metrics`, `/health` and `/_orchestrate` for operators |
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
@@ -37,6 +38,7 @@ mod executor;
 pub mod health;
 pub mod ops;
 pub mod outcome;
+pub mod recent;
 pub mod retry;
 pub mod router;
 mod runtime;

@@ -232,6 +232,11 @@ impl Failure {
         &self.0.timeline
     }
 
+    /// Moves the timeline out (the router keeps it while the failure becomes the response).
+    pub(crate) fn take_timeline(&mut self) -> Timeline {
+        std::mem::take(&mut self.0.timeline)
+    }
+
     /// The downstream `Retry-After`, when a required call was rate limited.
     pub fn retry_after(&self) -> Option<&HeaderValue> {
         self.0.retry_after.as_ref()

@@ -4,6 +4,7 @@
 use crate::cache::Cache;
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
+use crate::recent::{Recent, RecentRequests};
 use crate::service::ServiceSpec;
 use crate::spec::EndpointSpec;
 use crate::store::{Store, StoreSettings};
@@ -35,6 +36,7 @@ struct Inner {
     store: Store,
     server_timing: bool,
     cache: Cache,
+    recent: Recent,
 }
 
 impl fmt::Debug for Runtime {
@@ -69,6 +71,7 @@ impl Runtime {
             server_timing: None,
             cache_capacity: None,
             store: StoreSettings::default(),
+            recent: RecentRequests::DEFAULT,
         }
     }
 
@@ -82,6 +85,18 @@ impl Runtime {
     /// ```
     pub fn server_timing(&self) -> bool {
         self.inner.server_timing
+    }
+
+    /// The recent requests of every endpoint (see [`recent`](crate::recent)): what
+    /// [`router::serve`](crate::router::serve) records and `/_orchestrate` shows.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).build().unwrap();
+    /// assert_eq!(runtime.recent().settings().last, 50);
+    /// ```
+    pub fn recent(&self) -> &Recent {
+        &self.inner.recent
     }
 
     /// The client of the service named `name`.
@@ -135,6 +150,7 @@ pub struct RuntimeBuilder {
     server_timing: Option<bool>,
     cache_capacity: Option<u64>,
     store: StoreSettings,
+    recent: RecentRequests,
 }
 
 /// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
@@ -157,6 +173,7 @@ impl fmt::Debug for RuntimeBuilder {
             .field("endpoints", &self.endpoints.iter().map(|e| e.name).collect::<Vec<_>>())
             .field("server_timing", &self.server_timing)
             .field("redis_url", &self.store.redis_url.as_deref().map(redact))
+            .field("recent", &self.recent)
             .finish()
     }
 }
@@ -328,6 +345,33 @@ impl RuntimeBuilder {
         self
     }
 
+    /// What the runtime keeps of recent requests for `/_orchestrate` (see
+    /// [`recent`](crate::recent)): by default the last 50 requests of each endpoint plus the 10
+    /// slowest and the last 20 with a failed call of the last five minutes.
+    /// [`RecentRequests::OFF`] switches recording off. The `[recent]` table of the configuration
+    /// file, when present, is merged over this, key by key.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// use orchestrate_runtime::recent::RecentRequests;
+    /// use std::time::Duration;
+    /// let runtime = Runtime::builder(&[])
+    ///     .read_env(false)
+    ///     .recent_requests(RecentRequests::new(100, 5, 5, Duration::from_secs(600)))
+    ///     .config_str("[recent]\nfailed = 30\n")
+    ///     .build()
+    ///     .unwrap();
+    /// let kept = runtime.recent().settings();
+    /// assert_eq!((kept.last, kept.slowest, kept.failed), (100, 5, 30));
+    ///
+    /// let off = Runtime::builder(&[]).read_env(false).recent_requests(RecentRequests::OFF).build().unwrap();
+    /// assert!(!off.recent().is_recording());
+    /// ```
+    pub fn recent_requests(mut self, settings: RecentRequests) -> Self {
+        self.recent = settings;
+        self
+    }
+
     /// Validates the configuration and builds every client and the store.
     ///
     /// # Errors
@@ -381,7 +425,9 @@ impl RuntimeBuilder {
             clients.push(ServiceClient::new(*spec, &url, transport));
         }
         let cache = Cache::in_memory(self.cache_capacity.unwrap_or(crate::cache::DEFAULT_CAPACITY));
-        Ok(Runtime { inner: Arc::new(Inner { services: clients.into_boxed_slice(), store, server_timing, cache }) })
+        let recent = Recent::new(self.recent);
+        let inner = Inner { services: clients.into_boxed_slice(), store, server_timing, cache, recent };
+        Ok(Runtime { inner: Arc::new(inner) })
     }
 }
 
@@ -446,7 +492,7 @@ impl RuntimeBuilder {
         })
     }
 
-    /// Reads the configuration file, if any, into the specs and the store settings; returns what
+    /// Reads the configuration file, if any, into the specs and the sections' settings; returns what
     /// else it sets.
     fn apply_config(&mut self) -> Result<config::FileConfig, ConfigError> {
         let from_env = self.read_env.then(|| std::env::var_os(CONFIG_ENV)).flatten().filter(|p| !p.is_empty());
@@ -457,7 +503,12 @@ impl RuntimeBuilder {
         };
         match source {
             None => Ok(config::FileConfig::default()),
-            Some(ConfigSource::Text(text)) => config::apply("<config>", &text, &mut self.specs, &mut self.store),
+            Some(ConfigSource::Text(text)) => config::apply(
+                "<config>",
+                &text,
+                &mut self.specs,
+                config::Sections { store: &mut self.store, recent: &mut self.recent },
+            ),
             Some(ConfigSource::File(path)) => {
                 let name = path.display().to_string();
                 let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -465,7 +516,12 @@ impl RuntimeBuilder {
                         if named_by_env { format!(" (the path comes from `{CONFIG_ENV}`)") } else { String::new() };
                     ConfigError::Unreadable { path: name.clone(), reason: format!("{e}{from}") }
                 })?;
-                config::apply(&name, &text, &mut self.specs, &mut self.store)
+                config::apply(
+                    &name,
+                    &text,
+                    &mut self.specs,
+                    config::Sections { store: &mut self.store, recent: &mut self.recent },
+                )
             }
         }
     }

@@ -182,3 +182,53 @@ impl ServiceSpec {
         self
     }
 }
+
+/// The state of a service's circuit breaker, for health checks, metrics and the record of each
+/// call. (Here, beside the service's policies, rather than in [`breaker`](crate::breaker): the
+/// timeline records it, and the breaker reports to the telemetry that reads the timeline.)
+///
+/// ```
+/// use orchestrate_runtime::{BreakerState, Runtime, ServiceSpec};
+/// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://127.0.0.1:9")];
+/// let runtime = Runtime::builder(SERVICES).read_env(false).build().unwrap();
+/// // A service without a breaker reports `Closed`.
+/// assert_eq!(runtime.service("cart").unwrap().breaker_state(), BreakerState::Closed);
+/// assert_eq!(BreakerState::HalfOpen.as_str(), "half_open");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BreakerState {
+    /// Calls pass; failures are being counted.
+    Closed,
+    /// Calls fail at once without a request.
+    Open,
+    /// A limited number of probe calls pass to test the service.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// Snake-case name for metrics labels and health reports.
+    ///
+    /// ```
+    /// assert_eq!(orchestrate_runtime::BreakerState::Open.as_str(), "open");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+
+    /// The gauge value used by metrics: 0 closed, 1 half-open, 2 open.
+    ///
+    /// ```
+    /// assert_eq!(orchestrate_runtime::BreakerState::Open.as_gauge(), 2);
+    /// ```
+    pub const fn as_gauge(self) -> u8 {
+        match self {
+            Self::Closed => 0,
+            Self::HalfOpen => 1,
+            Self::Open => 2,
+        }
+    }
+}

@@ -3,8 +3,8 @@
 //! The executor records it; telemetry, `Server-Timing`, the recent requests of `/_orchestrate` and
 //! tests read it.
 
-use crate::breaker::BreakerState;
 use crate::error::CallErrorKind;
+use crate::service::BreakerState;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;

@@ -157,6 +157,13 @@ impl StoreSettings {
 /// The keys of `[store]`.
 pub const KEYS: &[&str] = &["redis_url", "command_timeout", "connect_timeout", "key_prefix"];
 
+/// The configuration file's table of these settings.
+///
+/// ```
+/// assert_eq!(orchestrate_core::policy::store::SECTION, "store");
+/// ```
+pub const SECTION: &str = "store";
+
 const EXAMPLE: Example = Example {
     dsl: "[store] redis_url = \"redis://127.0.0.1:6379/0\"",
     toml: "store = { redis_url = \"redis://127.0.0.1:6379/0\" }",
@@ -181,9 +188,9 @@ pub fn read<P: Clone>(
     value: &Value<P>,
     declared: Option<&StoreSettings>,
 ) -> Option<StoreSettings> {
-    let entries = reader.table(value, "store", &EXAMPLE)?;
+    let entries = reader.table(value, SECTION, &EXAMPLE)?;
     let before = reader.seen();
-    let keys = reader.keys("store", entries, KEYS);
+    let keys = reader.keys(SECTION, entries, KEYS);
     let mut settings = declared.cloned().unwrap_or_default();
     for entry in &keys.entries {
         let v = &entry.value;

@@ -30,7 +30,6 @@ pub(super) async fn answer<E>(
     inbound: Inbound,
     inputs: E::Inputs,
     correlation: &Correlation,
-    timing: bool,
     policy: CachePolicy,
 ) -> Answered
 where
@@ -86,7 +85,7 @@ where
     let context = RequestContext::from_headers(inbound.into_headers()).with_trace(correlation.trace().clone());
     match Box::pin(E::execute(runtime, inputs, context)).await {
         Ok(mut outcome) => {
-            let timeline = timing.then(|| std::mem::take(&mut outcome.timeline));
+            let timeline = Some(std::mem::take(&mut outcome.timeline));
             let partial = outcome.is_partial();
             if partial {
                 // A partial answer is never stored: the next request tries the calls again.
@@ -100,8 +99,8 @@ where
             cache.put(key, stored.clone()).await;
             Answered { response: respond(&stored, now, if_none_match.as_ref(), private), timeline, partial }
         }
-        Err(failure) => {
-            let timeline = timing.then(|| failure.timeline().clone());
+        Err(mut failure) => {
+            let timeline = Some(failure.take_timeline());
             Answered { response: failure.into_response(), timeline, partial: false }
         }
     }

@@ -16,8 +16,9 @@ pub use shutdown::shutdown_signal;
 use crate::Runtime;
 use crate::context::RequestContext;
 use crate::endpoint::Endpoint;
+use crate::recent::Served;
 use crate::spec::InputSource;
-use crate::telemetry::{Correlation, REQUEST_ID, metrics, server_timing};
+use crate::telemetry::{Correlation, REQUEST_ID, TRACERESPONSE, metrics, server_timing};
 use crate::timeline::Timeline;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -63,10 +64,12 @@ pub trait Extract: Endpoint {
 ///
 /// Around that, for every request: the client's `x-request-id` (or a generated one) and W3C trace
 /// context are continued into every downstream call ([`Correlation`]); the response carries the
-/// `x-request-id` and, when the runtime has it on, `Server-Timing` (successes and failures alike);
-/// the whole runs in a `request` span (`method`, `route`, `endpoint`, `request_id`, `trace_id`,
-/// `status`, `partial`) with a `call` span per downstream call; and the request is counted in the
-/// [`metrics`] by its route template.
+/// `x-request-id`, the trace id in `traceresponse` (W3C Trace Context Level 2) and, when the
+/// runtime has it on, `Server-Timing` (successes and failures alike); the whole runs in a
+/// `request` span (`method`, `route`, `endpoint`, `request_id`, `trace_id`, `status`, `partial`)
+/// with a `call` span per downstream call; the request is counted in the [`metrics`] by its route
+/// template; and, when the graph ran, the run's timeline is kept among the endpoint's
+/// [recent requests](crate::recent) (unless recording is off).
 // Not an `async fn`: the written `+ Send` is checked here, once, rather than at every route.
 #[allow(clippy::manual_async_fn)]
 pub fn serve<E>(State(runtime): State<Runtime>, request: Request) -> impl Future<Output = Response> + Send
@@ -90,18 +93,27 @@ where
         );
         #[cfg(feature = "otel")]
         let correlation = crate::telemetry::otel::attach(&span, correlation);
-        let timing = runtime.server_timing();
-        let answered = answer::<E>(&runtime, parts, body, &correlation, timing).instrument(span.clone()).await;
+        let answered = answer::<E>(&runtime, parts, body, &correlation).instrument(span.clone()).await;
         let mut response = answered.response;
+        let status = response.status().as_u16();
         let headers = response.headers_mut();
         headers.insert(HeaderName::from_static(REQUEST_ID), correlation.request_id().clone());
+        headers.insert(HeaderName::from_static(TRACERESPONSE), correlation.traceresponse());
+        // One clock read for the end: the metrics' latency and the recent request's duration.
+        let ended = Instant::now();
+        let duration = ended.saturating_duration_since(started);
         if let Some(timeline) = &answered.timeline {
-            headers.insert(HeaderName::from_static("server-timing"), server_timing(timeline));
+            if runtime.server_timing() {
+                headers.insert(HeaderName::from_static("server-timing"), server_timing(timeline));
+            }
+            let request_id = correlation.request_id().as_bytes();
+            let served = Served::new(timeline, status, request_id, correlation.trace().trace_id(), started, duration)
+                .with_partial(answered.partial);
+            runtime.recent().record(E::SPEC, &served, ended);
         }
-        let status = response.status().as_u16();
         span.record("status", status);
         span.record("partial", answered.partial);
-        metrics::request(E::SPEC, status, started.elapsed());
+        metrics::request(E::SPEC, status, duration);
         response
     }
 }
@@ -109,7 +121,7 @@ where
 /// A response and what `serve` adds to it.
 pub(crate) struct Answered {
     pub(crate) response: Response,
-    /// The run's timeline, when `Server-Timing` is on and the graph ran.
+    /// The run's timeline, when the graph ran (moved out of the outcome or failure: no copy).
     pub(crate) timeline: Option<Timeline>,
     pub(crate) partial: bool,
 }
@@ -119,7 +131,6 @@ async fn answer<E>(
     mut parts: http::request::Parts,
     body: axum::body::Body,
     correlation: &Correlation,
-    timing: bool,
 ) -> Answered
 where
     E: Extract + Serialize,
@@ -135,7 +146,7 @@ where
         Err(rejection) => return rejected(rejection.into_response()),
     };
     if let Some(policy) = E::SPEC.cache {
-        return cache::answer::<E>(runtime, &parts.uri, inbound, inputs, correlation, timing, policy).await;
+        return cache::answer::<E>(runtime, &parts.uri, inbound, inputs, correlation, policy).await;
     }
     let context = RequestContext::from_headers(inbound.into_headers()).with_trace(correlation.trace().clone());
     // Boxed once here: the graph's future holds every call's future (kilobytes), and the request's
@@ -144,12 +155,12 @@ where
     // directly.
     match Box::pin(E::execute(runtime, inputs, context)).await {
         Ok(mut outcome) => {
-            let timeline = timing.then(|| std::mem::take(&mut outcome.timeline));
+            let timeline = Some(std::mem::take(&mut outcome.timeline));
             let partial = outcome.is_partial();
             Answered { response: outcome.into_response(), timeline, partial }
         }
-        Err(failure) => {
-            let timeline = timing.then(|| failure.timeline().clone());
+        Err(mut failure) => {
+            let timeline = Some(failure.take_timeline());
             Answered { response: failure.into_response(), timeline, partial: false }
         }
     }

@@ -14,7 +14,8 @@
 //! - **Propagation**: [`Correlation::from_inbound`] continues the client's `traceparent` (a new
 //!   trace when it is absent or invalid) and keeps or generates its `x-request-id`; the client
 //!   sends every downstream request the same trace id with a fresh parent id and the same request
-//!   id, and the response carries the request id back.
+//!   id, and the response carries the request id back, and the trace id in `traceresponse` (W3C
+//!   Trace Context Level 2) so that a client can report which trace its request belonged to.
 //! - **Metrics**: see [`metrics`] for the names and labels and
 //!   [`ops::metrics`](crate::ops::metrics) for the Prometheus recorder and `/metrics`.
 //! - **`Server-Timing`**: [`server_timing`] turns a request's [`Timeline`](crate::Timeline) into
@@ -29,7 +30,7 @@ mod server_timing;
 mod trace_context;
 
 pub use server_timing::server_timing;
-pub use trace_context::{SpanId, TRACEPARENT, TRACESTATE, TraceContext, TraceId};
+pub use trace_context::{SpanId, TRACEPARENT, TRACERESPONSE, TRACESTATE, TraceContext, TraceId};
 
 use http::HeaderValue;
 use http::header::HeaderMap;
@@ -68,6 +69,9 @@ pub struct Correlation {
     request_id: HeaderValue,
     trace: TraceContext,
     continued: bool,
+    /// The id of this server's span for the request (`traceresponse`): the `request` span's with
+    /// the `otel` feature and an OpenTelemetry layer, else a random one.
+    server_span: SpanId,
 }
 
 impl Correlation {
@@ -99,7 +103,7 @@ impl Correlation {
         if let Some(state) = trace.tracestate() {
             headers.insert(TRACESTATE, state.clone());
         }
-        Self { request_id, trace, continued }
+        Self { request_id, trace, continued, server_span: SpanId::random() }
     }
 
     /// The request id sent downstream and returned to the client.
@@ -130,6 +134,22 @@ impl Correlation {
     /// ```
     pub fn continued(&self) -> bool {
         self.continued
+    }
+
+    /// The `traceresponse` header of the response (W3C Trace Context Level 2): the request's
+    /// trace id and flags, with this server's span id for the request.
+    ///
+    /// ```
+    /// use orchestrate_runtime::telemetry::{Correlation, TraceContext};
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().unwrap());
+    /// let ids = Correlation::from_inbound(&mut headers);
+    /// let answer = TraceContext::parse(ids.traceresponse().to_str().unwrap()).unwrap();
+    /// assert_eq!(answer.trace_id(), ids.trace().trace_id());
+    /// assert_ne!(answer.parent_id(), ids.trace().parent_id(), "the server's span, not the client's");
+    /// ```
+    pub fn traceresponse(&self) -> HeaderValue {
+        self.trace.traceresponse(self.server_span)
     }
 
     /// Replaces the trace (the OpenTelemetry layer does when it started the trace itself).

@@ -130,6 +130,10 @@ pub(crate) fn attach(span: &tracing::Span, mut correlation: Correlation) -> Corr
             state.unwrap_or_default(),
         );
         let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+        let own = span.context().span().span_context().clone();
+        if own.is_valid() {
+            correlation.server_span = SpanId(own.span_id().to_bytes());
+        }
     } else {
         let context = span.context();
         let own = context.span().span_context().clone();
@@ -139,6 +143,7 @@ pub(crate) fn attach(span: &tracing::Span, mut correlation: Correlation) -> Corr
                 SpanId(own.span_id().to_bytes()),
                 own.trace_flags().to_u8(),
             ));
+            correlation.server_span = SpanId(own.span_id().to_bytes());
         }
     }
     correlation

@@ -11,6 +11,13 @@ use std::fmt;
 /// assert_eq!(orchestrate_runtime::telemetry::TRACEPARENT, "traceparent");
 /// ```
 pub const TRACEPARENT: &str = "traceparent";
+/// The `traceresponse` header name (W3C Trace Context Level 2): the response's trace id and the
+/// server's span id, in the format of `traceparent`.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::TRACERESPONSE, "traceresponse");
+/// ```
+pub const TRACERESPONSE: &str = "traceresponse";
 /// The `tracestate` header name.
 ///
 /// ```
@@ -293,14 +300,35 @@ impl TraceContext {
     /// assert_eq!(tc.traceparent(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     /// ```
     pub fn traceparent(&self) -> HeaderValue {
-        // `00-` + 32 + `-` + 16 + `-` + 2 hex digits.
-        let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
-        hex_into(&mut text[3..35], &self.trace_id.0);
-        hex_into(&mut text[36..52], &self.parent_id.0);
-        hex_into(&mut text[53..55], &[self.flags]);
-        // Hex digits and dashes only: always a valid header value.
-        HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
+        header(self.trace_id, self.parent_id, self.flags)
     }
+
+    /// The `traceresponse` value (W3C Trace Context Level 2) of the server span `span` handling
+    /// a request in this trace: `00-<trace id>-<span>-<flags>`, so that a client can report which
+    /// trace its request belonged to.
+    ///
+    /// ```
+    /// use orchestrate_runtime::telemetry::{SpanId, TraceContext};
+    /// let tc = TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+    /// assert_eq!(
+    ///     tc.traceresponse(SpanId([0xab; 8])),
+    ///     "00-0af7651916cd43dd8448eb211c80319c-abababababababab-01"
+    /// );
+    /// ```
+    pub fn traceresponse(&self, span: SpanId) -> HeaderValue {
+        header(self.trace_id, span, self.flags)
+    }
+}
+
+/// `00-<trace id>-<span id>-<flags>`: the format of `traceparent` and `traceresponse`.
+fn header(trace_id: TraceId, span_id: SpanId, flags: u8) -> HeaderValue {
+    // `00-` + 32 + `-` + 16 + `-` + 2 hex digits.
+    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex_into(&mut text[3..35], &trace_id.0);
+    hex_into(&mut text[36..52], &span_id.0);
+    hex_into(&mut text[53..55], &[flags]);
+    // Hex digits and dashes only: always a valid header value.
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The `tracestate` lines joined with commas, when short enough and valid text.
