@@ -12,9 +12,7 @@ mod dashboard_app;
 
 use orchestrate::{Endpoint, EndpointSpec, Runtime, ServiceSpec};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use support::chromium::{artifacts, chromium_or_skip, run_chromium};
 
 /// The design template's call sequence of `POST /checkout/summary` (cart 1; inventory, pricing,
 /// shipping 2 in parallel; tax 3), with the Retries column and the example's path templates. The
@@ -181,65 +179,6 @@ async fn orchestrate_page_is_self_contained_html() {
     assert!(!page.contains("s3cret") && !page.contains("/internal/v1"));
 }
 
-/// Where test artifacts go: `target/test-artifacts/` of the workspace.
-fn artifacts() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Debian's `chromium` (or `chromium-browser`) on the `PATH`.
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Runs headless chromium with `action` (e.g. `--dump-dom`) on `url`, in a fresh profile,
-/// killing it after a minute. Returns its standard output.
-fn run_chromium(chromium: &Path, action: &[String], url: &str) -> String {
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let profile = std::env::temp_dir().join(format!("orchestrate-chromium-{}-{run}", std::process::id()));
-    std::fs::create_dir_all(&profile).unwrap();
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(action)
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("chromium {action:?} {url} did not finish within a minute");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().unwrap();
-    let _ = std::fs::remove_dir_all(&profile);
-    assert!(
-        output.status.success(),
-        "chromium {action:?} failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// The `<svg ..>..</svg>` element of `endpoint`'s graph in a serialized DOM.
 fn graph_of<'a>(dom: &'a str, endpoint: &str) -> &'a str {
     let marker = format!("data-endpoint=\"{endpoint}\"");
@@ -259,15 +198,7 @@ fn graph_of<'a>(dom: &'a str, endpoint: &str) -> &'a str {
 /// and is skipped, with a loud message, otherwise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orchestrate_page_renders_every_graph_in_headless_chromium() {
-    let Some(chromium) = chromium() else {
-        let message = "`chromium` is not installed, so `/_orchestrate` was not rendered in a browser; \
-                       install it with `apt-get install -y chromium` (scripts/test does)";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{message}");
-        }
-        eprintln!("\n!!!!!!!!!! SKIPPED: {message} !!!!!!!!!!\n");
-        return;
-    };
+    let Some(chromium) = chromium_or_skip("`/_orchestrate`") else { return };
     let checkout = runtime(checkout_app::services::ALL);
     let dashboard = runtime(dashboard_app::services::ALL);
     let pages = [

@@ -124,6 +124,7 @@ pub fn unreachable() -> Transport {
 #[path = "../../examples/checkout/mocks.rs"]
 pub mod mocks;
 
+pub mod chromium;
 pub mod redis;
 
 /// A server of `app` on a free loopback port; returns its base URL.

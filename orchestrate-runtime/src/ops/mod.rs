@@ -1,10 +1,12 @@
 //! Operations endpoints every application mounts beside its own: `/metrics` (Prometheus),
-//! `/health` (per-service state), `/_orchestrate` (the living documentation of every endpoint),
+//! `/health` (per-service state), `/_orchestrate` (the living documentation of every endpoint,
+//! with its recent requests), `/_orchestrate/requests.json` (those requests for tools) and
 //! `POST /_orchestrate/cache/invalidate` (dropping cached answers by tag or key).
 
 pub mod cache;
 pub mod health;
 pub mod metrics;
+pub mod requests;
 pub mod spec;
 
 use crate::Runtime;
@@ -38,7 +40,25 @@ use crate::spec::EndpointSpec;
 pub fn router(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::Router {
     axum::Router::new()
         .merge(spec::routes(runtime, endpoints))
+        .merge(requests::routes(runtime, endpoints))
         .merge(metrics::routes(runtime))
         .merge(health::routes(runtime, endpoints))
         .merge(cache::routes(runtime))
+}
+
+/// HTML-escapes `text` (element content and quoted attribute values): every string of the
+/// operations pages that comes from a spec, the configuration or a request goes through it.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }

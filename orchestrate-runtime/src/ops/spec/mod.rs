@@ -8,10 +8,15 @@
 //! depth, an arrow from each node to those that use it). Then every service with its effective
 //! policies and the host it calls (never the full URL: no credentials, no internal paths).
 //!
+//! Each endpoint's section ends with its recent requests ([`ops::requests`](crate::ops::requests):
+//! a waterfall per kept request, filtered by `?show=slow|failed|partial`).
+//!
 //! The page loads nothing: no scripts, no fonts, no stylesheets from elsewhere (it is served with
 //! a `Content-Security-Policy` that forbids them), so it works on an isolated network. Every string
-//! taken from a spec or the configuration is HTML-escaped. Both documents are rendered once, when
-//! the router is built; the specs and the configuration do not change while it runs.
+//! taken from a spec, the configuration or a request is HTML-escaped. The JSON document and
+//! everything on the page but the recent requests are rendered once, when the router is built (the
+//! specs and the configuration do not change while it runs); each request for the page renders
+//! only the recent requests and splices them in.
 //!
 //! ```
 //! use orchestrate_runtime::ops::spec;
@@ -34,14 +39,20 @@ pub use json::json;
 pub use page::html;
 
 use crate::Runtime;
+use crate::ops::requests;
 use crate::spec::{CallSpec, CallTarget, EndpointSpec, NodeKind};
+use axum::extract::RawQuery;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::header;
 use orchestrate_core::sequence::{self, Call, Kind, Node, Retries, Target};
 use std::sync::Arc;
 
-/// Routes of the living documentation: `GET /_orchestrate` (HTML) and `GET /_orchestrate.json`.
+// The page and the graph escape with the operations views' shared escaping.
+use super::esc;
+
+/// Routes of the living documentation: `GET /_orchestrate` (HTML, `?show=slow|failed|partial`
+/// filters the recent requests) and `GET /_orchestrate.json`.
 ///
 /// ```
 /// # use orchestrate_runtime::{Runtime, ServiceSpec};
@@ -51,36 +62,42 @@ use std::sync::Arc;
 /// # let _ = docs;
 /// ```
 pub fn routes(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::Router {
-    let page: Arc<str> = html(runtime, endpoints).into();
+    let page = Arc::new(page::Page::new(runtime, endpoints));
     let document: Arc<str> = json(runtime, endpoints).into();
+    let runtime = runtime.clone();
     axum::Router::new()
         .route(
             "/_orchestrate",
-            get(move || {
-                let page = Arc::clone(&page);
-                async move { respond("text/html; charset=utf-8", &page) }
+            get(move |RawQuery(query): RawQuery| {
+                let body = page.render(&runtime, requests::shown(query.as_deref()));
+                async move { respond("text/html; charset=utf-8", body, true) }
             }),
         )
         .route(
             "/_orchestrate.json",
             get(move || {
                 let document = Arc::clone(&document);
-                async move { respond("application/json", &document) }
+                async move { respond("application/json", document.to_string(), false) }
             }),
         )
 }
 
-fn respond(content_type: &'static str, body: &str) -> Response {
-    (
+fn respond(content_type: &'static str, body: String, live: bool) -> Response {
+    let mut response = (
         [
             (header::CONTENT_TYPE, content_type),
             // Nothing to load from anywhere: inline styles and SVG only.
             (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
-        body.to_owned(),
+        body,
     )
-        .into_response()
+        .into_response();
+    if live {
+        // The recent requests change with every request served.
+        response.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// The documentation `#[endpoint]` appended to the endpoint's rustdoc, rebuilt from its spec: the
@@ -164,22 +181,6 @@ fn retries(call: &CallSpec, runtime: Option<&Runtime>) -> Retries {
             None => Retries::Service,
         },
     }
-}
-
-/// HTML-escapes `text` (element content and quoted attribute values).
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The hostile spec the page and graph tests share: every string a spec can carry is markup.

@@ -1,12 +1,17 @@
-//! `/_orchestrate`: the HTML page, rendered into one string: the header and navigation, one
-//! section per endpoint (inputs, call sequence rows, dependency graph, computed fields), the
-//! services table, and the stylesheet (`style.css`, inlined). Every string taken from a spec or the
-//! configuration goes through the shared escaping.
+//! `/_orchestrate`: the HTML page: the header and navigation, one section per endpoint (inputs,
+//! call sequence rows, dependency graph, computed fields, then its recent requests), the services
+//! table, and the stylesheets (`style.css` and the recent requests', inlined). Every string taken
+//! from a spec or the configuration goes through the shared escaping.
+//!
+//! Everything but the recent requests is rendered once ([`Page::new`]) and kept as the pieces
+//! between them; each request for the page renders only the recent requests ([`Page::render`]).
 
 use super::graph::svg;
 use super::json::services;
 use super::{esc, millis, nodes};
 use crate::Runtime;
+use crate::ops::requests;
+use crate::recent::Filter;
 use crate::spec::{EndpointSpec, InputSource, NodeKind};
 use orchestrate_core::duration::format_duration;
 use orchestrate_core::sequence::{self, Fallback, Kind, Row};
@@ -20,7 +25,8 @@ fn anchor(spec: &EndpointSpec) -> String {
 
 const STYLE: &str = include_str!("style.css");
 
-/// The page of `/_orchestrate`.
+/// The page of `/_orchestrate` as it is now: the static description of `endpoints` and the
+/// runtime's services, and each endpoint's recent requests.
 ///
 /// ```
 /// # use orchestrate_runtime::{Runtime, ServiceSpec};
@@ -30,30 +36,71 @@ const STYLE: &str = include_str!("style.css");
 /// assert!(page.starts_with("<!doctype html>") && page.contains("<td><code>cart.internal:8080</code></td>"));
 /// ```
 pub fn html(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> String {
-    let mut out = String::with_capacity(16 * 1024);
-    let _ = write!(
-        out,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>Endpoints · orchestrate</title><style>{STYLE}</style></head>\n<body><main>\n\
-         <h1>Endpoints</h1><p class=\"muted\">{} endpoint{}, {} downstream service{}. Generated from the endpoints' \
-         specs and the running configuration; also as <a href=\"_orchestrate.json\">JSON</a>.</p>\n<nav>",
-        endpoints.len(),
-        if endpoints.len() == 1 { "" } else { "s" },
-        runtime.services().len(),
-        if runtime.services().len() == 1 { "" } else { "s" },
-    );
-    for spec in endpoints {
-        let _ =
-            write!(out, "<a href=\"#{}\"><code>{} {}</code></a>", anchor(spec), spec.method.as_str(), esc(spec.route));
+    Page::new(runtime, endpoints).render(runtime, Filter::All)
+}
+
+/// `/_orchestrate` rendered once and cut where each endpoint's recent requests go.
+#[derive(Debug)]
+pub(super) struct Page {
+    /// `endpoints.len() + 1` pieces: before the first endpoint's recent requests, between each
+    /// endpoint's and the next's, after the last's.
+    pieces: Vec<String>,
+    endpoints: Vec<&'static EndpointSpec>,
+}
+
+impl Page {
+    /// Renders everything that does not change while the runtime runs.
+    pub(super) fn new(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> Self {
+        let mut pieces = Vec::with_capacity(endpoints.len() + 1);
+        let mut out = String::with_capacity(16 * 1024);
+        let _ = write!(
+            out,
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+             <title>Endpoints · orchestrate</title><style>{STYLE}{}</style></head>\n<body><main>\n\
+             <h1>Endpoints</h1><p class=\"muted\">{} endpoint{}, {} downstream service{}. Generated from the endpoints' \
+             specs and the running configuration, with each endpoint's recent requests; also as \
+             <a href=\"_orchestrate.json\">JSON</a>.</p>\n<nav>",
+            requests::STYLE,
+            endpoints.len(),
+            if endpoints.len() == 1 { "" } else { "s" },
+            runtime.services().len(),
+            if runtime.services().len() == 1 { "" } else { "s" },
+        );
+        for spec in endpoints {
+            let _ = write!(
+                out,
+                "<a href=\"#{}\"><code>{} {}</code></a><a href=\"#{}\" class=\"muted\">recent</a>",
+                anchor(spec),
+                spec.method.as_str(),
+                esc(spec.route),
+                requests::anchor(spec),
+            );
+        }
+        out.push_str("<a href=\"#services\">Services</a></nav>\n");
+        for (index, spec) in endpoints.iter().enumerate() {
+            endpoint_section(&mut out, runtime, spec, index);
+            pieces.push(std::mem::take(&mut out));
+            out.push_str("</section>\n");
+        }
+        services_section(&mut out, runtime);
+        out.push_str("</main></body></html>\n");
+        pieces.push(out);
+        Self { pieces, endpoints: endpoints.to_vec() }
     }
-    out.push_str("<a href=\"#services\">Services</a></nav>\n");
-    for (index, spec) in endpoints.iter().enumerate() {
-        endpoint_section(&mut out, runtime, spec, index);
+
+    /// The page with each endpoint's recent requests as `show` filters them.
+    pub(super) fn render(&self, runtime: &Runtime, show: Filter) -> String {
+        let fixed: usize = self.pieces.iter().map(String::len).sum();
+        let mut out = String::with_capacity(fixed + 16 * 1024 * self.endpoints.len());
+        for (i, piece) in self.pieces.iter().enumerate() {
+            out.push_str(piece);
+            if let Some(spec) = self.endpoints.get(i) {
+                out.push_str(&requests::section(runtime, spec, show));
+            }
+        }
+        out
     }
-    services_section(&mut out, runtime);
-    out.push_str("</main></body></html>\n");
-    out
 }
 
 fn endpoint_section(out: &mut String, runtime: &Runtime, spec: &EndpointSpec, index: usize) {
@@ -130,7 +177,7 @@ fn endpoint_section(out: &mut String, runtime: &Runtime, spec: &EndpointSpec, in
         }
         out.push_str("</table>\n");
     }
-    out.push_str("</section>\n");
+    // The section closes after the recent requests (see `Page::new`).
 }
 
 fn call_row(out: &mut String, row: &Row) {
