@@ -8,7 +8,8 @@
 # The mocks run natively at zero latency; each server runs under callgrind (one at a time, both
 # serialised onto one thread by valgrind), gets a warm-up, has its counters zeroed, serves wrk
 # (4 connections) for the given time, and has its counters dumped. User-space instructions only:
-# the kernel's share (sockets, epoll) is not counted.
+# the kernel's share (sockets, epoll) is not counted. orchestrate is counted twice: as shipped, and
+# with its recent requests for /_orchestrate switched off (`[recent] enabled = false`).
 #
 # Environment: BENCH_PORT_BASE (default 47200), CARGO_TARGET_DIR.
 set -euo pipefail
@@ -83,5 +84,9 @@ count() { # count <name> <port> <binary> [VAR=value..]: instructions per request
 echo "| server | requests counted | instructions per request |"
 echo "|---|---|---|"
 count orchestrate $((port_base + 10)) "$bin/checkout" RUST_LOG=warn ORCHESTRATE_LISTEN="127.0.0.1:$((port_base + 10))"
+# The same server keeping no recent requests for /_orchestrate: what recording costs.
+printf '[recent]\nenabled = false\n' >"$out/recent-off.toml"
+count orchestrate-recent-off $((port_base + 12)) "$bin/checkout" RUST_LOG=warn \
+  ORCHESTRATE_LISTEN="127.0.0.1:$((port_base + 12))" ORCHESTRATE_CONFIG="$out/recent-off.toml"
 count baseline $((port_base + 11)) "$bin/baseline_checkout" BASELINE_LISTEN="127.0.0.1:$((port_base + 11))"
 echo "callgrind files in $out" >&2

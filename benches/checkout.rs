@@ -17,6 +17,12 @@
 //!
 //! Besides criterion's timings it prints the heap allocations (count and bytes) per request of
 //! each variant, counted by the global allocator below.
+//!
+//! A second group measures what serving adds and what keeping the recent requests for
+//! `/_orchestrate` costs: the same request through the checkout router (`router::serve`: inputs
+//! read, graph run, response and headers built, metrics, the request recorded), in process with
+//! `tower::ServiceExt::oneshot`, with recording on and off; and `Recent::record` alone for a
+//! checkout request's timeline.
 
 #[path = "../examples/checkout/app.rs"]
 mod app;
@@ -27,6 +33,8 @@ use app::checkout::{Summary, SummaryInputs};
 use app::{Availability, Cart, Items, Pricing, Shipping, SummaryRequest, Tax, TaxInput};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use orchestrate::recent::{Recent, RecentRequests, Served};
+use orchestrate::telemetry::TraceId;
 use orchestrate::{CallError, CallErrorKind, Endpoint, Runtime, Transport};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
@@ -324,5 +332,73 @@ fn checkout(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, checkout);
+// ---- serving, with the recent requests on and off ---------------------------------------------
+
+/// The checkout runtime over the in-memory transports, recording recent requests or not.
+fn runtime_with(recent: RecentRequests) -> Runtime {
+    let mut builder = Runtime::builder(app::services::ALL).read_env(false).server_timing(false).recent_requests(recent);
+    for service in contract::LATENCIES.map(|(service, _)| service) {
+        builder = builder.base_url(service, BASE).transport(service, in_memory(service));
+    }
+    builder.build().expect("the checkout runtime")
+}
+
+/// `POST /checkout/summary` as a client sends it.
+fn summary_request() -> http::Request<axum::body::Body> {
+    http::Request::post("/checkout/summary")
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(r#"{"cartId":"c1","userId":"u1"}"#))
+        .unwrap_or_default()
+}
+
+async fn serve_once(router: &axum::Router) -> bool {
+    router.clone().oneshot(summary_request()).await.is_ok_and(|r| r.status() == http::StatusCode::OK)
+}
+
+fn serving(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime");
+    let on = runtime_with(RecentRequests::DEFAULT);
+    let off = runtime_with(RecentRequests::OFF);
+    let (router_on, router_off) = (app::checkout::router(&on), app::checkout::router(&off));
+    assert!(tokio.block_on(serve_once(&router_on)) && tokio.block_on(serve_once(&router_off)), "both serve 200");
+    assert_eq!(on.recent().recorded(Summary::SPEC), 1, "recording is on");
+
+    let (on_allocs, on_bytes) = allocations_per_run(&tokio, 1000, async || {
+        black_box(serve_once(&router_on).await);
+    });
+    let (off_allocs, off_bytes) = allocations_per_run(&tokio, 1000, async || {
+        black_box(serve_once(&router_off).await);
+    });
+    println!(
+        "heap per served request: recent requests on {on_allocs:.1} allocations / {on_bytes:.0} B, \
+         off {off_allocs:.1} allocations / {off_bytes:.0} B; store of the endpoint: {} B ({} B per kept request)",
+        on.recent().store_bytes(Summary::SPEC),
+        orchestrate::recent::Recent::entry_bytes(Summary::SPEC),
+    );
+
+    // A checkout request's timeline, as `serve` hands it over.
+    let outcome = tokio.block_on(Summary::run(&on, SummaryInputs { req: request() })).expect("Summary runs");
+    let timeline = outcome.timeline;
+    let recent = Recent::new(RecentRequests::DEFAULT);
+    let started = tokio::time::Instant::now();
+    let trace = TraceId([7; 16]);
+    let id = b"4bf92f35-77b3-4da6-a3ce-929d0e0e4736";
+
+    let mut group = c.benchmark_group("serving");
+    group.bench_function("served request, recent requests on", |b| {
+        b.to_async(&tokio).iter(|| serve_once(&router_on));
+    });
+    group.bench_function("served request, recent requests off", |b| {
+        b.to_async(&tokio).iter(|| serve_once(&router_off));
+    });
+    group.bench_function("Recent::record (checkout timeline)", |b| {
+        b.iter(|| {
+            let served = Served::new(&timeline, 200, id, trace, started, Duration::from_micros(900));
+            recent.record(Summary::SPEC, black_box(&served), started);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, checkout, serving);
 criterion_main!(benches);
