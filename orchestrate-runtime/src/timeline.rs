@@ -56,6 +56,11 @@ pub enum Ending {
 
 impl Ending {
     /// Every way of ending, in the order the views list them.
+    ///
+    /// ```
+    /// use orchestrate_runtime::timeline::Ending;
+    /// assert_eq!(Ending::ALL.first(), Some(&Ending::Ok));
+    /// ```
     pub const ALL: &[Ending] =
         &[Self::Ok, Self::Failed, Self::TimedOut, Self::Shed, Self::Fallback, Self::Skipped, Self::Cancelled];
 
@@ -115,15 +120,31 @@ pub struct AttemptTimes {
 
 impl AttemptTimes {
     /// Attempts kept.
+    ///
+    /// ```
+    /// assert_eq!(orchestrate_runtime::timeline::AttemptTimes::CAPACITY, 4);
+    /// ```
     pub const CAPACITY: usize = 4;
 
     /// No attempt.
+    ///
+    /// ```
+    /// assert!(orchestrate_runtime::timeline::AttemptTimes::new().is_empty());
+    /// ```
     pub const fn new() -> Self {
         Self { spans: [[0; 2]; Self::CAPACITY], len: 0 }
     }
 
     /// Adds an attempt that ran from `start` to `end` (offsets from the start of the request);
     /// when full, it replaces the last one kept.
+    ///
+    /// ```
+    /// use orchestrate_runtime::timeline::AttemptTimes;
+    /// use std::time::Duration;
+    /// let mut times = AttemptTimes::new();
+    /// times.push(Duration::from_millis(2), Duration::from_millis(9));
+    /// assert_eq!(times.iter().next(), Some((Duration::from_millis(2), Duration::from_millis(9))));
+    /// ```
     pub fn push(&mut self, start: Duration, end: Duration) {
         let span = [micros(start), micros(end.max(start))];
         let len = usize::from(self.len);
@@ -136,16 +157,31 @@ impl AttemptTimes {
     }
 
     /// Attempts kept (at most [`CAPACITY`](Self::CAPACITY)).
+    ///
+    /// ```
+    /// use orchestrate_runtime::timeline::AttemptTimes;
+    /// let mut times = AttemptTimes::new();
+    /// (0..9).for_each(|_| times.push(Default::default(), Default::default()));
+    /// assert_eq!(times.len(), AttemptTimes::CAPACITY);
+    /// ```
     pub fn len(&self) -> usize {
         usize::from(self.len)
     }
 
     /// Whether no attempt was kept.
+    ///
+    /// ```
+    /// assert!(orchestrate_runtime::timeline::AttemptTimes::default().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The kept attempts' start and end, in order.
+    ///
+    /// ```
+    /// assert_eq!(orchestrate_runtime::timeline::AttemptTimes::new().iter().count(), 0);
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = (Duration, Duration)> + '_ {
         self.spans[..self.len()]
             .iter()
@@ -179,11 +215,24 @@ pub struct AttemptLog {
 
 impl AttemptLog {
     /// No attempt.
+    ///
+    /// ```
+    /// let log = orchestrate_runtime::timeline::AttemptLog::new();
+    /// assert!(log.since(tokio::time::Instant::now()).is_empty());
+    /// ```
     pub const fn new() -> Self {
         Self { spans: [None; AttemptTimes::CAPACITY], len: 0 }
     }
 
-    /// Adds an attempt that ran from `started` to `ended`.
+    /// Adds an attempt that ran from `started` to `ended`; when full, it replaces the last one
+    /// kept.
+    ///
+    /// ```
+    /// use orchestrate_runtime::timeline::AttemptLog;
+    /// let (mut log, now) = (AttemptLog::new(), tokio::time::Instant::now());
+    /// (0..5).for_each(|_| log.push(now, now));
+    /// assert_eq!(log.since(now).len(), 4);
+    /// ```
     pub fn push(&mut self, started: Instant, ended: Instant) {
         let len = usize::from(self.len);
         if len < AttemptTimes::CAPACITY {
@@ -195,6 +244,14 @@ impl AttemptLog {
     }
 
     /// The attempts as offsets from `origin` (the start of the request).
+    ///
+    /// ```
+    /// use orchestrate_runtime::timeline::AttemptLog;
+    /// use std::time::Duration;
+    /// let (mut log, origin) = (AttemptLog::new(), tokio::time::Instant::now());
+    /// log.push(origin + Duration::from_millis(3), origin + Duration::from_millis(4));
+    /// assert_eq!(log.since(origin).iter().next().unwrap().0, Duration::from_millis(3));
+    /// ```
     pub fn since(&self, origin: Instant) -> AttemptTimes {
         let mut times = AttemptTimes::new();
         for (started, ended) in self.spans.iter().flatten() {

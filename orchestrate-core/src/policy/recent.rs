@@ -125,18 +125,42 @@ impl Default for RecentRequests {
 }
 
 /// Largest `last`.
+///
+/// ```
+/// assert_eq!(orchestrate_core::policy::recent::MAX_LAST, 1000);
+/// ```
 pub const MAX_LAST: u32 = 1000;
 /// Largest `slowest` and `failed`.
+///
+/// ```
+/// assert_eq!(orchestrate_core::policy::recent::MAX_KEPT, 100);
+/// ```
 pub const MAX_KEPT: u32 = 100;
 /// Shortest `within`.
+///
+/// ```
+/// assert_eq!(orchestrate_core::policy::recent::MIN_WITHIN.as_secs(), 1);
+/// ```
 pub const MIN_WITHIN: Duration = Duration::from_secs(1);
 /// Longest `within`.
+///
+/// ```
+/// assert_eq!(orchestrate_core::policy::recent::MAX_WITHIN.as_secs(), 86_400);
+/// ```
 pub const MAX_WITHIN: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The name of the section in the configuration file.
+///
+/// ```
+/// assert_eq!(orchestrate_core::policy::recent::SECTION, "recent");
+/// ```
 pub const SECTION: &str = "recent";
 
 /// The keys of `[recent]`.
+///
+/// ```
+/// assert!(orchestrate_core::policy::recent::KEYS.contains(&"within"));
+/// ```
 pub const KEYS: &[&str] = &["enabled", "last", "slowest", "failed", "within"];
 
 const EXAMPLE: Example = Example {

@@ -27,7 +27,7 @@
 //! after that. Recording a request is one short critical section under the endpoint's own mutex:
 //! the entry is written in place into the ring (and copied into the slowest or failed set when it
 //! belongs there). Finding the endpoint's store takes no lock (a fixed table of
-//! [`OnceLock`](std::sync::OnceLock)s holding each endpoint's store, compared by the spec's address,
+//! [`OnceLock`]s holding each endpoint's store, compared by the spec's address,
 //! then by method and route). `BENCHMARKS.md`
 //! has the cost per request with recording on and off.
 //!
@@ -80,6 +80,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Endpoints whose requests are kept; the ones served after the first 256 are not.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::recent::MAX_ENDPOINTS, 256);
+/// ```
 pub const MAX_ENDPOINTS: usize = 256;
 
 /// One finished request, as [`Recent::record`] takes it: everything `serve` knows about it that
@@ -128,6 +132,14 @@ impl<'a> Served<'a> {
     }
 
     /// The same, partial or not.
+    ///
+    /// ```
+    /// use orchestrate_runtime::recent::Served;
+    /// use orchestrate_runtime::telemetry::TraceId;
+    /// let timeline = orchestrate_runtime::Timeline::default();
+    /// let served = Served::new(&timeline, 200, b"r-1", TraceId([1; 16]), tokio::time::Instant::now(), Default::default());
+    /// assert!(!served.partial && served.with_partial(true).partial);
+    /// ```
     pub fn with_partial(mut self, partial: bool) -> Self {
         self.partial = partial;
         self
@@ -345,7 +357,7 @@ impl Filter {
 pub fn filter(spec: &EndpointSpec, mut requests: Vec<RecentRequest>, show: Filter) -> Vec<RecentRequest> {
     requests.retain(|r| show.shows(spec, r));
     if show == Filter::Slow {
-        requests.sort_by(|a, b| b.duration.cmp(&a.duration));
+        requests.sort_by_key(|r| std::cmp::Reverse(r.duration));
     }
     requests
 }
@@ -406,8 +418,8 @@ mod tests {
         let kept = recent.requests(&SPEC, start);
         let shown: Vec<&str> = kept.iter().map(|r| r.request_id.as_str()).collect();
         assert_eq!(shown, ["fast-99", "fast-98", "fast-97", "slower", "failed", "slow"]);
-        assert_eq!(kept[3].kept, Kept { slowest: true, ..Kept::default() });
-        assert_eq!(kept[4].kept, Kept { failed: true, ..Kept::default() });
+        assert_eq!(kept[3].kept, Kept::SLOWEST);
+        assert_eq!(kept[4].kept, Kept::FAILED);
         assert_eq!(kept[0].calls.len(), 2);
         assert_eq!(recent.recorded(&SPEC), 103);
 

@@ -305,16 +305,11 @@ impl Store {
         let within = self.within;
         let sets = self.lock();
         let mut found: Vec<(&Entry, Kept)> = Vec::with_capacity(sets.last.len());
-        let last = sets.last.iter().filter(|e| e.used).map(|e| (e, Kept { last: true, ..Kept::default() }));
-        let slowest = sets
-            .slowest
-            .iter()
-            .filter(|e| e.fresh(now, within))
-            .map(|e| (e, Kept { slowest: true, ..Kept::default() }));
-        let failed =
-            sets.failed.iter().filter(|e| e.fresh(now, within)).map(|e| (e, Kept { failed: true, ..Kept::default() }));
+        let last = sets.last.iter().filter(|e| e.used).map(|e| (e, Kept::LAST));
+        let slowest = sets.slowest.iter().filter(|e| e.fresh(now, within)).map(|e| (e, Kept::SLOWEST));
+        let failed = sets.failed.iter().filter(|e| e.fresh(now, within)).map(|e| (e, Kept::FAILED));
         found.extend(last.chain(slowest).chain(failed));
-        found.sort_by(|(a, _), (b, _)| b.seq.cmp(&a.seq));
+        found.sort_by_key(|(entry, _)| std::cmp::Reverse(entry.seq));
         let mut views: Vec<RecentRequest> = Vec::with_capacity(found.len());
         let mut i = 0;
         while i < found.len() {

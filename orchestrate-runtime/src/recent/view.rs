@@ -12,7 +12,7 @@ use tokio::time::Instant;
 ///
 /// ```
 /// use orchestrate_runtime::recent::Kept;
-/// let kept = Kept { last: true, ..Kept::default() }.or(Kept { failed: true, ..Kept::default() });
+/// let kept = Kept::LAST.or(Kept::FAILED);
 /// assert!(kept.last && kept.failed && !kept.slowest);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,7 +27,19 @@ pub struct Kept {
 }
 
 impl Kept {
+    /// Kept by the last requests only.
+    pub const LAST: Kept = Kept { last: true, slowest: false, failed: false };
+    /// Kept by the slowest only.
+    pub const SLOWEST: Kept = Kept { last: false, slowest: true, failed: false };
+    /// Kept by the failed only.
+    pub const FAILED: Kept = Kept { last: false, slowest: false, failed: true };
+
     /// Kept by either.
+    ///
+    /// ```
+    /// use orchestrate_runtime::recent::Kept;
+    /// assert_eq!(Kept::SLOWEST.or(Kept::SLOWEST), Kept::SLOWEST);
+    /// ```
     pub fn or(self, other: Kept) -> Kept {
         Kept {
             last: self.last || other.last,
@@ -68,16 +80,37 @@ impl RecentRequest {
     /// Whether the request failed (a status other than 2xx).
     ///
     /// ```
-    /// # use orchestrate_runtime::recent::RecentRequest;
-    /// # fn check(request: &RecentRequest) {
-    /// assert_eq!(request.failed(), !(200..300).contains(&request.status));
-    /// # }
+    /// # use orchestrate_runtime::recent::{Recent, RecentRequests, Served};
+    /// # use orchestrate_runtime::telemetry::TraceId;
+    /// # use orchestrate_runtime::{CallOutcome, CallRecord, EndpointSpec, Method, Timeline};
+    /// # use std::time::Duration;
+    /// # static SPEC: EndpointSpec = EndpointSpec::new("Empty", Method::Get, "/", Duration::from_millis(500), &[], &[]);
+    /// # let ms = Duration::from_millis;
+    /// # let timeline = Timeline::new(vec![CallRecord::new("a", "a", ms(1), ms(4), CallOutcome::Ok)], ms(5));
+    /// # let (recent, now) = (Recent::new(RecentRequests::DEFAULT), tokio::time::Instant::now());
+    /// # recent.record(&SPEC, &Served::new(&timeline, 502, b"r-1", TraceId([1; 16]), now, ms(6)), now);
+    /// let request = &recent.requests(&SPEC, now)[0];
+    /// assert!(request.status == 502 && request.failed());
     /// ```
     pub fn failed(&self) -> bool {
         !(200..300).contains(&self.status)
     }
 
     /// How long ago the request started, seen at `now`.
+    ///
+    /// ```
+    /// # use orchestrate_runtime::recent::{Recent, RecentRequests, Served};
+    /// # use orchestrate_runtime::telemetry::TraceId;
+    /// # use orchestrate_runtime::{CallOutcome, CallRecord, EndpointSpec, Method, Timeline};
+    /// # use std::time::Duration;
+    /// # static SPEC: EndpointSpec = EndpointSpec::new("Empty", Method::Get, "/", Duration::from_millis(500), &[], &[]);
+    /// # let ms = Duration::from_millis;
+    /// # let timeline = Timeline::new(vec![CallRecord::new("a", "a", ms(1), ms(4), CallOutcome::Ok)], ms(5));
+    /// # let (recent, now) = (Recent::new(RecentRequests::DEFAULT), tokio::time::Instant::now());
+    /// # recent.record(&SPEC, &Served::new(&timeline, 502, b"r-1", TraceId([1; 16]), now, ms(6)), now);
+    /// let request = &recent.requests(&SPEC, now)[0];
+    /// assert_eq!(request.age(now + Duration::from_secs(3)), Duration::from_secs(3));
+    /// ```
     pub fn age(&self, now: Instant) -> Duration {
         now.saturating_duration_since(self.started)
     }
@@ -117,6 +150,22 @@ pub struct RecentCall {
 
 impl RecentCall {
     /// How long the call took.
+    ///
+    /// ```
+    /// # use orchestrate_runtime::recent::{Recent, RecentRequests, Served};
+    /// # use orchestrate_runtime::telemetry::TraceId;
+    /// # use orchestrate_runtime::{CallOutcome, CallRecord, CallSpec, CallTarget, EndpointSpec, Method, NodeKind, NodeSpec, Timeline};
+    /// # use std::time::Duration;
+    /// # const A: CallSpec = CallSpec::new("a", 0, CallTarget::Http { method: Method::Get, path: "/" }, Duration::from_millis(100));
+    /// static SPEC: EndpointSpec = EndpointSpec::new("A", Method::Get, "/a", Duration::from_millis(500), &[],
+    ///     &[NodeSpec::new("a", "A", &[], &[], NodeKind::Call(A))]);
+    /// let ms = Duration::from_millis;
+    /// let timeline = Timeline::new(vec![CallRecord::new("a", "a", ms(1), ms(4), CallOutcome::Ok)], ms(5));
+    /// let (recent, now) = (Recent::new(RecentRequests::DEFAULT), tokio::time::Instant::now());
+    /// recent.record(&SPEC, &Served::new(&timeline, 200, b"r-1", TraceId([1; 16]), now, ms(6)), now);
+    /// let call = &recent.requests(&SPEC, now)[0].calls[0];
+    /// assert_eq!((call.call, call.duration()), ("a", ms(3)));
+    /// ```
     pub fn duration(&self) -> Duration {
         self.end.saturating_sub(self.start)
     }
@@ -149,11 +198,20 @@ impl Filter {
     pub const ALL: &[Filter] = &[Self::All, Self::Slow, Self::Failed, Self::Partial];
 
     /// The filter named `name` (`all`, `slow`, `failed`, `partial`).
+    ///
+    /// ```
+    /// use orchestrate_runtime::recent::Filter;
+    /// assert_eq!(Filter::parse("slow"), Some(Filter::Slow));
+    /// ```
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|f| f.as_str() == name)
     }
 
     /// Its name, as in `?show=failed`.
+    ///
+    /// ```
+    /// assert_eq!(orchestrate_runtime::recent::Filter::Failed.as_str(), "failed");
+    /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::All => "all",
@@ -164,6 +222,10 @@ impl Filter {
     }
 
     /// Its name for people.
+    ///
+    /// ```
+    /// assert_eq!(orchestrate_runtime::recent::Filter::Partial.title(), "Partial");
+    /// ```
     pub const fn title(self) -> &'static str {
         match self {
             Self::All => "All",
