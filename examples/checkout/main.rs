@@ -16,7 +16,8 @@
 //! - `ORCHESTRATE_SERVER_TIMING` (`1`/`0`): the `Server-Timing` header (default: on in debug builds).
 //!
 //! The operations endpoints are on the same listener: `/metrics` (Prometheus), `/health`,
-//! `/_orchestrate` (the endpoints' living documentation). An application that must not expose them
+//! `/_orchestrate` (the endpoints' living documentation and their recent requests, as waterfalls;
+//! `/_orchestrate/requests.json`). An application that must not expose them
 //! serves `orchestrate::ops::router(..)` on a second, internal listener instead.
 
 mod app;
@@ -71,7 +72,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "  curl -s -X POST http://{addr}/checkout/summary -H 'content-type: application/json' -d '{{\"cartId\":\"c1\",\"userId\":\"u1\"}}'"
     );
-    println!("  operations: http://{addr}/metrics, http://{addr}/health, http://{addr}/_orchestrate");
+    println!(
+        "  operations: http://{addr}/metrics, http://{addr}/health, http://{addr}/_orchestrate (with recent requests)"
+    );
     axum::serve(listener, app).with_graceful_shutdown(orchestrate::router::shutdown_signal()).await?;
     println!("checkout BFF stopped");
     Ok(())
