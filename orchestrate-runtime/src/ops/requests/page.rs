@@ -91,8 +91,6 @@ pub fn section(runtime: &Runtime, spec: &'static EndpointSpec, show: Filter) -> 
             Filter::Slow => "No slow requests kept.",
             Filter::Failed => "No failed requests kept.",
             Filter::Partial => "No partial requests kept.",
-            #[allow(unreachable_patterns)]
-            _ => "None kept.",
         };
         let _ = write!(out, "<p class=\"none muted\">{what}</p></div>");
         return out;
