@@ -26,6 +26,7 @@ fn colour(ending: Ending) -> &'static str {
         Ending::Ok => "#3b6fd8",
         Ending::Failed => "#d92d20",
         Ending::TimedOut => "#b42318",
+        Ending::Shed => "#7a5af8",
         Ending::Fallback => "#dc8a00",
         Ending::Skipped | Ending::Cancelled => "#9aa1ad",
     }
@@ -37,6 +38,7 @@ fn said(ending: Ending) -> &'static str {
         Ending::Ok => "",
         Ending::Failed => "failed",
         Ending::TimedOut => "timed out",
+        Ending::Shed => "shed (limit)",
         Ending::Fallback => "fallback",
         Ending::Skipped => "skipped (when)",
         Ending::Cancelled => "cancelled",
