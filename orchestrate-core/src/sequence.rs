@@ -411,7 +411,7 @@ pub fn endpoint_doc(timeout_ms: u64, nodes: &[Node<'_>]) -> String {
 /// use orchestrate_core::sequence::endpoint_doc_cached;
 /// use std::time::Duration;
 /// let doc = endpoint_doc_cached(2000, Some(CachePolicy::new(Duration::from_secs(60), Duration::ZERO)), &[]);
-/// assert!(doc.contains("Cache TTL of the whole answer: 60s."), "{doc}");
+/// assert!(doc.contains("Cache TTL of the whole answer: 1m."), "{doc}");
 /// ```
 pub fn endpoint_doc_cached(timeout_ms: u64, cache: Option<crate::policy::CachePolicy>, nodes: &[Node<'_>]) -> String {
     let mut out = String::from("# Call sequence\n\n");

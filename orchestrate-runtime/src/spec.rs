@@ -191,6 +191,7 @@ pub struct CallSpec {
     #[serde(serialize_with = "fan_out")]
     pub for_each: Option<(&'static str, u32)>,
     /// How the call's answers are cached, if they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CachePolicy>,
 }
 
@@ -332,6 +333,7 @@ pub struct EndpointSpec {
     /// Calls and computed fields, in topological order.
     pub nodes: &'static [NodeSpec],
     /// How the assembled answers are cached, if they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CachePolicy>,
 }
 

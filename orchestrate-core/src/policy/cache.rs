@@ -41,12 +41,13 @@ impl CachePolicy {
         self.ttl.saturating_add(self.stale)
     }
 
-    /// The policy in words: `"60s (then 30s stale)"`.
+    /// The policy in words: `"1m (then 30s stale)"`.
     ///
     /// ```
     /// use orchestrate_core::policy::CachePolicy;
     /// use std::time::Duration;
-    /// assert_eq!(CachePolicy::new(Duration::from_secs(60), Duration::ZERO).describe(), "60s");
+    /// assert_eq!(CachePolicy::new(Duration::from_secs(60), Duration::ZERO).describe(), "1m");
+    /// assert_eq!(CachePolicy::new(Duration::from_secs(90), Duration::from_secs(30)).describe(), "1m30s (then 30s stale)");
     /// ```
     pub fn describe(&self) -> String {
         use crate::duration::format_duration;
