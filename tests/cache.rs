@@ -1,8 +1,10 @@
 //! Response caching as a caller sees it: fresh answers without a request, stale answers at once
 //! with one refresh behind them, stale-if-error while the breaker is open, one fill for many
 //! concurrent callers, keys that never mix two users, tags and keys that invalidate, and the
-//! endpoint cache's `ETag`/304, `Cache-Control` and `Age` over real HTTP. Timing logic under
-//! `tokio::time::pause`; the downstream services are in memory and count what they receive.
+//! endpoint cache's `ETag`/304, `Cache-Control` and `Age` over real HTTP, and two runtimes
+//! sharing entries and invalidations through a real `redis-server` that then goes away. Timing
+//! logic under `tokio::time::pause`; the downstream services are in memory and count what they
+//! receive.
 
 mod support;
 
@@ -132,6 +134,14 @@ async fn a_fresh_answer_needs_no_request_and_a_stale_one_is_served_while_it_refr
     let fresh = page(&s.runtime, "u1", "Bearer a").await;
     assert_eq!(fresh.value.user, first.value.user, "fresh for 60 s");
     assert_eq!(s.profile.requests("/users/u1"), 1, "no request for a fresh answer");
+    // The call's record, its `Server-Timing` entry and the recent-requests views say where the
+    // answer came from.
+    let user = fresh.timeline.calls.iter().find(|c| c.call == "user").unwrap();
+    assert_eq!((user.ending(), user.attempts), (orchestrate::timeline::Ending::Cached, 0));
+    let first_user = first.timeline.calls.iter().find(|c| c.call == "user").unwrap();
+    assert_eq!(first_user.ending(), orchestrate::timeline::Ending::Ok);
+    let header = orchestrate::telemetry::server_timing(&fresh.timeline);
+    assert!(header.to_str().unwrap().contains("desc=\"profile +0.0ms cached\""), "{header:?}");
 
     tokio::time::advance(secs(2)).await; // 61 s: stale
     let stale = page(&s.runtime, "u1", "Bearer a").await;
@@ -206,11 +216,11 @@ async fn tags_and_keys_invalidate_from_code() {
     let s = setup(Duration::from_millis(10));
     page(&s.runtime, "u1", "Bearer a").await;
     page(&s.runtime, "u2", "Bearer a").await;
-    assert_eq!(s.runtime.cache().invalidate_tags(&["user:u1".to_owned()]).await, 1);
+    assert_eq!(s.runtime.cache().invalidate_tags(&["user:u1"]).await.unwrap(), 1);
     page(&s.runtime, "u1", "Bearer a").await;
     page(&s.runtime, "u2", "Bearer a").await;
     assert_eq!((s.profile.requests("/users/u1"), s.profile.requests("/users/u2")), (2, 1));
-    assert_eq!(s.runtime.cache().invalidate_keys(&["catalog:all".to_owned()]).await, 1);
+    assert_eq!(s.runtime.cache().invalidate_keys(&["catalog:all"]).await.unwrap(), 1);
     page(&s.runtime, "u1", "Bearer a").await;
     assert_eq!(s.catalog.requests("/catalog"), 2);
 }
@@ -254,9 +264,14 @@ mod endpoint_cache {
         let router = axum::Router::new()
             .route("/dashboard/{user}", axum::routing::get(orchestrate::router::serve::<Dashboard>))
             .with_state(runtime.clone())
-            .merge(orchestrate::ops::router(&runtime, &[]));
+            .merge(orchestrate::ops::router(&runtime, &[&Dashboard::SPEC, &super::Page::SPEC]));
         let url = support::serve(router).await;
         let http = reqwest::Client::new();
+
+        // The operations page says what is cached and for how long.
+        let page = http.get(format!("{url}/_orchestrate")).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("whole answer cached 1m (then 30s stale)"), "the endpoint's cache");
+        assert!(page.contains("<th>Cache TTL</th>") && page.contains("<td class=\"nw\">5m</td>"), "the calls' caches");
 
         let first = http.get(format!("{url}/dashboard/u1")).send().await.unwrap();
         assert_eq!(first.status(), 200);
@@ -307,5 +322,86 @@ mod endpoint_cache {
             assert!(partial.headers().get("etag").is_none());
         }
         assert_eq!(catalog.requests("/catalog"), 5, "both partial answers ran the graph");
+    }
+}
+
+mod shared {
+    //! Two runtimes (two instances of one application) sharing a real `redis-server`.
+
+    use super::{Counting, page, services, support};
+    use orchestrate::prelude::*;
+    use std::time::Duration;
+    use support::redis::RedisServer;
+
+    fn instance(url: &str, profile: &Counting, catalog: &Counting) -> Runtime {
+        Runtime::builder(services::ALL)
+            .read_env(false)
+            .redis_url(url)
+            .transport("profile", profile.transport(Duration::ZERO))
+            .transport("catalog", catalog.transport(Duration::ZERO))
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_entry_one_instance_filled_is_a_hit_on_another_and_invalidation_reaches_both() {
+        let Some(server) = RedisServer::start() else { return };
+        let (profile, catalog) = (Counting::default(), Counting::default());
+        let (a, b) = (instance(&server.url(), &profile, &catalog), instance(&server.url(), &profile, &catalog));
+        assert!(a.cache().is_shared() && b.cache().is_shared());
+
+        let first = page(&a, "u1", "Bearer a").await;
+        let second = page(&b, "u1", "Bearer a").await;
+        assert_eq!(first.value.user, second.value.user, "the same stored answer");
+        assert_eq!((profile.requests("/users/u1"), catalog.requests("/catalog")), (1, 1), "b asked nobody");
+
+        // Another caller's answer is never shared, on any instance.
+        let other = page(&b, "u1", "Bearer b").await;
+        assert_eq!(other.value.user.as_ref().unwrap().auth, "Bearer b");
+        assert_eq!(profile.requests("/users/u1"), 2);
+
+        // A tag dropped on one instance is gone for both.
+        assert_eq!(b.cache().invalidate_tags(&["user:u1"]).await.unwrap(), 2);
+        page(&a, "u1", "Bearer a").await;
+        assert_eq!(profile.requests("/users/u1"), 3);
+        assert_eq!(a.cache().invalidate_keys(&["catalog:all"]).await.unwrap(), 1);
+        page(&b, "u1", "Bearer a").await;
+        assert_eq!(catalog.requests("/catalog"), 2);
+    }
+
+    #[tokio::test]
+    async fn without_redis_every_lookup_is_a_miss_and_no_request_fails() {
+        let Some(mut server) = RedisServer::start() else { return };
+        let (profile, catalog) = (Counting::default(), Counting::default());
+        let a = instance(&server.url(), &profile, &catalog);
+        page(&a, "u1", "Bearer a").await;
+        page(&a, "u1", "Bearer a").await;
+        assert_eq!(profile.requests("/users/u1"), 1);
+
+        server.kill();
+        for _ in 0..5 {
+            let outcome = page(&a, "u1", "Bearer a").await;
+            assert!(!outcome.is_partial(), "the calls were made: {:?}", outcome.timeline);
+            assert!(outcome.value.user.is_some());
+        }
+        assert_eq!(profile.requests("/users/u1"), 6, "every lookup a miss, every call made");
+        let err = a.cache().invalidate_tags(&["user:u1"]).await.unwrap_err();
+        assert!(err.to_string().contains("script:cache_drop_tags"), "{err}");
+
+        server.restart();
+        // The same runtime uses the store again once it answers (its pause after failures is at
+        // most 2 s).
+        let mut recovered = false;
+        for _ in 0..40 {
+            let before = profile.requests("/users/u2");
+            page(&a, "u2", "Bearer a").await;
+            page(&a, "u2", "Bearer a").await;
+            if profile.requests("/users/u2") == before + 1 {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(recovered, "entries are stored and found again after the outage");
     }
 }

@@ -99,7 +99,7 @@ use crate::service::ServiceSpec;
 use crate::spec::{EndpointSpec, NodeKind};
 use orchestrate_core::budget::{Cost, over_budget};
 use orchestrate_core::policy::{
-    self, Entry, Problem, Reader, RecentRequests, ServicePolicies, StoreSettings, Syntax, Value,
+    self, CacheSettings, Entry, Problem, Reader, RecentRequests, ServicePolicies, StoreSettings, Syntax, Value,
 };
 use orchestrate_core::suggest::did_you_mean;
 use std::collections::HashMap;
@@ -124,7 +124,7 @@ pub const CONFIG_ENV: &str = "ORCHESTRATE_CONFIG";
 pub const REDIS_URL_ENV: &str = "ORCHESTRATE_REDIS_URL";
 
 /// The top-level keys of the configuration file.
-const TOP_LEVEL: &[&str] = &["services", policy::store::SECTION, policy::recent::SECTION];
+const TOP_LEVEL: &[&str] = &["services", policy::store::SECTION, policy::recent::SECTION, policy::cache::SECTION];
 
 /// A base URL from the file, with where it was written.
 pub(crate) type FileUrls = HashMap<&'static str, (String, String)>;
@@ -144,6 +144,8 @@ pub(crate) struct Sections<'a> {
     pub(crate) store: &'a mut StoreSettings,
     /// `[recent]`: what is kept of recent requests.
     pub(crate) recent: &'a mut RecentRequests,
+    /// `[cache]`: where cached answers live.
+    pub(crate) cache: &'a mut CacheSettings,
 }
 
 /// Applies the configuration `text` (named `name` in messages) to `specs` and `sections`; returns
@@ -180,6 +182,18 @@ pub(crate) fn apply(
                     }
                     *sections.store = settings;
                 }
+                None => {
+                    for Problem { at, key, message, .. } in reader.into_problems() {
+                        fail(&mut errors, at, None, &key, message);
+                    }
+                }
+            }
+            continue;
+        }
+        if key.get_ref() == policy::cache::SECTION {
+            let mut reader = Reader::new(Syntax::Toml);
+            match policy::cache::settings(&mut reader, &to_value(value), Some(*sections.cache)) {
+                Some(read) => *sections.cache = read,
                 None => {
                     for Problem { at, key, message, .. } in reader.into_problems() {
                         fail(&mut errors, at, None, &key, message);
@@ -531,9 +545,18 @@ mod tests {
     fn apply_to(text: &str) -> Result<(Vec<ServiceSpec>, FileUrls), String> {
         let mut specs = SERVICES.to_vec();
         let mut store = StoreSettings::default();
-        apply("app.toml", text, &mut specs, Sections { store: &mut store, recent: &mut RecentRequests::default() })
-            .map(|file| (specs, file.urls))
-            .map_err(|e| e.to_string())
+        apply(
+            "app.toml",
+            text,
+            &mut specs,
+            Sections {
+                store: &mut store,
+                recent: &mut RecentRequests::default(),
+                cache: &mut CacheSettings::default(),
+            },
+        )
+        .map(|file| (specs, file.urls))
+        .map_err(|e| e.to_string())
     }
 
     fn store_of(text: &str, builder: StoreSettings) -> Result<(StoreSettings, Option<String>), String> {
@@ -542,7 +565,11 @@ mod tests {
             "app.toml",
             text,
             &mut SERVICES.to_vec(),
-            Sections { store: &mut store, recent: &mut RecentRequests::default() },
+            Sections {
+                store: &mut store,
+                recent: &mut RecentRequests::default(),
+                cache: &mut CacheSettings::default(),
+            },
         )
         .map(|file| (store, file.redis_url_at))
         .map_err(|e| e.to_string())
@@ -550,9 +577,39 @@ mod tests {
 
     fn recent_of(text: &str) -> Result<RecentRequests, String> {
         let mut recent = RecentRequests::DEFAULT.with_enabled(false);
-        let sections = Sections { store: &mut StoreSettings::default(), recent: &mut recent };
+        let sections = Sections {
+            store: &mut StoreSettings::default(),
+            recent: &mut recent,
+            cache: &mut CacheSettings::default(),
+        };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(recent)
+    }
+
+    fn cache_of(text: &str) -> Result<CacheSettings, String> {
+        let mut cache = CacheSettings::DEFAULT.with_shared(false);
+        let sections = Sections {
+            store: &mut StoreSettings::default(),
+            recent: &mut RecentRequests::default(),
+            cache: &mut cache,
+        };
+        apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
+        Ok(cache)
+    }
+
+    #[test]
+    fn the_cache_table_merges_into_the_builders_settings_and_reports_its_mistakes() {
+        let cache = cache_of("[cache]\ncapacity = \"8MiB\"\n").unwrap();
+        assert_eq!((cache.capacity, cache.shared), (8 << 20, false), "unset keys keep the builder's");
+        assert!(cache_of("[cache]\nshared = true\n").unwrap().shared);
+        let err = cache_of("[cache]\ncapacity = \"1KiB\"\nshared = \"yes\"\nsize = 1\n").unwrap_err();
+        for line in [
+            "`cache.capacity` (from app.toml:2:12): `capacity` must be at least 64KiB: smaller, the cache holds a handful of answers",
+            "`cache.shared` (from app.toml:3:10): `shared` takes `true` or `false`; found a string",
+            "`cache.size` (from app.toml:4:1): unknown key `size` in `cache`",
+        ] {
+            assert!(err.contains(line), "missing\n{line}\nin\n{err}");
+        }
     }
 
     #[test]
@@ -573,7 +630,7 @@ mod tests {
         let err = recent_of("[recnet]\nlast = 8\n").unwrap_err();
         assert_eq!(
             err,
-            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent"
+            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache"
         );
     }
 
@@ -665,10 +722,13 @@ http2 = "yes"
         let err = apply_to("[services.cart]\nretry = { backoff = \"1s\", max_backoff = \"100ms\" }").unwrap_err();
         assert!(err.contains("`max_backoff` is smaller than `backoff`"), "{err}");
         let err = apply_to("listen = \"0.0.0.0:80\"").unwrap_err();
-        assert_eq!(err, "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent");
+        assert_eq!(
+            err,
+            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache"
+        );
         let err = apply_to("[stor]\nredis_url = \"redis://cache\"").unwrap_err();
         assert!(
-            err.contains("unknown key `stor`; did you mean `store`? expected one of: services, store, recent"),
+            err.contains("unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache"),
             "{err}"
         );
     }

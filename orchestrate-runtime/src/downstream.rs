@@ -148,7 +148,7 @@ impl Downstream<'_> {
 /// A cached answer as the call's value.
 fn from_cache<T: DeserializeOwned>(body: &[u8], now: Instant) -> CallDone<T> {
     let value = serde_json::from_slice(body).map_err(|e| CallError::with_source(CallErrorKind::Decode, e));
-    CallDone::new(value, 0, None).ended_at(Some(now))
+    CallDone::new(value, 0, None).ended_at(Some(now)).cached()
 }
 
 /// Everything a fill needs, owned: it runs in a task of its own.

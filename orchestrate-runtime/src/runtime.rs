@@ -1,7 +1,7 @@
 //! The runtime handle: one client per declared service and the shared store, built and validated
 //! at start-up.
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheSettings};
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
 use crate::recent::{Recent, RecentRequests};
@@ -69,7 +69,7 @@ impl Runtime {
             config: None,
             endpoints: Vec::new(),
             server_timing: None,
-            cache_capacity: None,
+            cache: CacheSettings::DEFAULT,
             store: StoreSettings::default(),
             recent: RecentRequests::DEFAULT,
         }
@@ -148,7 +148,7 @@ pub struct RuntimeBuilder {
     config: Option<ConfigSource>,
     endpoints: Vec<&'static EndpointSpec>,
     server_timing: Option<bool>,
-    cache_capacity: Option<u64>,
+    cache: CacheSettings,
     store: StoreSettings,
     recent: RecentRequests,
 }
@@ -296,7 +296,27 @@ impl RuntimeBuilder {
     /// assert_eq!(runtime.cache().memory_bytes(), 0);
     /// ```
     pub fn cache_capacity(mut self, bytes: u64) -> Self {
-        self.cache_capacity = Some(bytes);
+        self.cache.capacity = bytes;
+        self
+    }
+
+    /// Where cached answers live (see [`cache`](crate::cache)): the in-memory capacity and
+    /// whether they go to the shared store when one is configured (the default). The
+    /// configuration file's `[cache]` table is merged into this key by key.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// use orchestrate_runtime::cache::CacheSettings;
+    /// let runtime = Runtime::builder(&[])
+    ///     .read_env(false)
+    ///     .redis_url("redis://127.0.0.1:6379/0")
+    ///     .cache(CacheSettings::DEFAULT.with_shared(false))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(!runtime.cache().is_shared(), "each instance keeps its own");
+    /// ```
+    pub fn cache(mut self, settings: CacheSettings) -> Self {
+        self.cache = settings;
         self
     }
 
@@ -424,7 +444,7 @@ impl RuntimeBuilder {
             };
             clients.push(ServiceClient::new(*spec, &url, transport));
         }
-        let cache = Cache::in_memory(self.cache_capacity.unwrap_or(crate::cache::DEFAULT_CAPACITY));
+        let cache = Cache::new(self.cache, &store);
         let recent = Recent::new(self.recent);
         let inner = Inner { services: clients.into_boxed_slice(), store, server_timing, cache, recent };
         Ok(Runtime { inner: Arc::new(inner) })
@@ -507,7 +527,7 @@ impl RuntimeBuilder {
                 "<config>",
                 &text,
                 &mut self.specs,
-                config::Sections { store: &mut self.store, recent: &mut self.recent },
+                config::Sections { store: &mut self.store, recent: &mut self.recent, cache: &mut self.cache },
             ),
             Some(ConfigSource::File(path)) => {
                 let name = path.display().to_string();
@@ -520,7 +540,7 @@ impl RuntimeBuilder {
                     &name,
                     &text,
                     &mut self.specs,
-                    config::Sections { store: &mut self.store, recent: &mut self.recent },
+                    config::Sections { store: &mut self.store, recent: &mut self.recent, cache: &mut self.cache },
                 )
             }
         }

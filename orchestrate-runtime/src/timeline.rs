@@ -39,6 +39,9 @@ pub enum CallOutcome {
 pub enum Ending {
     /// The call succeeded.
     Ok,
+    /// The call's answer came from the response cache (fresh, or stale while it is refreshed or
+    /// while the service fails): no request was made for it.
+    Cached,
     /// The call failed (for an optional call: its field became `None`).
     Failed,
     /// The call's attempt timed out or the endpoint's deadline passed during it.
@@ -61,10 +64,18 @@ impl Ending {
     /// use orchestrate_runtime::timeline::Ending;
     /// assert_eq!(Ending::ALL.first(), Some(&Ending::Ok));
     /// ```
-    pub const ALL: &[Ending] =
-        &[Self::Ok, Self::Failed, Self::TimedOut, Self::Shed, Self::Fallback, Self::Skipped, Self::Cancelled];
+    pub const ALL: &[Ending] = &[
+        Self::Ok,
+        Self::Cached,
+        Self::Failed,
+        Self::TimedOut,
+        Self::Shed,
+        Self::Fallback,
+        Self::Skipped,
+        Self::Cancelled,
+    ];
 
-    /// Snake-case name: `ok`, `failed`, `timed_out`, `shed`, `fallback`, `skipped`, `cancelled`.
+    /// Snake-case name: `ok`, `cached`, `failed`, `timed_out`, `shed`, `fallback`, `skipped`, `cancelled`.
     ///
     /// ```
     /// assert_eq!(orchestrate_runtime::timeline::Ending::Cancelled.as_str(), "cancelled");
@@ -72,6 +83,7 @@ impl Ending {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
+            Self::Cached => "cached",
             Self::Failed => "failed",
             Self::TimedOut => "timed_out",
             Self::Shed => "shed",
@@ -283,6 +295,8 @@ pub struct CallRecord {
     pub outcome: CallOutcome,
     /// Whether an optional call's failure was replaced by its fallback.
     pub fallback: bool,
+    /// Whether its answer came from the response cache.
+    pub cached: bool,
     /// The state the service's circuit breaker was in when the call ended (`None` when the
     /// service has no breaker, or the call never reached it).
     pub breaker: Option<BreakerState>,
@@ -312,6 +326,7 @@ impl CallRecord {
             status: None,
             outcome,
             fallback: false,
+            cached: false,
             breaker: None,
             instance: None,
         }
@@ -336,6 +351,7 @@ impl CallRecord {
     /// ```
     pub fn ending(&self) -> Ending {
         match self.outcome {
+            CallOutcome::Ok if self.cached => Ending::Cached,
             CallOutcome::Ok => Ending::Ok,
             CallOutcome::Failed(kind) if kind.is_shed() => Ending::Shed,
             CallOutcome::Failed(_) if self.fallback => Ending::Fallback,
@@ -346,7 +362,7 @@ impl CallRecord {
         }
     }
 
-    /// How the call ended, as metrics, spans and `Server-Timing` name it: `ok`, `failed`,
+    /// How the call ended, as metrics, spans and `Server-Timing` name it: `ok`, `cached`, `failed`,
     /// `timed_out` (its attempt's timeout or the endpoint deadline), `shed` (refused by the
     /// service's concurrency limit, no request made), `fallback` (an optional call's failure
     /// replaced by its fallback), `skipped` or `cancelled` ([`Ending::as_str`]).

@@ -104,3 +104,125 @@ pub fn endpoint_not_get(method: &str) -> String {
         "only GET endpoints are cached: a `{method}` changes something on each request; remove `cache` or make the endpoint GET"
     )
 }
+
+/// Where a runtime keeps cached answers: the `[cache]` table of the configuration file and
+/// `RuntimeBuilder::cache`.
+///
+/// ```
+/// use orchestrate_core::policy::CacheSettings;
+/// let settings = CacheSettings::DEFAULT.with_capacity(8 << 20).with_shared(false);
+/// assert_eq!((settings.capacity, settings.shared), (8 << 20, false));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheSettings {
+    /// The most bytes of answers kept in memory (the in-memory backend; a Redis server is bounded
+    /// by its own `maxmemory`).
+    pub capacity: u64,
+    /// Whether answers are kept in the shared store when one is configured (`[store]`), so that
+    /// every instance sees the others' entries and invalidations; `false` keeps them in each
+    /// instance's memory even then.
+    pub shared: bool,
+}
+
+/// The default in-memory capacity: 64 MiB.
+///
+/// ```
+/// assert_eq!(orchestrate_core::policy::cache::DEFAULT_CAPACITY, 64 << 20);
+/// ```
+pub const DEFAULT_CAPACITY: u64 = 64 << 20;
+
+/// The smallest capacity: 64 KiB.
+///
+/// ```
+/// assert_eq!(orchestrate_core::policy::cache::MIN_CAPACITY, 64 << 10);
+/// ```
+pub const MIN_CAPACITY: u64 = 64 << 10;
+
+impl CacheSettings {
+    /// 64 MiB in memory, shared through the store when there is one.
+    pub const DEFAULT: Self = Self { capacity: DEFAULT_CAPACITY, shared: true };
+
+    /// With `capacity` bytes in memory.
+    pub const fn with_capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Shared through the store (when there is one) or not.
+    pub const fn with_shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The name of the section in the configuration file.
+///
+/// ```
+/// assert_eq!(orchestrate_core::policy::cache::SECTION, "cache");
+/// ```
+pub const SECTION: &str = "cache";
+
+/// The keys of `[cache]`.
+///
+/// ```
+/// assert_eq!(orchestrate_core::policy::cache::SETTINGS_KEYS, &["capacity", "shared"]);
+/// ```
+pub const SETTINGS_KEYS: &[&str] = &["capacity", "shared"];
+
+const SETTINGS_EXAMPLE: Example =
+    Example { dsl: "[cache] capacity = \"64MiB\"", toml: "[cache]\ncapacity = \"64MiB\"" };
+
+/// Reads a `[cache]` table, merged key by key into `declared` (the runtime builder's settings;
+/// [`CacheSettings::DEFAULT`] without them).
+///
+/// ```
+/// use orchestrate_core::policy::{CacheSettings, Entry, Reader, Syntax, Value, cache};
+/// let table = Value::Table(vec![Entry::new("capacity", 1, Value::Str("16KiB".into(), 2))], 0);
+/// let mut reader = Reader::new(Syntax::Toml);
+/// assert_eq!(cache::settings(&mut reader, &table, None), None);
+/// assert_eq!(reader.problems()[0].message, "`capacity` must be at least 64KiB: smaller, the cache holds a handful of answers");
+///
+/// let table = Value::Table(vec![Entry::new("shared", 1, Value::Bool(false, 2))], 0);
+/// let mut reader = Reader::new(Syntax::Toml);
+/// assert_eq!(cache::settings(&mut reader, &table, None), Some(CacheSettings::DEFAULT.with_shared(false)));
+/// ```
+pub fn settings<P: Clone>(
+    reader: &mut Reader<P>,
+    value: &Value<P>,
+    declared: Option<CacheSettings>,
+) -> Option<CacheSettings> {
+    let entries = reader.table(value, SECTION, &SETTINGS_EXAMPLE)?;
+    let before = reader.seen();
+    let keys = reader.keys(SECTION, entries, SETTINGS_KEYS);
+    let mut settings = declared.unwrap_or(CacheSettings::DEFAULT);
+    for entry in &keys.entries {
+        let v = &entry.value;
+        match entry.key.as_str() {
+            "capacity" => {
+                if let Some(bytes) = reader.size(v, "cache.capacity") {
+                    if bytes < MIN_CAPACITY {
+                        let message =
+                            "`capacity` must be at least 64KiB: smaller, the cache holds a handful of answers";
+                        reader.fail(v.at(), "cache.capacity", message);
+                    } else {
+                        settings.capacity = bytes;
+                    }
+                }
+            }
+            "shared" => {
+                if let Some(shared) = reader.switch(v, "cache.shared") {
+                    settings.shared = shared;
+                }
+            }
+            _ => {}
+        }
+    }
+    (reader.seen() == before).then_some(settings)
+}

@@ -12,7 +12,7 @@
 //! | retries | [`retry`] | `retry(attempts = 3, backoff = "100ms")` | `retry = { attempts = 3, backoff = "100ms" }` |
 //! | circuit breaker | [`breaker`] | `breaker(failure_rate = "50%", min_calls = 20, within = "10s", open_for = "30s", probes = 3)` or `breaker(failures = 5, ..)` | `breaker = { .. }` |
 //! | concurrency limit | [`bulkhead`] | `max_in_flight = auto` or `max_in_flight = 64` | the same (`"auto"`) |
-//! | response cache (call, endpoint) | [`cache`] | `cache(ttl = "60s", stale = "30s", key = .., tags = [..])` | – |
+//! | response cache (call, endpoint) | [`cache`] | `cache(ttl = "60s", stale = "30s", key = .., tags = [..])` | `[cache]` (capacity, shared) |
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
 //! | the shared store | [`store`] | – | `[store]` |
@@ -44,7 +44,7 @@ mod value;
 
 pub use breaker::{BreakerPolicy, Trip};
 pub use bulkhead::Concurrency;
-pub use cache::CachePolicy;
+pub use cache::{CachePolicy, CacheSettings};
 pub use recent::RecentRequests;
 pub use retry::{RetryOn, RetryPolicy};
 pub use retry_budget::RetryBudget;

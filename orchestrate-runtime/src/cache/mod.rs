@@ -11,21 +11,36 @@
 //!   the same request, a task of its own too, so that the first caller going away strands nobody.
 //!   Only successful answers are stored.
 //!
-//! Entries live in memory (moka, bounded by `capacity` bytes) by default. Keys are digests (see
-//! [`Key`]); tags are the strings the code gives. [`Cache::invalidate_tags`] and
-//! [`Cache::invalidate_keys`] drop entries, from code or through
-//! `POST /_orchestrate/cache/invalidate` on the operations router.
+//! Entries live in memory (moka, bounded by `capacity` bytes) by default, and in the shared
+//! store when one is configured (`[store]`, `ORCHESTRATE_REDIS_URL`; see [`crate::store`]): then
+//! an entry one instance filled is a hit on every other, and an invalidation reaches them all
+//! (layout and clock handling in the `shared` module). `[cache] shared = false` keeps entries
+//! in each instance's memory even so. Keys are digests (see [`Key`]); tags are the strings the
+//! code gives. [`Cache::invalidate_tags`] and [`Cache::invalidate_keys`] drop entries, from code
+//! or through `POST /_orchestrate/cache/invalidate` on the operations router.
+//!
+//! A store that fails or is slow (each operation has the store's timeout) makes a lookup a miss
+//! (`result="error"` in `orchestrate_cache_requests_total`, and the store's own error metric) and
+//! a write a lost write: never a failed request. Only invalidation reports the failure, so that
+//! whoever asked for it can ask again.
+//!
+//! Single-flight holds within one instance: concurrent identical calls of one instance make one
+//! request; instances sharing a store may each make theirs once when an entry is missing.
 
 mod key;
 mod memory;
+mod shared;
 
 pub use key::Key;
+pub use orchestrate_core::policy::CacheSettings;
 
 use crate::error::{CallError, CallErrorKind};
 use crate::service::CachePolicy;
+use crate::store::{Store, StoreError};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use memory::Memory;
+use shared::Shared;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -33,7 +48,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Default capacity of the in-memory cache: 64 MiB of answers.
-pub const DEFAULT_CAPACITY: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_CAPACITY: u64 = orchestrate_core::policy::cache::DEFAULT_CAPACITY;
 
 /// A stored answer.
 #[derive(Debug, Clone)]
@@ -138,8 +153,8 @@ pub(crate) enum Flight {
 /// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("profile", "http://127.0.0.1:9")];
 /// let runtime = Runtime::builder(SERVICES).read_env(false).build().unwrap();
 /// // A "user updated" webhook drops that user's entries.
-/// let dropped = runtime.cache().invalidate_tags(&["user:u1".to_owned()]).await;
-/// assert_eq!(dropped, 0);
+/// let dropped = runtime.cache().invalidate_tags(&["user:u1"]).await;
+/// assert_eq!(dropped.unwrap(), 0);
 /// # }
 /// ```
 #[derive(Debug, Clone)]
@@ -149,8 +164,14 @@ pub struct Cache {
 
 #[derive(Debug)]
 struct Inner {
-    memory: Memory,
+    backend: Backend,
     flights: Mutex<HashMap<Key, watch::Receiver<Option<Filled>>>>,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Memory(Memory),
+    Shared(Shared),
 }
 
 impl Default for Cache {
@@ -161,8 +182,42 @@ impl Default for Cache {
 
 impl Cache {
     /// A cache in memory, holding at most `capacity` bytes of answers.
+    ///
+    /// ```
+    /// let cache = orchestrate_runtime::cache::Cache::in_memory(8 << 20);
+    /// assert_eq!(cache.memory_bytes(), 0);
+    /// ```
     pub fn in_memory(capacity: u64) -> Self {
-        Self { inner: Arc::new(Inner { memory: Memory::new(capacity), flights: Mutex::default() }) }
+        Self::with(Backend::Memory(Memory::new(capacity)))
+    }
+
+    /// The cache `settings` ask for over `store`: in the shared store when it is Redis and the
+    /// settings share, else in memory.
+    ///
+    /// ```
+    ///     /// use orchestrate_runtime::cache::Cache;
+    /// use orchestrate_runtime::store::Store;
+    /// let cache = Cache::new(CacheSettings::DEFAULT, &Store::Memory);
+    /// assert!(!cache.is_shared());
+    /// ```
+    pub fn new(settings: CacheSettings, store: &Store) -> Self {
+        match store {
+            Store::Redis(redis) if settings.shared => Self::with(Backend::Shared(Shared::new(redis.clone()))),
+            _ => Self::in_memory(settings.capacity),
+        }
+    }
+
+    fn with(backend: Backend) -> Self {
+        Self { inner: Arc::new(Inner { backend, flights: Mutex::default() }) }
+    }
+
+    /// Whether entries live in the shared store (every instance sees them).
+    ///
+    /// ```
+    /// assert!(!orchestrate_runtime::cache::Cache::in_memory(1 << 20).is_shared());
+    /// ```
+    pub fn is_shared(&self) -> bool {
+        matches!(self.inner.backend, Backend::Shared(_))
     }
 
     fn flights(&self) -> MutexGuard<'_, HashMap<Key, watch::Receiver<Option<Filled>>>> {
@@ -170,13 +225,24 @@ impl Cache {
     }
 
     /// The entry stored under `key`, if any.
-    pub(crate) async fn get(&self, key: &Key) -> Result<Option<Arc<Stored>>, CallError> {
-        Ok(self.inner.memory.get(key))
+    pub(crate) async fn get(&self, key: &Key) -> Result<Option<Arc<Stored>>, StoreError> {
+        match &self.inner.backend {
+            Backend::Memory(memory) => Ok(memory.get(key)),
+            Backend::Shared(shared) => Ok(shared.get(key).await?.map(Arc::new)),
+        }
     }
 
-    /// Stores `stored` under `key`.
+    /// Stores `stored` under `key`; a store that fails loses the write (logged; the store counts
+    /// it).
     pub(crate) async fn put(&self, key: Key, stored: Stored) {
-        self.inner.memory.put(key, stored);
+        match &self.inner.backend {
+            Backend::Memory(memory) => memory.put(key, stored),
+            Backend::Shared(shared) => {
+                if let Err(error) = shared.put(&key, &stored).await {
+                    tracing::debug!(%error, "cache write lost");
+                }
+            }
+        }
     }
 
     /// Joins the fill of `key`, or leads it.
@@ -198,31 +264,55 @@ impl Cache {
 
     /// Drops every entry tagged with one of `tags`; returns how many were dropped.
     ///
+    /// # Errors
+    ///
+    /// The shared store's error when it could not be reached: nothing is known to be dropped,
+    /// ask again.
+    ///
     /// # Examples
     ///
     /// See [`Cache`].
-    pub async fn invalidate_tags(&self, tags: &[String]) -> usize {
-        self.inner.memory.remove_tags(tags)
+    pub async fn invalidate_tags<S: AsRef<str>>(&self, tags: &[S]) -> Result<usize, StoreError> {
+        let tags: Vec<String> = tags.iter().map(|t| t.as_ref().to_owned()).collect();
+        match &self.inner.backend {
+            Backend::Memory(memory) => Ok(memory.remove_tags(&tags)),
+            Backend::Shared(shared) => shared.remove_tags(&tags).await,
+        }
     }
 
     /// Drops the entries stored under `keys`: each `"<scope>:<key>"`, where scope is the service
     /// of a call with `cache(key = ..)` or the endpoint (its struct's name) of an endpoint with
     /// one, and key the string that expression gave. Returns how many were dropped.
     ///
+    /// # Errors
+    ///
+    /// As [`invalidate_tags`](Self::invalidate_tags).
+    ///
     /// ```
-    /// # async fn run(runtime: orchestrate_runtime::Runtime) {
-    /// runtime.cache().invalidate_keys(&["catalog:all".to_owned()]).await;
-    /// # }
+    /// # async fn run(runtime: orchestrate_runtime::Runtime) -> Result<(), orchestrate_runtime::store::StoreError> {
+    /// runtime.cache().invalidate_keys(&["catalog:all"]).await?;
+    /// # Ok(()) }
     /// ```
-    pub async fn invalidate_keys(&self, keys: &[String]) -> usize {
+    pub async fn invalidate_keys<S: AsRef<str>>(&self, keys: &[S]) -> Result<usize, StoreError> {
         let digests: Vec<Key> =
-            keys.iter().filter_map(|k| k.split_once(':')).map(|(scope, key)| Key::named(scope, key)).collect();
-        self.inner.memory.remove(&digests)
+            keys.iter().filter_map(|k| k.as_ref().split_once(':')).map(|(scope, key)| Key::named(scope, key)).collect();
+        match &self.inner.backend {
+            Backend::Memory(memory) => Ok(memory.remove(&digests)),
+            Backend::Shared(shared) => shared.remove(&digests).await,
+        }
     }
 
-    /// Bytes of answers held in memory now.
+    /// Bytes of answers held in this instance's memory now (0 when they live in the shared
+    /// store).
+    ///
+    /// ```
+    /// assert_eq!(orchestrate_runtime::cache::Cache::default().memory_bytes(), 0);
+    /// ```
     pub fn memory_bytes(&self) -> u64 {
-        self.inner.memory.weighted_size()
+        match &self.inner.backend {
+            Backend::Memory(memory) => memory.weighted_size(),
+            Backend::Shared(_) => 0,
+        }
     }
 }
 
@@ -253,10 +343,10 @@ mod tests {
         cache.put(user, Stored::new(Bytes::from_static(b"1"), policy(60, 0), vec!["user:u1".into()])).await;
         cache.put(other, Stored::new(Bytes::from_static(b"2"), policy(60, 0), vec!["user:u2".into()])).await;
         cache.put(catalog, Stored::new(Bytes::from_static(b"3"), policy(60, 0), Vec::new())).await;
-        assert_eq!(cache.invalidate_tags(&["user:u1".into()]).await, 1);
+        assert_eq!(cache.invalidate_tags(&["user:u1"]).await.unwrap(), 1);
         assert!(cache.get(&user).await.unwrap().is_none());
         assert!(cache.get(&other).await.unwrap().is_some());
-        assert_eq!(cache.invalidate_keys(&["catalog:all".into()]).await, 1);
+        assert_eq!(cache.invalidate_keys(&["catalog:all"]).await.unwrap(), 1);
         assert!(cache.get(&catalog).await.unwrap().is_none());
     }
 

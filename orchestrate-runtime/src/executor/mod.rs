@@ -365,6 +365,7 @@ impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
             status: done.status,
             outcome: CallOutcome::Ok,
             fallback: done.fallback,
+            cached: done.cached,
             breaker: done.breaker,
             instance: None,
         };

@@ -64,6 +64,8 @@ pub struct CallDone<V> {
     pub skipped: bool,
     /// Whether the fallback value was used.
     pub fallback: bool,
+    /// Whether the value came from the response cache (no request was sent for it).
+    pub cached: bool,
     /// When the call ended, if whoever made it read the clock then.
     pub ended: Option<Instant>,
     /// When the attempts ran (empty for fan-out and custom logic).
@@ -82,10 +84,17 @@ impl<V> CallDone<V> {
             degraded: None,
             skipped: false,
             fallback: false,
+            cached: false,
             ended: None,
             attempt_log: AttemptLog::new(),
             breaker: None,
         }
+    }
+
+    /// The same, served from the response cache.
+    pub fn cached(mut self) -> Self {
+        self.cached = true;
+        self
     }
 
     /// The same, ended at `ended`.
@@ -126,6 +135,7 @@ impl<V> CallDone<V> {
             degraded: self.degraded,
             skipped: self.skipped,
             fallback: self.fallback,
+            cached: self.cached,
             ended: self.ended,
             attempt_log: self.attempt_log,
             breaker: self.breaker,
@@ -156,6 +166,7 @@ impl<V> CallDone<V> {
                 degraded: None,
                 skipped: self.skipped,
                 fallback: false,
+                cached: self.cached,
                 ended: self.ended,
                 attempt_log: self.attempt_log,
                 breaker: self.breaker,
@@ -167,6 +178,7 @@ impl<V> CallDone<V> {
                 degraded: Some(error),
                 skipped: false,
                 fallback: used_fallback,
+                cached: false,
                 ended: self.ended,
                 attempt_log: self.attempt_log,
                 breaker: self.breaker,

@@ -3,7 +3,9 @@
 //!
 //! Body: `{"tags": ["user:u1"]}` and/or `{"keys": ["catalog:all"]}` (a key is `<scope>:<key>`:
 //! the service of a call with `cache(key = ..)`, or the endpoint of an endpoint with one, and the
-//! key it gave). Answer: `{"dropped": n}`. A body that is not that is a 400 naming what is wrong.
+//! key it gave). Answer: `{"dropped": n}`. A body that is not that is a 400 naming what is wrong;
+//! a shared store that cannot be reached a 503 `CACHE_UNAVAILABLE` with `Retry-After`, so that
+//! the sender (a webhook) asks again.
 
 use crate::Runtime;
 use axum::Json;
@@ -44,7 +46,17 @@ async fn invalidate(State(runtime): State<Runtime>, body: Result<Json<Invalidate
         }
     };
     let cache = runtime.cache();
-    let dropped = cache.invalidate_tags(&request.tags).await + cache.invalidate_keys(&request.keys).await;
+    let dropped = match (cache.invalidate_tags(&request.tags).await, cache.invalidate_keys(&request.keys).await) {
+        (Ok(tags), Ok(keys)) => tags + keys,
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::warn!(tags = ?request.tags, keys = ?request.keys, %error, "cache invalidation failed");
+            let message =
+                format!("the shared cache could not be reached ({error}); nothing is known to be dropped, ask again");
+            let body = serde_json::json!({ "error": { "code": "CACHE_UNAVAILABLE", "message": message } });
+            let retry = [(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"))];
+            return (StatusCode::SERVICE_UNAVAILABLE, retry, Json(body)).into_response();
+        }
+    };
     tracing::info!(tags = ?request.tags, keys = ?request.keys, dropped, "cache invalidated");
     Json(serde_json::json!({ "dropped": dropped })).into_response()
 }

@@ -1,6 +1,6 @@
 //! The `Server-Timing` header (<https://www.w3.org/TR/server-timing/>) of one request.
 
-use crate::timeline::{CallOutcome, Timeline};
+use crate::timeline::{Ending, Timeline};
 use http::HeaderValue;
 use std::fmt::Write;
 
@@ -36,7 +36,7 @@ pub fn server_timing(timeline: &Timeline) -> HeaderValue {
             record.service,
             ms(record.start)
         );
-        if record.outcome != CallOutcome::Ok {
+        if record.ending() != Ending::Ok {
             text.push(' ');
             text.push_str(record.outcome_label());
         }

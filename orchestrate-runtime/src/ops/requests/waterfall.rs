@@ -24,6 +24,7 @@ const FONT: &str = "font-family=\"ui-monospace,Menlo,Consolas,monospace\"";
 fn colour(ending: Ending) -> &'static str {
     match ending {
         Ending::Ok => "#3b6fd8",
+        Ending::Cached => "#12b76a",
         Ending::Failed => "#d92d20",
         Ending::TimedOut => "#b42318",
         Ending::Shed => "#7a5af8",
@@ -36,6 +37,7 @@ fn colour(ending: Ending) -> &'static str {
 fn said(ending: Ending) -> &'static str {
     match ending {
         Ending::Ok => "",
+        Ending::Cached => "cached",
         Ending::Failed => "failed",
         Ending::TimedOut => "timed out",
         Ending::Shed => "shed (limit)",

@@ -109,7 +109,7 @@ fn endpoint_section(out: &mut String, runtime: &Runtime, spec: &EndpointSpec, in
     let _ = writeln!(
         out,
         "<section id=\"{}\"><h2><span class=\"method\">{}</span><code>{}</code> <span class=\"muted\">{}</span></h2>\
-         <p class=\"muted\">Total timeout {}ms · {calls} call{} · {} computed field{}</p>",
+         <p class=\"muted\">Total timeout {}ms · {calls} call{} · {} computed field{}{}</p>",
         anchor(spec),
         spec.method.as_str(),
         esc(spec.route),
@@ -118,6 +118,7 @@ fn endpoint_section(out: &mut String, runtime: &Runtime, spec: &EndpointSpec, in
         if calls == 1 { "" } else { "s" },
         nodes.len() - calls,
         if nodes.len() - calls == 1 { "" } else { "s" },
+        spec.cache.map_or_else(String::new, |cache| format!(" · whole answer cached {}", esc(&cache.describe()))),
     );
     if !spec.inputs.is_empty() {
         out.push_str("<h3>Inputs</h3><table><tr><th>Field</th><th>From</th><th>Type</th></tr>");
@@ -140,12 +141,14 @@ fn endpoint_section(out: &mut String, runtime: &Runtime, spec: &EndpointSpec, in
     }
     let rows = sequence::rows(&nodes);
     if !rows.is_empty() {
+        let cached = rows.iter().any(|row| row.cache.is_some());
         out.push_str(
             "<h3>Call sequence</h3><table><tr><th>Order</th><th>Field</th><th>Service call</th><th>Required?</th>\
-             <th>Timeout</th><th>Retries</th><th>Fallback</th></tr>",
+             <th>Timeout</th><th>Retries</th><th>Fallback</th>",
         );
+        out.push_str(if cached { "<th>Cache TTL</th></tr>" } else { "</tr>" });
         for row in &rows {
-            call_row(out, row);
+            call_row(out, row, cached);
         }
         out.push_str(
             "</table><p class=\"muted\">Order counts the calls on a call's longest dependency chain; a call starts as \
@@ -180,7 +183,7 @@ fn endpoint_section(out: &mut String, runtime: &Runtime, spec: &EndpointSpec, in
     // The section closes after the recent requests (see `Page::new`).
 }
 
-fn call_row(out: &mut String, row: &Row) {
+fn call_row(out: &mut String, row: &Row, cached: bool) {
     let mut call = format!("{}: <code>{}</code>", esc(&row.service_title()), esc(&row.request));
     if let Some((collection, concurrency)) = &row.for_each {
         let _ = write!(call, ", for each item of <code>{}</code> ({concurrency} at a time)", esc(collection));
@@ -196,13 +199,18 @@ fn call_row(out: &mut String, row: &Row) {
     let _ = write!(
         out,
         "<tr><td class=\"nw\">{}</td><td><code>{}</code></td><td>{call}</td><td>{}</td><td class=\"nw\">{}ms</td>\
-         <td>{}</td><td class=\"nw\">{fallback}</td></tr>",
+         <td>{}</td><td class=\"nw\">{fallback}</td>",
         esc(&row.order()),
         esc(&row.field),
         if row.required { "Yes" } else { "No" },
         row.timeout_ms,
         esc(&row.retries),
     );
+    if cached {
+        let ttl = row.cache.map_or_else(|| "No cache".to_owned(), |cache| cache.describe());
+        let _ = write!(out, "<td class=\"nw\">{}</td>", esc(&ttl));
+    }
+    out.push_str("</tr>");
 }
 
 fn services_section(out: &mut String, runtime: &Runtime) {
