@@ -284,13 +284,15 @@ for mode in $modes; do
       connections=$saved_connections
       record_rss hang-closed
       stop_all
-      # (2) Shipping hangs with the declared breaker (3 failures within 30 s open it for 60 s):
-      # trip it, then measure while it is open. Template latencies for the healthy services.
+      # (2) Shipping hangs with the declared breaker (the example's rate form: 50% of at least 20
+      # calls within 10 s open it for 60 s): trip it with a burst of 30 requests at once, then
+      # measure while it is open. Template latencies for the healthy services.
       log "hang: shipping hangs, breaker open"
       start_mocks 1 --hang shipping
       start_orchestrate
       start_baseline
-      for _ in 1 2 3; do check_partial orchestrate "$orch_port"; done
+      for _ in $(seq 30); do check_partial orchestrate "$orch_port" & done
+      wait
       start=$(date +%s%N)
       check_partial orchestrate "$orch_port"
       took=$(( ($(date +%s%N) - start) / 1000000 ))

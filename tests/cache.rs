@@ -264,7 +264,7 @@ mod endpoint_cache {
         let router = axum::Router::new()
             .route("/dashboard/{user}", axum::routing::get(orchestrate::router::serve::<Dashboard>))
             .with_state(runtime.clone())
-            .merge(orchestrate::ops::router(&runtime, &[&Dashboard::SPEC, &super::Page::SPEC]));
+            .merge(orchestrate::ops::router(&runtime, &[Dashboard::SPEC, super::Page::SPEC]));
         let url = support::serve(router).await;
         let http = reqwest::Client::new();
 

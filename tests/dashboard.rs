@@ -1,5 +1,6 @@
 //! The dashboard over real HTTP: four independent calls run together and the loyalty → offers
-//! chain runs beside them, as the recorded start times show.
+//! chain runs beside them, as the recorded start times show; the dashboard is cached per user and
+//! the "user updated" webhook drops it.
 
 mod support;
 
@@ -63,4 +64,44 @@ async fn recommendations_fall_back_to_an_empty_list() {
     assert_eq!(body["partialData"], true);
     assert_eq!(body["failedServices"], serde_json::json!(["recommendations"]));
     assert_eq!(body["profile"]["id"], "u1");
+}
+
+#[tokio::test]
+async fn the_dashboard_is_cached_per_user_and_the_webhook_drops_it() {
+    let log = app::CallLog::default();
+    let mocks = support::serve(app::mock_services(log.clone(), 0.0)).await;
+    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
+    for service in app::services::ALL {
+        builder = builder.base_url(service.name, &mocks);
+    }
+    let runtime = builder.build().unwrap();
+    let router = app::dashboard::router(&runtime).merge(app::webhooks(&runtime));
+    let url = support::serve(orchestrate::router::app(router)).await;
+    let http = reqwest::Client::new();
+    let profile_calls = || log.lock().unwrap().iter().filter(|(n, ..)| *n == "profile").count();
+    let catalog_calls = || log.lock().unwrap().iter().filter(|(n, ..)| *n == "catalog").count();
+
+    let first = http.get(format!("{url}/dashboard/u1")).send().await.unwrap();
+    assert_eq!(first.headers()["cache-control"], "public, max-age=60");
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["featured"][0]["title"], "Difference Engine");
+    let again = http.get(format!("{url}/dashboard/u1")).send().await.unwrap();
+    assert!(again.headers().contains_key("etag") && again.headers().contains_key("age"));
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_eq!(profile_calls(), 1, "the second dashboard came from the cache");
+
+    // Another user: their own dashboard, but the featured catalog is one entry for everyone.
+    http.get(format!("{url}/dashboard/u2")).send().await.unwrap();
+    assert_eq!((profile_calls(), catalog_calls()), (2, 1));
+
+    let dropped = http
+        .post(format!("{url}/webhooks/user-updated"))
+        .json(&serde_json::json!({"userId": "u1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dropped.json::<Value>().await.unwrap(), serde_json::json!({"dropped": 1}));
+    http.get(format!("{url}/dashboard/u1")).send().await.unwrap();
+    http.get(format!("{url}/dashboard/u2")).send().await.unwrap();
+    assert_eq!(profile_calls(), 3, "u1 asked again, u2 still cached");
 }

@@ -2,6 +2,11 @@
 //! recommendations (60 ms) and cart (40 ms) in parallel — about 80 ms instead of 230 ms one after
 //! another — plus the loyalty tier → tier-specific offers chain running beside them.
 //! Recommendations and offers are optional, with an empty list as their fallback.
+//!
+//! Caching follows the design template's table: the whole dashboard is cached 60 s per user
+//! (tagged `user:<id>`, so the `POST /webhooks/user-updated` handler in `main.rs` drops that
+//! user's entries), and the featured catalog is one entry for everyone, cached 300 s. Entries
+//! live in memory, or in Redis when `ORCHESTRATE_REDIS_URL` is set, shared by every instance.
 
 #![allow(dead_code)]
 
@@ -15,6 +20,7 @@ orchestrate::services! {
     recommendations: "http://recommendations.internal:8080" { retry(attempts = 2, backoff = "20ms") },
     cart:            "http://cart.internal:8080",
     loyalty:         "http://loyalty.internal:8080",
+    catalog:         "http://catalog.internal:8080",
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,7 +77,7 @@ pub mod dashboard {
     use super::*;
 
     /// Everything the home screen shows, in one request.
-    #[endpoint(GET "/dashboard/{user_id}", timeout = "1s")]
+    #[endpoint(GET "/dashboard/{user_id}", timeout = "1s", cache(ttl = "60s", stale = "30s", tags = [format!("user:{user_id}")]))]
     #[derive(Debug, Serialize)]
     #[serde(rename_all = "camelCase")]
     pub struct Dashboard {
@@ -96,7 +102,37 @@ pub mod dashboard {
 
         #[call(service = "recommendations", timeout = "150ms", get = "/offers?tier={loyalty.tier}", fallback = Vec::new())]
         pub tier_offers: Vec<Product>,
+
+        // The same for every user: one entry, whoever asks.
+        #[call(service = "catalog", timeout = "200ms", get = "/catalog/featured", fallback = Vec::new(), cache(ttl = "300s", key = "featured"))]
+        pub featured: Vec<Product>,
     }
+}
+
+/// The body of the "user updated" webhook.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserUpdated {
+    user_id: String,
+}
+
+/// `POST /webhooks/user-updated` (`{"userId":"u1"}`): drops that user's cached dashboard on every
+/// instance (they share entries through Redis when it is configured). Answers `{"dropped": n}`,
+/// or 503 when the shared cache cannot be reached, so that the sender tries again.
+pub fn webhooks(runtime: &orchestrate::Runtime) -> axum::Router {
+    use axum::Json;
+    use axum::extract::State;
+    use axum::response::IntoResponse;
+    async fn user_updated(
+        State(runtime): State<orchestrate::Runtime>,
+        Json(event): Json<UserUpdated>,
+    ) -> axum::response::Response {
+        match runtime.cache().invalidate_tags(&[format!("user:{}", event.user_id)]).await {
+            Ok(dropped) => Json(serde_json::json!({ "dropped": dropped })).into_response(),
+            Err(error) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response(),
+        }
+    }
+    axum::Router::new().route("/webhooks/user-updated", axum::routing::post(user_updated)).with_state(runtime.clone())
 }
 
 /// The simulated latency of each mock route.
@@ -108,6 +144,7 @@ pub fn latency(service: &str) -> Duration {
         "cart" => 40,
         "loyalty" => 20,
         "offers" => 45,
+        "catalog" => 30,
         _ => 0,
     })
 }
@@ -126,7 +163,8 @@ pub fn mock_services(log: CallLog, scale: f64) -> axum::Router {
         log.lock().unwrap().push((name, start, Instant::now()));
         axum::Json(value)
     }
-    let (l1, l2, l3, l4, l5, l6) = (log.clone(), log.clone(), log.clone(), log.clone(), log.clone(), log);
+    let (l1, l2, l3, l4, l5, l6, l7) =
+        (log.clone(), log.clone(), log.clone(), log.clone(), log.clone(), log.clone(), log);
     axum::Router::new()
         .route(
             "/users/{id}",
@@ -165,6 +203,13 @@ pub fn mock_services(log: CallLog, scale: f64) -> axum::Router {
             get(move |axum::extract::RawQuery(q): axum::extract::RawQuery| async move {
                 let tier = q.unwrap_or_default();
                 timed(&l6, "offers", scale, vec![Product { sku: "gold-1".into(), title: format!("Offer for {tier}") }])
+                    .await
+            }),
+        )
+        .route(
+            "/catalog/featured",
+            get(move || async move {
+                timed(&l7, "catalog", scale, vec![Product { sku: "sku-1".into(), title: "Difference Engine".into() }])
                     .await
             }),
         )

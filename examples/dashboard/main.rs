@@ -2,7 +2,10 @@
 //!
 //! ```text
 //! cargo run --example dashboard
-//! curl -s http://127.0.0.1:3001/dashboard/u1
+//! curl -s http://127.0.0.1:3001/dashboard/u1            # the second time: from the cache (age, etag)
+//! curl -s -X POST http://127.0.0.1:3001/webhooks/user-updated -H 'content-type: application/json' \
+//!      -d '{"userId":"u1"}'                              # drops u1's cached dashboard
+//! ORCHESTRATE_REDIS_URL=redis://127.0.0.1:6379/0 cargo run --example dashboard   # shared cache
 //! ```
 //!
 //! `ORCHESTRATE_LISTEN` (default `127.0.0.1:3001`), `ORCHESTRATE_<SERVICE>_URL`, `RUST_LOG` and
@@ -36,12 +39,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let runtime = builder.build()?;
     let ops = orchestrate::ops::router(&runtime, app::dashboard::ENDPOINTS);
-    let app = orchestrate::router::app(app::dashboard::router(&runtime).merge(ops));
+    let app = orchestrate::router::app(app::dashboard::router(&runtime).merge(app::webhooks(&runtime)).merge(ops));
     let listener =
         tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     println!("dashboard BFF listening on http://{addr} (mock services on {mocks_url})");
-    println!("  curl -s http://{addr}/dashboard/u1");
+    let cache = match runtime.store().redis() {
+        Some(redis) if runtime.cache().is_shared() => {
+            format!("in Redis at {}, shared by every instance", redis.target())
+        }
+        _ => "in memory".to_owned(),
+    };
+    println!("  curl -s http://{addr}/dashboard/u1          (cached 60 s per user, {cache})");
+    println!(
+        "  curl -s -X POST http://{addr}/webhooks/user-updated -H 'content-type: application/json' -d '{{\"userId\":\"u1\"}}'"
+    );
     println!("  operations: http://{addr}/metrics, http://{addr}/health, http://{addr}/_orchestrate");
     axum::serve(listener, app).with_graceful_shutdown(orchestrate::router::shutdown_signal()).await?;
     Ok(())

@@ -229,7 +229,8 @@ impl Calls for Downstream<'_> {
             };
             if let Some(cache) = call.cache {
                 let names = (spec.name, spec.nodes[node].name);
-                return self.cached::<T>(names, call, cache, client, policy, request, deadline).await;
+                // Boxed: the cached path's future stays out of every uncached call's future.
+                return Box::pin(self.cached::<T>(names, call, cache, client, policy, request, deadline)).await;
             }
             // Not boxed: the router boxes the whole graph once (see `router::serve`).
             let sent = client.send_from(&policy, &self.context, deadline, started, request).await;
