@@ -291,8 +291,9 @@ for mode in $modes; do
       start_mocks 1 --hang shipping
       start_orchestrate
       start_baseline
-      for _ in $(seq 30); do check_partial orchestrate "$orch_port" & done
-      wait
+      burst=()
+      for _ in $(seq 30); do check_partial orchestrate "$orch_port" & burst+=($!); done
+      wait "${burst[@]}"
       start=$(date +%s%N)
       check_partial orchestrate "$orch_port"
       took=$(( ($(date +%s%N) - start) / 1000000 ))

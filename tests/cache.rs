@@ -201,6 +201,25 @@ async fn one_hundred_concurrent_identical_calls_make_one_request() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_first_caller_going_away_strands_nobody() {
+    let s = setup(Duration::from_millis(50));
+    let runtime = s.runtime.clone();
+    // The first caller leads the fill, and goes away before the service answers.
+    let first = tokio::spawn(async move { page(&runtime, "u1", "Bearer a").await });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let second = page(&s.runtime, "u1", "Bearer a");
+    tokio::pin!(second);
+    assert!(futures_util::poll!(&mut second).is_pending(), "the second joins the fill in flight");
+    first.abort();
+    let second = second.await;
+    assert_eq!(second.value.user.as_ref().map(|u| u.n), Some(1), "the fill went on without its first caller");
+    assert_eq!(s.profile.requests("/users/u1"), 1);
+    // And its answer was stored for the next.
+    page(&s.runtime, "u1", "Bearer a").await;
+    assert_eq!(s.profile.requests("/users/u1"), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn two_callers_never_share_an_answer_unless_the_key_says_so() {
     let s = setup(Duration::from_millis(10));
     let a = page(&s.runtime, "u1", "Bearer a").await;

@@ -1,6 +1,6 @@
 //! Bulkhead per service: at most so many calls at once; the excess is shed (fails at once).
 //!
-//! The limit is [adaptive](adaptive) by default (`max_in_flight = auto`): it learns from the
+//! The limit is adaptive by default (`max_in_flight = auto`): it learns from the
 //! latency and the timeouts of the service's calls. A fixed limit (`max_in_flight = 48`) is a
 //! semaphore. Either way a call that finds no place fails at once with
 //! [`CallErrorKind::BulkheadFull`]: the BFF sheds load it cannot carry (503 `OVERLOADED` with

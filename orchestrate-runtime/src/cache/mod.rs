@@ -195,7 +195,7 @@ impl Cache {
     /// settings share, else in memory.
     ///
     /// ```
-    ///     /// use orchestrate_runtime::cache::Cache;
+    /// use orchestrate_runtime::cache::{Cache, CacheSettings};
     /// use orchestrate_runtime::store::Store;
     /// let cache = Cache::new(CacheSettings::DEFAULT, &Store::Memory);
     /// assert!(!cache.is_shared());
