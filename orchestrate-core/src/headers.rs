@@ -4,6 +4,7 @@
 //! use orchestrate_core::headers::forwardable;
 //! assert_eq!(forwardable("X-Tenant-Id"), Ok("x-tenant-id".to_owned()));
 //! assert!(forwardable("Connection").unwrap_err().contains("hop-by-hop"));
+//! assert!(settable("Host").unwrap_err().contains("cannot set"));
 //! ```
 
 /// Headers that describe one connection and never pass a proxy (RFC 9110 §7.6.1), plus those the
@@ -38,4 +39,36 @@ pub fn forwardable(name: &str) -> Result<String, String> {
         return Err(format!("`{lower}` is a hop-by-hop header and is never forwarded"));
     }
     Ok(lower)
+}
+
+/// Whether a call may set the header `name` itself (`#[call(headers = ..)]`,
+/// `CallClient::header`): not a hop-by-hop header, nor `host` or `content-length`, which the
+/// client computes from the service's address and the body.
+///
+/// # Errors
+///
+/// A sentence naming the header and why a call cannot set it.
+pub fn settable(name: &str) -> Result<(), String> {
+    let Some(known) = HOP_BY_HOP.iter().find(|h| h.eq_ignore_ascii_case(name)) else {
+        return Ok(());
+    };
+    Err(match *known {
+        "host" => "a call cannot set `host`: the client sets it to the service's address".to_owned(),
+        "content-length" => "a call cannot set `content-length`: the client computes it from the body".to_owned(),
+        other => format!("a call cannot set `{other}`: it is a hop-by-hop header, which describes one connection"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_sets_ordinary_headers_only() {
+        assert_eq!(settable("X-Tenant-Id"), Ok(()));
+        assert_eq!(settable("authorization"), Ok(()));
+        for name in ["Host", "content-length", "Connection", "transfer-encoding", "upgrade", "TE"] {
+            assert!(settable(name).unwrap_err().contains("cannot set"), "{name}");
+        }
+    }
 }

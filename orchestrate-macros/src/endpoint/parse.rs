@@ -367,7 +367,11 @@ fn parse_call_key(
         }
         "body" => call.body = Some(keyed(input, key)?),
         "query" => call.query = Some(keyed(input, key)?),
-        "headers" => call.headers = Some(keyed(input, key)?),
+        "headers" => {
+            let headers = keyed(input, key)?;
+            refuse_owned_headers(&headers.expr, errors);
+            call.headers = Some(headers);
+        }
         "when" => call.when = Some(keyed(input, key)?),
         "fallback" => call.fallback = Some(keyed(input, key)?),
         "idempotency_key" => call.idempotency_key = Some(keyed(input, key)?),
@@ -403,6 +407,32 @@ fn parse_call_key(
         }
     }
     Ok(())
+}
+
+/// Reports every header name written as a literal in `headers = ..` (`[("host", ..)]`,
+/// `vec![..]`, `&[..]`) that a call cannot set (`host`, `content-length`, hop-by-hop), at the
+/// literal. Names computed at run time are refused when the call is built.
+fn refuse_owned_headers(expr: &Expr, errors: &mut Errors) {
+    match expr {
+        Expr::Array(array) => array.elems.iter().for_each(|e| refuse_owned_headers(e, errors)),
+        Expr::Reference(r) => refuse_owned_headers(&r.expr, errors),
+        Expr::Paren(p) => refuse_owned_headers(&p.expr, errors),
+        Expr::Group(g) => refuse_owned_headers(&g.expr, errors),
+        Expr::Macro(m) if m.mac.path.is_ident("vec") => {
+            let list = m.mac.parse_body_with(syn::punctuated::Punctuated::<Expr, Token![,]>::parse_terminated);
+            if let Ok(list) = list {
+                list.iter().for_each(|e| refuse_owned_headers(e, errors));
+            }
+        }
+        Expr::Tuple(tuple) => {
+            if let Some(Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(name), .. })) = tuple.elems.first()
+                && let Err(message) = orchestrate_core::headers::settable(&name.value())
+            {
+                errors.at(name.span(), message);
+            }
+        }
+        _ => {}
+    }
 }
 
 trait ParseAnyIdent {

@@ -151,9 +151,14 @@ impl Outgoing {
         self
     }
 
-    /// Adds a header. A name or value that is not valid HTTP fails the call with
-    /// [`CallErrorKind::InvalidInput`].
+    /// Adds a header. A name or value that is not valid HTTP, or a header the client owns
+    /// (`host`, `content-length` or a hop-by-hop header such as `connection`), fails the call
+    /// with [`CallErrorKind::InvalidInput`].
     pub fn header(mut self, name: &str, value: &dyn Display) -> Self {
+        if let Err(message) = orchestrate_core::headers::settable(name) {
+            self.fail(CallError::with_source(CallErrorKind::InvalidInput, message));
+            return self;
+        }
         let parsed = HeaderName::from_bytes(name.as_bytes()).ok().zip(HeaderValue::from_str(&value.to_string()).ok());
         match parsed {
             Some((name, value)) => {
@@ -512,10 +517,18 @@ impl ServiceClient {
             return Err(error);
         }
         let path = outgoing.target.finish()?;
+        // Glued onto the base URL, `@evil.example/x` or `.evil.example/x` would name another host:
+        // a path is absolute or refused.
+        if !path.starts_with('/') {
+            return Err(CallError::with_source(
+                CallErrorKind::InvalidInput,
+                format!("a downstream path must start with `/`, not `{}`", path.chars().next().unwrap_or(' ')),
+            ));
+        }
         let invalid = |e: http::Error| CallError::with_source(CallErrorKind::InvalidInput, e);
         let uri = match &self.origin {
-            Some(origin) if path.starts_with('/') => origin.uri(path).map_err(invalid)?,
-            _ => format!("{}{path}", self.base_url).parse::<http::Uri>().map_err(|e| invalid(e.into()))?,
+            Some(origin) => origin.uri(path).map_err(invalid)?,
+            None => format!("{}{path}", self.base_url).parse::<http::Uri>().map_err(|e| invalid(e.into()))?,
         };
         let mut request = http::Request::new(outgoing.body.unwrap_or_default());
         *request.method_mut() = outgoing.method;
@@ -534,8 +547,22 @@ impl ServiceClient {
         };
         let inbound = context.headers();
         if !inbound.is_empty() {
+            // Headers the client named in its `Connection` header are hop-by-hop too (RFC 9110
+            // §7.6.1): they concern its connection to us, not ours to the service.
+            let connection = inbound.get_all(header::CONNECTION);
+            let per_hop = |name: &HeaderName| {
+                connection
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .any(|listed| listed.trim().eq_ignore_ascii_case(name.as_str()))
+            };
+            let named = connection.iter().next().is_some();
             for name in &self.forward {
                 if traceparent.is_some() && *name == TRACEPARENT {
+                    continue;
+                }
+                if named && per_hop(name) {
                     continue;
                 }
                 let mut values = inbound.get_all(name).iter().peekable();
@@ -600,6 +627,51 @@ mod tests {
         let request = client("http://cart.internal:8080").build(&context, outgoing("/carts?x=1")).unwrap();
         assert_eq!(request.uri(), "http://cart.internal:8080/carts?x=1");
         assert_eq!(request.headers()[header::ACCEPT], "application/json");
+    }
+
+    #[test]
+    fn a_path_that_is_not_absolute_cannot_change_the_host() {
+        let context = RequestContext::default();
+        for base in ["http://cart.internal:8080", "http://cart.internal:8080/api?v=1"] {
+            for path in ["@evil.example/x", ".evil.example/x", ":9999/x", "carts"] {
+                let error = client(base).build(&context, outgoing(path)).unwrap_err();
+                assert_eq!(error.kind(), CallErrorKind::InvalidInput, "{base} {path}");
+            }
+        }
+        let request = client("http://cart.internal:8080").build(&context, outgoing("//evil.example/x")).unwrap();
+        assert_eq!(request.uri().authority().unwrap(), "cart.internal:8080");
+    }
+
+    #[test]
+    fn headers_named_in_connection_are_not_forwarded() {
+        let spec = ServiceSpec::new("cart", "http://cart.internal").with_forward_headers(&["x-tenant-id", "x-debug"]);
+        let transport = Transport::new(tower::service_fn(|_: http::Request<Bytes>| async {
+            Ok::<_, CallError>(http::Response::new(Bytes::new()))
+        }));
+        let client = ServiceClient::new(spec, "http://cart.internal", transport);
+        let context = RequestContext::default()
+            .with_header("connection", "keep-alive, X-Debug")
+            .with_header("connection", "authorization")
+            .with_header("authorization", "Bearer t")
+            .with_header("x-debug", "1")
+            .with_header("x-tenant-id", "t1");
+        let request = client.build(&context, outgoing("/carts")).unwrap();
+        let headers = request.headers();
+        assert_eq!(headers["x-tenant-id"], "t1");
+        assert!(headers.get("x-debug").is_none());
+        assert!(headers.get("authorization").is_none());
+        assert!(headers.get("connection").is_none());
+    }
+
+    #[test]
+    fn a_call_cannot_set_headers_the_client_owns() {
+        let context = RequestContext::default();
+        for name in ["Host", "content-length", "connection", "transfer-encoding", "keep-alive"] {
+            let error =
+                client("http://cart.internal").build(&context, outgoing("/carts").header(name, &"x")).unwrap_err();
+            assert_eq!(error.kind(), CallErrorKind::InvalidInput, "{name}");
+        }
+        assert!(client("http://cart.internal").build(&context, outgoing("/carts").header("x-tag", &"a")).is_ok());
     }
 
     #[test]
