@@ -1,5 +1,6 @@
 //! `#[api] mod name { .. }`: expands every `#[endpoint]` struct of the module and generates
-//! `name::router(&runtime)` and `name::ENDPOINTS`.
+//! `name::router(&runtime)` and `name::ENDPOINTS`. `#[api(rate_limit(..))]` gives every endpoint
+//! of the module the limits it does not set itself.
 //!
 //! Checks across endpoints: two endpoints on the same method and path, or on paths that differ
 //! only in parameter names (axum panics on both at start-up), are compile errors at the second
@@ -21,9 +22,7 @@ struct Route {
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::new();
-    if !args.is_empty() {
-        errors.spanned(&args, "`#[api]` takes no arguments; put `#[endpoint(..)]` on the structs inside the module");
-    }
+    let module_defaults = module_args(args, &mut errors);
     let mut module: ItemMod = match syn::parse2(item) {
         Ok(module) => module,
         Err(e) => {
@@ -58,7 +57,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                         check_conflict(&routes, &item.ident, method, &route, &mut errors);
                         routes.push(Route { ident: item.ident.clone(), method, route });
                     }
-                    let expanded = endpoint::expand_struct(args, &mut item);
+                    let expanded = endpoint::expand_struct(args, &mut item, &module_defaults);
                     crate::debug::print(&item.ident.to_string(), &expanded);
                     out.push(expanded);
                 }
@@ -80,6 +79,34 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(()) => output,
         Err(error) => with_fallback(error, output),
     }
+}
+
+/// The keys `#[api(..)]` takes.
+const API_KEYS: &[&str] = &["rate_limit"];
+
+/// `#[api(rate_limit(..))]`: what every endpoint of the module inherits.
+fn module_args(args: TokenStream, errors: &mut Errors) -> endpoint::ModuleDefaults {
+    let mut defaults = endpoint::ModuleDefaults::default();
+    let parser = |input: ParseStream<'_>| -> syn::Result<()> {
+        let mut seen = crate::kw::Seen::new("#[api]");
+        while !input.is_empty() {
+            let key: Ident = input.parse()?;
+            if !seen.first(&key, errors) {
+                crate::kw::skip_to_comma(input);
+            } else if key == "rate_limit" {
+                defaults.rate_limit = endpoint::parse_rate_limit(input, &key, errors)?;
+            } else {
+                crate::kw::unknown(&key, "#[api]", API_KEYS, &seen.names(), errors);
+                crate::kw::skip_to_comma(input);
+            }
+            crate::kw::comma_or_end(input)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = parser.parse2(args) {
+        errors.push(e);
+    }
+    defaults
 }
 
 fn take_endpoint_attr(attrs: &mut Vec<Attribute>) -> Option<Attribute> {

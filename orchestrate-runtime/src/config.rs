@@ -49,6 +49,23 @@
 //! The keys of `[store]`, their ranges and messages are those of
 //! [`orchestrate_core::policy::store`].
 //!
+//! Inbound rate limits (see [`rate_limit`](crate::rate_limit)), every key optional: the limits
+//! override every endpoint's declaration key by key (`"off"` removes one), an endpoint's own table
+//! overrides them for that endpoint:
+//!
+//! ```toml
+//! [rate_limit]
+//! global = "20000/min"
+//! trusted_proxies = ["10.0.0.0/8"]   # whose X-Forwarded-For / Forwarded is believed
+//! instances = 3                      # the local share of a shared limit while Redis is down
+//! user_header = "x-user-id"          # absent: the `authorization` header identifies the user
+//! max_keys = 100000                  # keys kept in memory per limit
+//!
+//! [rate_limit.endpoints.Summary]
+//! per_user = "20/min"
+//! per_ip = "off"
+//! ```
+//!
 //! And, optionally, what the runtime keeps of recent requests for `/_orchestrate` (see
 //! [`recent`](crate::recent); every key optional, merged into what the runtime builder set):
 //!
@@ -99,7 +116,8 @@ use crate::service::ServiceSpec;
 use crate::spec::{EndpointSpec, NodeKind};
 use orchestrate_core::budget::{Cost, over_budget};
 use orchestrate_core::policy::{
-    self, CacheSettings, Entry, Problem, Reader, RecentRequests, ServicePolicies, StoreSettings, Syntax, Value,
+    self, CacheSettings, Entry, Problem, RateLimitSettings, Reader, RecentRequests, ServicePolicies, StoreSettings,
+    Syntax, Value,
 };
 use orchestrate_core::suggest::did_you_mean;
 use std::collections::HashMap;
@@ -124,7 +142,8 @@ pub const CONFIG_ENV: &str = "ORCHESTRATE_CONFIG";
 pub const REDIS_URL_ENV: &str = "ORCHESTRATE_REDIS_URL";
 
 /// The top-level keys of the configuration file.
-const TOP_LEVEL: &[&str] = &["services", policy::store::SECTION, policy::recent::SECTION, policy::cache::SECTION];
+const TOP_LEVEL: &[&str] =
+    &["services", policy::store::SECTION, policy::recent::SECTION, policy::cache::SECTION, policy::rate_limit::SECTION];
 
 /// A base URL from the file, with where it was written.
 pub(crate) type FileUrls = HashMap<&'static str, (String, String)>;
@@ -146,6 +165,8 @@ pub(crate) struct Sections<'a> {
     pub(crate) recent: &'a mut RecentRequests,
     /// `[cache]`: where cached answers live.
     pub(crate) cache: &'a mut CacheSettings,
+    /// `[rate_limit]`: overrides of the endpoints' limits and how they apply.
+    pub(crate) rate_limit: &'a mut RateLimitSettings,
 }
 
 /// Applies the configuration `text` (named `name` in messages) to `specs` and `sections`; returns
@@ -195,6 +216,20 @@ pub(crate) fn apply(
             match policy::cache::settings(&mut reader, &to_value(value), Some(*sections.cache)) {
                 Some(read) => *sections.cache = read,
                 None => {
+                    for Problem { at, key, message, .. } in reader.into_problems() {
+                        fail(&mut errors, at, None, &key, message);
+                    }
+                }
+            }
+            continue;
+        }
+        if key.get_ref() == policy::rate_limit::SECTION {
+            let mut reader = Reader::new(Syntax::Toml);
+            let declared = std::mem::take(sections.rate_limit);
+            match policy::rate_limit::settings(&mut reader, &to_value(value), Some(declared.clone())) {
+                Some(read) => *sections.rate_limit = read,
+                None => {
+                    *sections.rate_limit = declared;
                     for Problem { at, key, message, .. } in reader.into_problems() {
                         fail(&mut errors, at, None, &key, message);
                     }
@@ -553,6 +588,7 @@ mod tests {
                 store: &mut store,
                 recent: &mut RecentRequests::default(),
                 cache: &mut CacheSettings::default(),
+                rate_limit: &mut RateLimitSettings::default(),
             },
         )
         .map(|file| (specs, file.urls))
@@ -569,6 +605,7 @@ mod tests {
                 store: &mut store,
                 recent: &mut RecentRequests::default(),
                 cache: &mut CacheSettings::default(),
+                rate_limit: &mut RateLimitSettings::default(),
             },
         )
         .map(|file| (store, file.redis_url_at))
@@ -581,6 +618,7 @@ mod tests {
             store: &mut StoreSettings::default(),
             recent: &mut recent,
             cache: &mut CacheSettings::default(),
+            rate_limit: &mut RateLimitSettings::default(),
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(recent)
@@ -592,6 +630,7 @@ mod tests {
             store: &mut StoreSettings::default(),
             recent: &mut RecentRequests::default(),
             cache: &mut cache,
+            rate_limit: &mut RateLimitSettings::default(),
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(cache)
@@ -630,7 +669,7 @@ mod tests {
         let err = recent_of("[recnet]\nlast = 8\n").unwrap_err();
         assert_eq!(
             err,
-            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache"
+            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit"
         );
     }
 
@@ -724,11 +763,13 @@ http2 = "yes"
         let err = apply_to("listen = \"0.0.0.0:80\"").unwrap_err();
         assert_eq!(
             err,
-            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache"
+            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit"
         );
         let err = apply_to("[stor]\nredis_url = \"redis://cache\"").unwrap_err();
         assert!(
-            err.contains("unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache"),
+            err.contains(
+                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit"
+            ),
             "{err}"
         );
     }

@@ -13,6 +13,7 @@
 //! | [`retry`] | retries with backoff and jitter inside the deadline, the retry budget |
 //! | [`breaker`] | the circuit breaker per service |
 //! | [`cache`] | response caches of calls and endpoints (stale-while-revalidate, single-flight, invalidation) |
+//! | [`rate_limit`] | inbound rate limits per address, user, endpoint and for everyone |
 //! | [`bulkhead`] | the concurrency limit per service (adaptive or fixed), the excess shed at once |
 //! | [`health`] | what a service's client has seen lately |
 //! | [`config`] | start-up overrides from the environment and a TOML file |
@@ -38,6 +39,7 @@ mod executor;
 pub mod health;
 pub mod ops;
 pub mod outcome;
+pub mod rate_limit;
 pub mod recent;
 pub mod retry;
 pub mod router;
@@ -58,6 +60,7 @@ pub use endpoint::Endpoint;
 pub use error::{BoxError, CallError, CallErrorKind};
 pub use health::ServiceHealth;
 pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
+pub use rate_limit::{Rate, RateLimits};
 pub use runtime::{Runtime, RuntimeBuilder, SERVER_TIMING_ENV};
 pub use service::{
     BreakerPolicy, CachePolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec, Trip,

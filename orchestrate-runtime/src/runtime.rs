@@ -4,6 +4,7 @@
 use crate::cache::{Cache, CacheSettings};
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
+use crate::rate_limit::{RateLimitSettings, RateLimiter};
 use crate::recent::{Recent, RecentRequests};
 use crate::service::ServiceSpec;
 use crate::spec::EndpointSpec;
@@ -37,6 +38,7 @@ struct Inner {
     server_timing: bool,
     cache: Cache,
     recent: Recent,
+    rate_limiter: RateLimiter,
 }
 
 impl fmt::Debug for Runtime {
@@ -72,7 +74,20 @@ impl Runtime {
             cache: CacheSettings::DEFAULT,
             store: StoreSettings::default(),
             recent: RecentRequests::DEFAULT,
+            rate_limit: RateLimitSettings::default(),
         }
+    }
+
+    /// The inbound rate limiter (see [`rate_limit`](crate::rate_limit)) that
+    /// [`router::serve`](crate::router::serve) checks every request with.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).config_str("[rate_limit]\ninstances = 3\n").build().unwrap();
+    /// assert_eq!(runtime.rate_limiter().settings().instances, 3);
+    /// ```
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.inner.rate_limiter
     }
 
     /// Whether responses carry a `Server-Timing` header (see
@@ -151,6 +166,7 @@ pub struct RuntimeBuilder {
     cache: CacheSettings,
     store: StoreSettings,
     recent: RecentRequests,
+    rate_limit: RateLimitSettings,
 }
 
 /// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
@@ -392,6 +408,30 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How inbound rate limits apply (see [`rate_limit`](crate::rate_limit)): overrides of the
+    /// endpoints' declared limits, trusted proxies, the instance count for the fallback when the
+    /// shared store is down, the user header, the keys kept. The `[rate_limit]` table of the
+    /// configuration file is merged over this, key by key.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// use orchestrate_runtime::rate_limit::RateLimitSettings;
+    /// let mut settings = RateLimitSettings::default();
+    /// settings.user_header = Some("x-user-id".to_owned());
+    /// let runtime = Runtime::builder(&[])
+    ///     .read_env(false)
+    ///     .rate_limit(settings)
+    ///     .config_str("[rate_limit]\ntrusted_proxies = [\"10.0.0.0/8\"]\n")
+    ///     .build()
+    ///     .unwrap();
+    /// let applied = runtime.rate_limiter().settings();
+    /// assert_eq!((applied.user_header.as_deref(), applied.trusted_proxies.len()), (Some("x-user-id"), 1));
+    /// ```
+    pub fn rate_limit(mut self, settings: RateLimitSettings) -> Self {
+        self.rate_limit = settings;
+        self
+    }
+
     /// Validates the configuration and builds every client and the store.
     ///
     /// # Errors
@@ -446,12 +486,35 @@ impl RuntimeBuilder {
         }
         let cache = Cache::new(self.cache, &store);
         let recent = Recent::new(self.recent);
-        let inner = Inner { services: clients.into_boxed_slice(), store, server_timing, cache, recent };
+        self.check_rate_limit_endpoints()?;
+        let rate_limiter = RateLimiter::new(std::mem::take(&mut self.rate_limit));
+        let inner = Inner { services: clients.into_boxed_slice(), store, server_timing, cache, recent, rate_limiter };
         Ok(Runtime { inner: Arc::new(inner) })
     }
 }
 
 impl RuntimeBuilder {
+    /// Refuses a `[rate_limit.endpoints.<Name>]` that names none of the endpoints (when they are
+    /// known: [`RuntimeBuilder::endpoints`]).
+    fn check_rate_limit_endpoints(&self) -> Result<(), ConfigError> {
+        if self.endpoints.is_empty() {
+            return Ok(());
+        }
+        let known: Vec<&str> = self.endpoints.iter().map(|e| e.name).collect();
+        for (name, _) in &self.rate_limit.endpoints {
+            if !known.contains(&name.as_str()) {
+                let near = orchestrate_core::suggest::did_you_mean(name, known.iter().copied());
+                return Err(ConfigError::Invalid {
+                    service: None,
+                    key: format!("rate_limit.endpoints.{name}"),
+                    origin: "the configuration".to_owned(),
+                    reason: format!("no endpoint is named `{name}`{near} (endpoints: {})", known.join(", ")),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// `ORCHESTRATE_SERVER_TIMING`, else the builder's setting, else on in debug builds.
     fn server_timing_setting(&self) -> Result<bool, ConfigError> {
         let from_env = self.read_env.then(|| std::env::var(SERVER_TIMING_ENV).ok()).flatten();
@@ -527,7 +590,12 @@ impl RuntimeBuilder {
                 "<config>",
                 &text,
                 &mut self.specs,
-                config::Sections { store: &mut self.store, recent: &mut self.recent, cache: &mut self.cache },
+                config::Sections {
+                    store: &mut self.store,
+                    recent: &mut self.recent,
+                    cache: &mut self.cache,
+                    rate_limit: &mut self.rate_limit,
+                },
             ),
             Some(ConfigSource::File(path)) => {
                 let name = path.display().to_string();
@@ -540,7 +608,12 @@ impl RuntimeBuilder {
                     &name,
                     &text,
                     &mut self.specs,
-                    config::Sections { store: &mut self.store, recent: &mut self.recent, cache: &mut self.cache },
+                    config::Sections {
+                        store: &mut self.store,
+                        recent: &mut self.recent,
+                        cache: &mut self.cache,
+                        rate_limit: &mut self.rate_limit,
+                    },
                 )
             }
         }

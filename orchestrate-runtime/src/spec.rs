@@ -5,6 +5,7 @@
 //! durations as milliseconds (`timeoutMs`), enums tagged by `kind`.
 
 use crate::service::{CachePolicy, RetryPolicy, millis};
+use orchestrate_core::policy::RateLimits;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -335,6 +336,10 @@ pub struct EndpointSpec {
     /// How the assembled answers are cached, if they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CachePolicy>,
+    /// The inbound rate limits declared for it (its own, and its module's where it sets none);
+    /// the configuration file may override them (see [`rate_limit`](crate::rate_limit)).
+    #[serde(rename = "rateLimit", skip_serializing_if = "RateLimits::is_none")]
+    pub rate_limit: RateLimits,
 }
 
 impl EndpointSpec {
@@ -348,12 +353,18 @@ impl EndpointSpec {
         inputs: &'static [InputSpec],
         nodes: &'static [NodeSpec],
     ) -> Self {
-        Self { name, method, route, timeout, inputs, nodes, cache: None }
+        Self { name, method, route, timeout, inputs, nodes, cache: None, rate_limit: RateLimits::NONE }
     }
 
     /// Caches the assembled answers (a GET endpoint's).
     pub const fn with_cache(mut self, cache: CachePolicy) -> Self {
         self.cache = Some(cache);
+        self
+    }
+
+    /// Limits the requests of users, addresses or everyone (`rate_limit(..)`).
+    pub const fn with_rate_limit(mut self, limits: RateLimits) -> Self {
+        self.rate_limit = limits;
         self
     }
 

@@ -168,3 +168,71 @@ fn the_macro_and_the_configuration_file_say_the_same_about_each_bad_value() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A bad inbound rate limit: as written inside `rate_limit(..)` (in `fail/rate_limit_values.rs`,
+/// on an endpoint or an `#[api]` module), the same under `[rate_limit]`, and the message of both.
+struct RateRow {
+    dsl: &'static str,
+    toml: &'static str,
+    message: &'static str,
+}
+
+const RATE_ROWS: &[RateRow] = &[
+    RateRow {
+        dsl: "per_user = \"100/mins\"",
+        toml: "per_user = \"100/mins\"",
+        message: "invalid `per_user`: unknown unit `mins`; use `s`, `min`, `h` or `d`, e.g. \"100/min\"",
+    },
+    RateRow {
+        dsl: "per_ip = \"500\"",
+        toml: "per_ip = \"500\"",
+        message: "invalid `per_ip`: a rate needs its period; write e.g. \"500/min\"",
+    },
+    RateRow {
+        dsl: "global = 10000",
+        toml: "global = 10000",
+        message: "`global` takes a rate, e.g. `global = \"100/min\"`; found a number",
+    },
+    RateRow {
+        dsl: "per_endpoint = \"0/min\"",
+        toml: "per_endpoint = \"0/min\"",
+        message: "invalid `per_endpoint`: a limit admits at least 1 request; remove the limit instead of writing 0",
+    },
+    RateRow {
+        dsl: "per_endpoint = \"50 / min\"",
+        toml: "per_endpoint = \"50 / min\"",
+        message: "invalid `per_endpoint`: rates have no spaces; write \"50/min\"",
+    },
+    RateRow {
+        dsl: "global = \"many/min\"",
+        toml: "global = \"many/min\"",
+        message: "invalid `global`: `many` is not a whole number of requests; write e.g. \"100/min\"",
+    },
+];
+
+#[test]
+fn the_macro_and_the_configuration_file_say_the_same_about_each_bad_rate_limit() {
+    let source = include_str!("../fail/rate_limit_values.rs");
+    let stderr = include_str!("../fail/rate_limit_values.stderr");
+    let mut failures = Vec::new();
+    for row in RATE_ROWS {
+        if !source.contains(&format!("rate_limit({})", row.dsl)) {
+            failures.push(format!("fail/rate_limit_values.rs lacks `rate_limit({})`", row.dsl));
+        }
+        if !stderr.contains(&format!("error: {}\n", row.message)) {
+            failures.push(format!("the compiler does not say, for `{}`:\n  {}", row.dsl, row.message));
+        }
+        let config =
+            match Runtime::builder(&[]).read_env(false).config_str(format!("[rate_limit]\n{}\n", row.toml)).build() {
+                Ok(_) => panic!("`{}` was accepted", row.toml),
+                Err(error) => error.to_string(),
+            };
+        if !config.ends_with(&format!("): {}", row.message)) {
+            failures.push(format!(
+                "the configuration reader says, for `{}`:\n  {config}\nnot\n  {}",
+                row.toml, row.message
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -15,6 +15,7 @@
 //! | response cache (call, endpoint) | [`cache`] | `cache(ttl = "60s", stale = "30s", key = .., tags = [..])` | `[cache]` (capacity, shared) |
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
+//! | inbound rate limits (module, endpoint) | [`rate_limit`] | `rate_limit(per_user = "100/min", per_ip = "500/min", per_endpoint = "50/min", global = "10000/min")` | `[rate_limit]`, `[rate_limit.endpoints.Summary]` |
 //! | the shared store | [`store`] | – | `[store]` |
 //! | recent requests kept for `/_orchestrate` | [`recent`] | – (the runtime builder) | `[recent]` |
 //!
@@ -35,6 +36,7 @@
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
+pub mod rate_limit;
 pub mod recent;
 pub mod retry;
 pub mod retry_budget;
@@ -45,6 +47,7 @@ mod value;
 pub use breaker::{BreakerPolicy, Trip};
 pub use bulkhead::Concurrency;
 pub use cache::{CachePolicy, CacheSettings};
+pub use rate_limit::{Rate, RateLimitSettings, RateLimits};
 pub use recent::RecentRequests;
 pub use retry::{RetryOn, RetryPolicy};
 pub use retry_budget::RetryBudget;

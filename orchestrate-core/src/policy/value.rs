@@ -144,6 +144,11 @@ impl<P: Clone> Reader<P> {
         });
     }
 
+    /// Records a problem at the part `inner` (a byte range of its text) of the string at `at`.
+    pub fn fail_at(&mut self, at: &P, inner: Range<usize>, key: &str, message: impl Into<String>) {
+        self.fail_inner(at, inner, key, message.into());
+    }
+
     fn fail_inner(&mut self, at: &P, inner: Range<usize>, key: &str, message: String) {
         self.problems.push(Problem { at: at.clone(), inner: Some(inner), key: key.to_owned(), message, note: None });
     }

@@ -293,6 +293,10 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         let policy = cache_policy(&cache.policy);
         quote!(.with_cache(#policy))
     });
+    let rate_limit = (!endpoint.rate_limit.is_none()).then(|| {
+        let limits = rate_limits(&endpoint.rate_limit);
+        quote!(.with_rate_limit(#limits))
+    });
     quote! {
         ::orchestrate::EndpointSpec::new(
             #name,
@@ -303,7 +307,22 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
             &[#(#nodes),*],
         )
         #cache
+        #rate_limit
     }
+}
+
+/// `RateLimits::NONE.with_per_user(Rate::new(100, ..))..` for the spec.
+fn rate_limits(limits: &orchestrate_core::policy::RateLimits) -> TokenStream {
+    use orchestrate_core::policy::rate_limit::Scope;
+    let mut out = quote!(::orchestrate::RateLimits::NONE);
+    for scope in Scope::ALL {
+        let Some(rate) = limits.get(scope) else { continue };
+        let with = format_ident!("with_{}", scope.as_str());
+        let count = rate.count;
+        let secs = rate.per.as_secs();
+        out.extend(quote!(.#with(::orchestrate::Rate::new(#count, ::core::time::Duration::from_secs(#secs)))));
+    }
+    out
 }
 
 fn call_spec(endpoint: &Endpoint, field: &Field, call: &Call) -> TokenStream {

@@ -20,15 +20,28 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             return syn::Error::new(e.span(), "`#[endpoint]` goes on a struct with named fields").into_compile_error();
         }
     };
-    let output = expand_struct(args, &mut item);
+    let output = expand_struct(args, &mut item, &ModuleDefaults::default());
     crate::debug::print(&item.ident.to_string(), &output);
     output
 }
 
-/// Expands one endpoint struct (also used by `#[api]` for each endpoint of a module).
-pub(crate) fn expand_struct(args: TokenStream, item: &mut ItemStruct) -> TokenStream {
+/// What an `#[api]` module declares for every endpoint in it.
+#[derive(Default)]
+pub(crate) struct ModuleDefaults {
+    /// `#[api(rate_limit(..))]`: each limit an endpoint does not set itself.
+    pub(crate) rate_limit: orchestrate_core::policy::RateLimits,
+}
+
+pub(crate) use parse::parse_rate_limit;
+
+/// Expands one endpoint struct (also used by `#[api]` for each endpoint of a module, with the
+/// module's defaults).
+pub(crate) fn expand_struct(args: TokenStream, item: &mut ItemStruct, module: &ModuleDefaults) -> TokenStream {
     let mut errors = Errors::new();
-    let endpoint = parse::parse(args, item, &mut errors);
+    let mut endpoint = parse::parse(args, item, &mut errors);
+    if let Some(endpoint) = &mut endpoint {
+        endpoint.rate_limit = endpoint.rate_limit.or(module.rate_limit);
+    }
     let plan = endpoint.as_ref().filter(|e| e.head_ok).and_then(|e| check::check(e, &mut errors));
     match (errors.finish(), endpoint, plan) {
         (Ok(()), Some(endpoint), Some(plan)) => expand::expand(&endpoint, &plan, item),

@@ -72,6 +72,8 @@ pub(crate) struct Endpoint {
     pub(crate) max_body: Option<u64>,
     /// `cache(..)`: the assembled answer is cached.
     pub(crate) cache: Option<CacheAttr>,
+    /// `rate_limit(..)`, with the module's limits merged in where the endpoint sets none.
+    pub(crate) rate_limit: orchestrate_core::policy::RateLimits,
     pub(crate) fields: Vec<Field>,
 }
 

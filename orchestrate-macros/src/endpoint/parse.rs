@@ -5,7 +5,7 @@ use super::model::*;
 use crate::ctxt::Errors;
 use crate::deps::{free_names, pattern_bindings};
 use crate::kw::{self, Seen};
-use orchestrate_core::policy::{Reader, Syntax};
+use orchestrate_core::policy::{RateLimits, Reader, Syntax};
 use orchestrate_core::suggest::closest;
 use orchestrate_core::template::{Part, parse_call_template};
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
@@ -13,7 +13,7 @@ use syn::parse::Parse;
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
 
-const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache"];
+const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache", "rate_limit"];
 const CALL_KEYS: &[&str] = &[
     "service",
     "timeout",
@@ -111,12 +111,12 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
     let head_ok = head.is_some();
-    let (method, route, timeout, max_body, cache) =
-        head.unwrap_or_else(|| (HttpMethod::Get, LitStr::new("/", item.ident.span()), None, None, None));
-    Some(Endpoint { ident: item.ident.clone(), head_ok, method, route, timeout, max_body, cache, fields })
+    let (method, route, timeout, max_body, cache, rate_limit) = head
+        .unwrap_or_else(|| (HttpMethod::Get, LitStr::new("/", item.ident.span()), None, None, None, RateLimits::NONE));
+    Some(Endpoint { ident: item.ident.clone(), head_ok, method, route, timeout, max_body, cache, rate_limit, fields })
 }
 
-type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>, Option<CacheAttr>);
+type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>, Option<CacheAttr>, RateLimits);
 
 fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Option<Head>> {
     const USAGE: &str = "write `#[endpoint(POST \"/checkout/summary\", timeout = \"2s\")]`";
@@ -136,6 +136,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
     let mut timeout = None;
     let mut max_body = None;
     let mut cache = None;
+    let mut rate_limit = RateLimits::NONE;
     let mut seen = Seen::new("#[endpoint]");
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
@@ -155,6 +156,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
                 }
             }
             "cache" => cache = Some(parse_cache(input, &key, errors)?),
+            "rate_limit" => rate_limit = parse_rate_limit(input, &key, errors)?,
             "max_body" => {
                 let lit = kw::eq_str(input, &key)?;
                 match orchestrate_core::size::parse_size(&lit.value()) {
@@ -175,7 +177,24 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some((method, route, timeout, max_body, cache)))
+    Ok(Some((method, route, timeout, max_body, cache, rate_limit)))
+}
+
+/// `rate_limit(per_user = "100/min", ..)` of an endpoint or an `#[api]` module: the rates and
+/// their rules are `orchestrate_core::policy::rate_limit`'s. A mistake is reported and no limit
+/// is kept (the endpoint is not expanded anyway).
+pub(crate) fn parse_rate_limit(input: ParseStream<'_>, key: &Ident, errors: &mut Errors) -> syn::Result<RateLimits> {
+    if !input.peek(syn::token::Paren) {
+        return Err(syn::Error::new(
+            key.span(),
+            "`rate_limit` takes its limits in parentheses, e.g. `rate_limit(per_user = \"100/min\", per_ip = \"500/min\")`",
+        ));
+    }
+    let value = crate::policy::group(input, key.span())?;
+    let mut reader = Reader::new(Syntax::Dsl);
+    let limits = orchestrate_core::policy::rate_limit::read(&mut reader, &value, None);
+    crate::policy::report(reader.into_problems(), errors);
+    Ok(limits.unwrap_or(RateLimits::NONE))
 }
 
 fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<Input> {

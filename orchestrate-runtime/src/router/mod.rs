@@ -136,6 +136,10 @@ where
     E: Extract + Serialize,
 {
     let rejected = |response: Response| Answered { response, timeline: None, partial: false };
+    // Before the body is read and before anything downstream.
+    if let Err(limited) = runtime.rate_limiter().check(E::SPEC, &parts).await {
+        return rejected(limited.into_response());
+    }
     let reads_body = E::SPEC.inputs.iter().any(|i| matches!(i.source, InputSource::Body));
     let inbound = match Inbound::read(&mut parts, body, reads_body, E::MAX_BODY).await {
         Ok(inbound) => inbound,

@@ -18,6 +18,7 @@
 //! | `orchestrate_retries_total` | counter | `service`, `reason` (the failure retried, e.g. `timeout`, `status`) |
 //! | `orchestrate_breaker_state` | gauge | `service`: 0 closed, 1 half-open, 2 open |
 //! | `orchestrate_cache_requests_total` | counter | `endpoint`, `call` (the endpoint's name for its own cache), `result` (`hit`, `stale`, `miss`, `coalesced`, `error`) |
+//! | `orchestrate_rate_limited_total` | counter | `endpoint`, `scope` (`per_ip`, `per_user`, `per_endpoint`, `global`, and `store_fallback` for a check the shared store could not answer) |
 //! | `orchestrate_store_errors_total` | counter | `operation` (the command, `pipeline` or `script:<name>`), `kind` (`timeout`, `unavailable`, `reply`) |
 
 use crate::spec::EndpointSpec;
@@ -142,6 +143,7 @@ fn describe() {
     metrics::describe_counter!(RETRIES, "Retries sent, by the failure that was retried.");
     metrics::describe_gauge!(BREAKER_STATE, "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
     metrics::describe_counter!(CACHE_REQUESTS, "Cache lookups by what they found.");
+    metrics::describe_counter!(RATE_LIMITED, "Requests refused by an inbound rate limit, by endpoint and scope.");
     metrics::describe_counter!(STORE_ERRORS, "Failed operations of the shared store, by operation and kind.");
 }
 
@@ -319,6 +321,26 @@ pub(crate) fn cache(endpoint: &'static str, call: &'static str, result: CacheRes
 pub(crate) fn breaker(service: &'static str, gauge: u8) {
     if enabled() {
         metrics::gauge!(BREAKER_STATE, "service" => service).set(f64::from(gauge));
+    }
+}
+
+/// Requests refused by an inbound rate limit.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::RATE_LIMITED, "orchestrate_rate_limited_total");
+/// ```
+pub const RATE_LIMITED: &str = "orchestrate_rate_limited_total";
+
+/// A request of `endpoint` refused by its limit of `scope` (or, `store_fallback`, checked by the
+/// local limiter because the shared store did not answer).
+pub(crate) fn rate_limited(endpoint: &'static str, scope: &'static str) {
+    if enabled() {
+        cached(
+            &COUNTERS,
+            key(RATE_LIMITED, &[endpoint, scope]),
+            || metrics::counter!(RATE_LIMITED, "endpoint" => endpoint, "scope" => scope),
+        )
+        .increment(1);
     }
 }
 

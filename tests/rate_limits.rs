@@ -1,0 +1,178 @@
+//! Inbound rate limits: per user, per client address, per user on one endpoint and for everyone,
+//! exact under paused time (the application's router served in process, with the peer address a
+//! server would give), over real HTTP on loopback, overridden by the configuration file.
+
+mod support;
+
+use axum::extract::ConnectInfo;
+use http::Request;
+use orchestrate::Runtime;
+use orchestrate::prelude::*;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tower::ServiceExt;
+
+orchestrate::services! {}
+
+#[orchestrate::api(rate_limit(per_user = "100/min", per_ip = "500/min", global = "10000/min"))]
+pub mod limited {
+    use super::*;
+
+    #[endpoint(GET "/profile/{id}", timeout = "1s", rate_limit(per_endpoint = "50/min"))]
+    #[derive(Serialize)]
+    pub struct Profile {
+        #[input(path)]
+        #[serde(skip)]
+        id: String,
+        #[compute(id.clone())]
+        name: String,
+    }
+
+    #[endpoint(GET "/orders/{id}", timeout = "1s")]
+    #[derive(Serialize)]
+    pub struct Orders {
+        #[input(path)]
+        #[serde(skip)]
+        id: String,
+        #[compute(id.len())]
+        count: usize,
+    }
+}
+
+fn runtime(config: &str) -> Runtime {
+    Runtime::builder(services::ALL).read_env(false).endpoints(limited::ENDPOINTS).config_str(config).build().unwrap()
+}
+
+fn app(runtime: &Runtime) -> axum::Router {
+    orchestrate::router::app(limited::router(runtime))
+}
+
+/// One request from `peer` as user `user` (its `authorization` header), answered in process.
+async fn get(app: &axum::Router, path: &str, peer: &str, user: &str) -> (u16, Option<String>, Value) {
+    let mut request = Request::get(path).header("authorization", format!("Bearer {user}"));
+    request.extensions_mut().unwrap().insert(ConnectInfo::<SocketAddr>(format!("{peer}:40000").parse().unwrap()));
+    let response = app.clone().oneshot(request.body(axum::body::Body::empty()).unwrap()).await.unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, retry_after, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_101st_request_of_one_user_within_a_minute_is_429_with_the_right_retry_after() {
+    let runtime = runtime("");
+    let app = app(&runtime);
+    for i in 0..100 {
+        // Over both endpoints: `per_user` is the user's budget across the module.
+        let path = if i % 2 == 0 { "/orders/o1" } else { "/profile/u1" };
+        let peer = format!("198.51.100.{}", i % 50);
+        let (status, _, _) = get(&app, path, &peer, "u1").await;
+        assert_eq!(status, 200, "request {}", i + 1);
+    }
+    let (status, retry_after, body) = get(&app, "/orders/o1", "198.51.100.1", "u1").await;
+    assert_eq!(status, 429);
+    // 100 a minute: one comes back every 600 ms, rounded up to whole seconds.
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    assert_eq!(body["error"]["scope"], "per_user");
+    assert_eq!(get(&app, "/orders/o1", "198.51.100.1", "u2").await.0, 200, "another user is not limited");
+
+    tokio::time::advance(Duration::from_millis(600)).await;
+    assert_eq!(get(&app, "/orders/o1", "198.51.100.1", "u1").await.0, 200, "one request's share came back");
+    assert_eq!(get(&app, "/orders/o1", "198.51.100.1", "u1").await.0, 429, "and only one");
+}
+
+#[tokio::test(start_paused = true)]
+async fn address_and_endpoint_limits_are_independent() {
+    let runtime = runtime(
+        "[rate_limit]\nper_ip = \"5/min\"\nper_user = \"off\"\n[rate_limit.endpoints.Profile]\nper_endpoint = \"3/min\"\n",
+    );
+    let app = app(&runtime);
+    for _ in 0..3 {
+        assert_eq!(get(&app, "/profile/u1", "203.0.113.1", "u1").await.0, 200);
+    }
+    let (status, retry_after, body) = get(&app, "/profile/u1", "203.0.113.1", "u1").await;
+    assert_eq!((status, body["error"]["scope"].as_str()), (429, Some("per_endpoint")));
+    assert_eq!(retry_after.as_deref(), Some("20"), "3 a minute: one every 20 s");
+
+    // The endpoint's limit follows the user to another address, and not to another endpoint.
+    assert_eq!(get(&app, "/profile/u1", "203.0.113.2", "u1").await.2["error"]["scope"], "per_endpoint");
+    assert_eq!(get(&app, "/orders/o1", "203.0.113.2", "u1").await.0, 200);
+
+    // The address has sent 4 requests: another user from it gets the fifth, then the address is
+    // at its limit whoever sends.
+    assert_eq!(get(&app, "/profile/u2", "203.0.113.1", "u2").await.0, 200);
+    let (status, retry_after, body) = get(&app, "/orders/o1", "203.0.113.1", "u3").await;
+    assert_eq!((status, body["error"]["scope"].as_str()), (429, Some("per_ip")));
+    assert_eq!(retry_after.as_deref(), Some("12"), "5 a minute: one every 12 s");
+    assert_eq!(get(&app, "/orders/o1", "203.0.113.3", "u3").await.0, 200, "another address is not limited");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_global_limit_answers_503_with_retry_after() {
+    let runtime = runtime("[rate_limit]\nglobal = \"10/s\"\n");
+    let app = app(&runtime);
+    for i in 0..10 {
+        let (status, _, _) = get(&app, "/orders/o1", &format!("192.0.2.{i}"), &format!("user{i}")).await;
+        assert_eq!(status, 200);
+    }
+    let (status, retry_after, body) = get(&app, "/profile/p", "192.0.2.200", "someone-else").await;
+    assert_eq!(status, 503);
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(body["error"]["code"], "OVERLOADED");
+    assert_eq!(body["error"]["scope"], "global");
+    tokio::time::advance(Duration::from_millis(100)).await;
+    assert_eq!(get(&app, "/profile/p", "192.0.2.200", "someone-else").await.0, 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+    let runtime = runtime("[rate_limit]\nper_ip = \"1/min\"\nper_user = \"off\"\ntrusted_proxies = [\"10.0.0.0/8\"]\n");
+    let app = app(&runtime);
+    let via_proxy = |client: &'static str| {
+        let app = app.clone();
+        async move {
+            let mut request = Request::get("/orders/o1").header("x-forwarded-for", client);
+            request.extensions_mut().unwrap().insert(ConnectInfo::<SocketAddr>("10.1.1.1:40000".parse().unwrap()));
+            app.oneshot(request.body(axum::body::Body::empty()).unwrap()).await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(via_proxy("198.51.100.7").await, 200);
+    assert_eq!(via_proxy("198.51.100.8").await, 200, "two clients behind one proxy");
+    assert_eq!(via_proxy("198.51.100.7").await, 429);
+    // Not from a trusted proxy: the header is the client's own claim and is ignored.
+    let mut request = Request::get("/orders/o1").header("x-forwarded-for", "198.51.100.9");
+    request.extensions_mut().unwrap().insert(ConnectInfo::<SocketAddr>("198.51.100.7:40000".parse().unwrap()));
+    assert_eq!(app.clone().oneshot(request.body(axum::body::Body::empty()).unwrap()).await.unwrap().status(), 429);
+}
+
+#[tokio::test]
+async fn over_http_the_peer_address_is_limited_and_told_when_to_retry() {
+    let runtime = runtime("[rate_limit]\nper_ip = \"2/min\"\n");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let service = app(&runtime).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await.unwrap() });
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        assert_eq!(http.get(format!("{url}/orders/o1")).send().await.unwrap().status(), 200);
+    }
+    let response = http.get(format!("{url}/orders/o1")).bearer_auth("another-user").send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((29..=30).contains(&retry_after), "2 a minute: one every 30 s, got {retry_after}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["scope"], "per_ip");
+}
+
+#[test]
+fn a_configured_endpoint_that_does_not_exist_is_refused_at_start_up() {
+    let error = Runtime::builder(services::ALL)
+        .read_env(false)
+        .endpoints(limited::ENDPOINTS)
+        .config_str("[rate_limit.endpoints.Profil]\nper_user = \"1/s\"\n")
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("no endpoint is named `Profil`; did you mean `Profile`?"), "{error}");
+}
