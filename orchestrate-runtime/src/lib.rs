@@ -42,6 +42,7 @@ pub mod recent;
 pub mod retry;
 pub mod router;
 mod runtime;
+pub mod saga;
 pub mod service;
 pub mod spec;
 pub mod store;
@@ -60,9 +61,12 @@ pub use health::ServiceHealth;
 pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
 pub use runtime::{Runtime, RuntimeBuilder, SERVER_TIMING_ENV};
 pub use service::{
-    BreakerPolicy, CachePolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec, Trip,
+    BreakerPolicy, CachePolicy, CompensationPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service,
+    ServiceSpec, Trip,
 };
-pub use spec::{CallSpec, CallTarget, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
+pub use spec::{
+    CallSpec, CallTarget, CompensationSpec, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec,
+};
 pub use timeline::{CallOutcome, CallRecord, Timeline};
 pub use tls::install_tls_provider;
 

@@ -14,6 +14,7 @@
 //! | concurrency limit | [`bulkhead`] | `max_in_flight = auto` or `max_in_flight = 64` | the same (`"auto"`) |
 //! | response cache (call, endpoint) | [`cache`] | `cache(ttl = "60s", stale = "30s", key = .., tags = [..])` | `[cache]` (capacity, shared) |
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
+//! | compensation of a call | [`saga`] | `compensate = post("/refunds", .., timeout = "2s", retry(..))` | – |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
 //! | the shared store | [`store`] | – | `[store]` |
 //! | recent requests kept for `/_orchestrate` | [`recent`] | – (the runtime builder) | `[recent]` |
@@ -38,6 +39,7 @@ pub mod cache;
 pub mod recent;
 pub mod retry;
 pub mod retry_budget;
+pub mod saga;
 pub mod service;
 pub mod store;
 mod value;
@@ -48,6 +50,7 @@ pub use cache::{CachePolicy, CacheSettings};
 pub use recent::RecentRequests;
 pub use retry::{RetryOn, RetryPolicy};
 pub use retry_budget::RetryBudget;
+pub use saga::CompensationPolicy;
 pub use service::ServicePolicies;
 pub use store::StoreSettings;
 pub use value::{Entry, Example, Keys, Problem, Reader, Syntax, Value, unknown_key};

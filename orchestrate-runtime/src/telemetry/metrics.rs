@@ -113,6 +113,14 @@ impl CacheResult {
 /// ```
 pub const STORE_ERRORS: &str = "orchestrate_store_errors_total";
 
+/// Compensations of committed calls after a failed saga, per endpoint, call and outcome
+/// (`compensated` or `failed`: every attempt of its retry policy failed).
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::COMPENSATIONS, "orchestrate_compensations_total");
+/// ```
+pub const COMPENSATIONS: &str = "orchestrate_compensations_total";
+
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Turns recording on (it stays on).
@@ -143,6 +151,7 @@ fn describe() {
     metrics::describe_gauge!(BREAKER_STATE, "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
     metrics::describe_counter!(CACHE_REQUESTS, "Cache lookups by what they found.");
     metrics::describe_counter!(STORE_ERRORS, "Failed operations of the shared store, by operation and kind.");
+    metrics::describe_counter!(COMPENSATIONS, "Compensations of committed calls after a failed request, by outcome.");
 }
 
 /// A metric by its name and label values: the address and length of each `&'static str`, or a
@@ -327,5 +336,12 @@ pub(crate) fn breaker(service: &'static str, gauge: u8) {
 pub(crate) fn store_error(operation: &str, kind: &'static str) {
     if enabled() {
         metrics::counter!(STORE_ERRORS, "operation" => operation.to_owned(), "kind" => kind).increment(1);
+    }
+}
+
+/// The compensation of call `call` of `endpoint` ended with `outcome` (`compensated`, `failed`).
+pub(crate) fn compensation(endpoint: &'static str, call: &'static str, outcome: &'static str) {
+    if enabled() {
+        metrics::counter!(COMPENSATIONS, "endpoint" => endpoint, "call" => call, "outcome" => outcome).increment(1);
     }
 }
