@@ -70,8 +70,8 @@ pub use orchestrate_runtime::{
 
 // Services and their policies.
 pub use orchestrate_runtime::{
-    BreakerPolicy, BreakerState, CachePolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service, ServiceClient,
-    ServiceHealth, ServiceSpec, Trip,
+    BreakerPolicy, BreakerState, CachePolicy, CompensationPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy,
+    Service, ServiceClient, ServiceHealth, ServiceSpec, Trip,
 };
 
 // Custom call logic and downstream requests.
@@ -84,7 +84,9 @@ pub use orchestrate_runtime::{
 pub use orchestrate_runtime::{CallOutcome, CallRecord, Timeline};
 
 // The static description of endpoints (documentation, start-up checks, `/_orchestrate`).
-pub use orchestrate_runtime::{CallSpec, CallTarget, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
+pub use orchestrate_runtime::{
+    CallSpec, CallTarget, CompensationSpec, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec,
+};
 
 // Start-up configuration.
 pub use orchestrate_runtime::{

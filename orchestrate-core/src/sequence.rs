@@ -24,6 +24,8 @@
 //!         when: None,
 //!         for_each: None,
 //!         cache: None,
+//!         side_effect: false,
+//!         compensation: None,
 //!     }),
 //! };
 //! let nodes = [call("user", "/users/{id}", &[]), call("orders", "/orders?user={id}", &[0])];
@@ -86,6 +88,12 @@ pub struct Call<'a> {
     pub for_each: Option<(&'a str, u32)>,
     /// How its answers are cached, if they are.
     pub cache: Option<crate::policy::CachePolicy>,
+    /// Whether the call changes something downstream: a request other than GET not marked
+    /// `idempotent` (which says it only computes).
+    pub side_effect: bool,
+    /// What undoes it when a later required step fails: method and path, e.g.
+    /// `("POST", "/charges/{payment.id}/refund")`.
+    pub compensation: Option<(&'a str, &'a str)>,
 }
 
 /// How a call reaches its service.
@@ -190,6 +198,76 @@ pub struct Row {
     pub fallback: Fallback,
     /// How its answers are cached, if they are.
     pub cache: Option<crate::policy::CachePolicy>,
+    /// What undoes the call if the request fails after it.
+    pub compensation: Compensation,
+}
+
+/// The "Compensation" column of a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compensation {
+    /// Nothing to undo: no side effect, or no required step can fail after it.
+    NotNeeded,
+    /// The compensation's request, e.g. `"POST /charges/{payment.id}/refund"`.
+    Request(String),
+    /// A side effect that a later required step's failure would leave in place.
+    Missing,
+}
+
+/// The side-effecting calls without a compensation after which a required call can fail, each
+/// with the first such call: `(call, later)` by node position. A required call can fail after
+/// `call` committed unless it is one of the calls `call` waits for (directly or not).
+///
+/// ```
+/// use orchestrate_core::sequence::{Call, Kind, Node, Retries, Target, uncompensated};
+/// let call = |method, required, side_effect| Kind::Call(Call {
+///     service: "s", target: Target::Http { method, path: "/" }, required, timeout_ms: 100,
+///     retries: Retries::Service, fallback: None, when: None, for_each: None, cache: None,
+///     side_effect, compensation: None,
+/// });
+/// // reserve (POST) → charge (POST, required): charge can fail after reserve; not the reverse.
+/// let nodes = [
+///     Node { name: "reserve", deps: &[], kind: call("POST", true, true) },
+///     Node { name: "charge", deps: &[0], kind: call("POST", true, true) },
+/// ];
+/// assert_eq!(uncompensated(&nodes), [(0, 1)]);
+/// ```
+pub fn uncompensated(nodes: &[Node<'_>]) -> Vec<(usize, usize)> {
+    let n = nodes.len();
+    // Transitive closure by rounds: endpoints have at most 64 nodes.
+    // before[i]: every node `i` waits for, directly or not.
+    let mut before: Vec<Vec<bool>> = vec![vec![false; n]; n];
+    for _ in 0..n {
+        let mut changed = false;
+        for i in 0..n {
+            for &d in nodes[i].deps.iter().filter(|&&d| d < n) {
+                let inherited: Vec<usize> = (0..n).filter(|&k| before[d][k]).collect();
+                for k in std::iter::once(d).chain(inherited) {
+                    if !before[i][k] {
+                        before[i][k] = true;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let Kind::Call(call) = &node.kind else { continue };
+        if !call.side_effect || call.compensation.is_some() {
+            continue;
+        }
+        let later = nodes
+            .iter()
+            .enumerate()
+            .position(|(j, other)| j != i && !before[i][j] && matches!(&other.kind, Kind::Call(c) if c.required));
+        if let Some(j) = later {
+            out.push((i, j));
+        }
+    }
+    out
 }
 
 impl Row {
@@ -253,6 +331,7 @@ fn longest(nodes: &[Node<'_>], weight: impl Fn(&Node<'_>) -> usize) -> Vec<(usiz
 /// let call = |service, required| Kind::Call(Call {
 ///     service, target: Target::Http { method: "GET", path: "/" }, required, timeout_ms: 100,
 ///     retries: Retries::Service, fallback: None, when: None, for_each: None, cache: None,
+///     side_effect: false, compensation: None,
 /// });
 /// let nodes = [
 ///     Node { name: "user", deps: &[], kind: call("users", true) },
@@ -265,6 +344,7 @@ fn longest(nodes: &[Node<'_>], weight: impl Fn(&Node<'_>) -> usize) -> Vec<(usiz
 /// ```
 pub fn rows(nodes: &[Node<'_>]) -> Vec<Row> {
     let depth = longest(nodes, |node| usize::from(matches!(node.kind, Kind::Call(_))));
+    let missing: Vec<usize> = uncompensated(nodes).into_iter().map(|(i, _)| i).collect();
     let mut rows: Vec<Row> = nodes
         .iter()
         .enumerate()
@@ -291,6 +371,11 @@ pub fn rows(nodes: &[Node<'_>]) -> Vec<Row> {
                     (false, None) => Fallback::Null,
                 },
                 cache: call.cache,
+                compensation: match call.compensation {
+                    Some((method, path)) => Compensation::Request(format!("{method} {path}")),
+                    None if missing.contains(&i) => Compensation::Missing,
+                    None => Compensation::NotNeeded,
+                },
             })
         })
         .collect();
@@ -308,12 +393,23 @@ pub fn call_table(nodes: &[Node<'_>]) -> String {
     let rows = rows(nodes);
     // The design template's "Cache TTL", as a column when some call is cached.
     let cached = rows.iter().any(|row| row.cache.is_some());
+    // "Compensation", as a column when some call is compensated: the endpoint undoes side
+    // effects, and the column shows which it would leave in place.
+    let compensated = rows.iter().any(|row| matches!(row.compensation, Compensation::Request(_)));
     let mut out = String::from("| Order | Service call | Required? | Timeout | Retries | Fallback |");
-    out.push_str(if cached {
-        " Cache TTL |\n|---|---|---|---|---|---|---|\n"
-    } else {
-        "\n|---|---|---|---|---|---|\n"
-    });
+    let mut columns = 6;
+    if cached {
+        out.push_str(" Cache TTL |");
+        columns += 1;
+    }
+    if compensated {
+        out.push_str(" Compensation |");
+        columns += 1;
+    }
+    out.push('\n');
+    out.push('|');
+    out.push_str(&"---|".repeat(columns));
+    out.push('\n');
     for row in rows {
         let mut call = format!("{}: {}", text(&row.service_title()), code(&row.request));
         if let Some((collection, concurrency)) = &row.for_each {
@@ -338,6 +434,14 @@ pub fn call_table(nodes: &[Node<'_>]) -> String {
         if cached {
             let ttl = row.cache.map_or_else(|| "No cache".to_owned(), |c| c.describe());
             let _ = write!(out, " {ttl} |");
+        }
+        if compensated {
+            let cell = match &row.compensation {
+                Compensation::Request(request) => code(request),
+                Compensation::Missing => crate::policy::saga::NOT_COMPENSATED.to_owned(),
+                Compensation::NotNeeded => "–".to_owned(),
+            };
+            let _ = write!(out, " {cell} |");
         }
         out.push('\n');
     }
@@ -489,6 +593,8 @@ mod tests {
             when: None,
             for_each: None,
             cache: None,
+            side_effect: method != "GET",
+            compensation: None,
         })
     }
 
@@ -531,6 +637,34 @@ mod tests {
     }
 
     #[test]
+    fn a_compensated_endpoint_shows_what_undoes_each_side_effect_and_what_nothing_would() {
+        let with = |compensation, side_effect, required| {
+            let Kind::Call(mut call) = call("s", "POST", "/x", required) else { unreachable!() };
+            call.compensation = compensation;
+            call.side_effect = side_effect;
+            Kind::Call(call)
+        };
+        let nodes = [
+            Node { name: "quote", deps: &[], kind: with(None, false, true) },
+            Node { name: "reserve", deps: &[0], kind: with(None, true, true) },
+            Node { name: "charge", deps: &[1], kind: with(Some(("POST", "/charges/{charge.id}/refund")), true, true) },
+            Node { name: "ship", deps: &[2], kind: with(None, true, true) },
+        ];
+        // `reserve` stays in place when `charge` or `ship` fails; nothing can fail after `ship`.
+        assert_eq!(uncompensated(&nodes), [(1, 2)]);
+        let table = call_table(&nodes);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].ends_with("| Fallback | Compensation |"), "{table}");
+        assert_eq!(lines[1], "|---|---|---|---|---|---|---|");
+        assert!(lines[2].ends_with("| – |"), "{table}");
+        assert!(lines[3].ends_with("| **none** |"), "{table}");
+        assert!(lines[4].ends_with("| `POST /charges/{charge.id}/refund` |"), "{table}");
+        assert!(lines[5].ends_with("| – |"), "{table}");
+        // Without any compensation, the table keeps its six columns.
+        assert!(!call_table(&checkout()).contains("Compensation"));
+    }
+
+    #[test]
     fn cells_stay_cells_and_labels_stay_labels() {
         let nodes = [Node {
             name: "x",
@@ -545,6 +679,8 @@ mod tests {
                 when: Some("a | b"),
                 for_each: Some(("cart.items", 4)),
                 cache: None,
+                side_effect: false,
+                compensation: None,
             }),
         }];
         let table = call_table(&nodes);

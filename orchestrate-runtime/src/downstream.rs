@@ -11,6 +11,7 @@ use crate::client::{CallClient, Outgoing, ServiceClient, decode_json};
 use crate::context::RequestContext;
 use crate::error::{CallError, CallErrorKind};
 use crate::executor::{CallDone, Calls};
+use crate::outcome::Compensation;
 use crate::retry::CallPolicy;
 use crate::service::CachePolicy;
 use crate::spec::{CallSpec, EndpointSpec};
@@ -250,6 +251,21 @@ impl Calls for Downstream<'_> {
     ) -> Result<CallClient<'a>, CallError> {
         let (client, policy) = self.resolve(call_of(spec, node)?)?;
         Ok(CallClient::new(client, policy, &self.context, deadline, tally))
+    }
+
+    fn compensate(
+        &self,
+        spec: &'static EndpointSpec,
+        steps: Vec<(usize, Outgoing)>,
+    ) -> impl Future<Output = Vec<Compensation>> + Send + '_ {
+        // Spawned: the compensations go on when this future is dropped.
+        let handle = crate::saga::spawn(self.runtime.clone(), self.context.clone(), spec, steps);
+        async move {
+            handle.await.unwrap_or_else(|error| {
+                tracing::error!(%error, "the compensations' task failed");
+                Vec::new()
+            })
+        }
     }
 
     fn breaker(&self, call: &CallSpec) -> Option<BreakerState> {

@@ -44,6 +44,7 @@ pub mod recent;
 pub mod retry;
 pub mod router;
 mod runtime;
+pub mod saga;
 pub mod service;
 pub mod spec;
 pub mod store;
@@ -63,9 +64,12 @@ pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
 pub use rate_limit::{Rate, RateLimits};
 pub use runtime::{Runtime, RuntimeBuilder, SERVER_TIMING_ENV};
 pub use service::{
-    BreakerPolicy, CachePolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec, Trip,
+    BreakerPolicy, CachePolicy, CompensationPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service,
+    ServiceSpec, Trip,
 };
-pub use spec::{CallSpec, CallTarget, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
+pub use spec::{
+    CallSpec, CallTarget, CompensationSpec, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec,
+};
 pub use timeline::{CallOutcome, CallRecord, Timeline};
 pub use tls::install_tls_provider;
 

@@ -72,6 +72,16 @@ fn failed_services(failed: &[FailedCall]) -> Vec<&'static str> {
     services_of(failed, false)
 }
 
+fn services_compensated(compensations: &[Compensation], done: bool) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for c in compensations.iter().filter(|c| c.done == done) {
+        if !names.contains(&c.service) {
+            names.push(c.service);
+        }
+    }
+    names
+}
+
 /// A successful run: the assembled endpoint value and what degraded on the way.
 #[derive(Debug)]
 pub struct Outcome<T> {
@@ -179,6 +189,35 @@ struct FailureInner {
     failed: Vec<FailedCall>,
     retry_after: Option<HeaderValue>,
     timeline: Timeline,
+    compensations: Vec<Compensation>,
+}
+
+/// How the compensation of one committed call ended, after a failed request (see
+/// [`saga`](crate::saga)).
+///
+/// ```
+/// use orchestrate_runtime::outcome::Compensation;
+/// let refund = Compensation::new("payment", "payment", true, 1);
+/// assert!(refund.done);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Compensation {
+    /// Field name of the compensated call.
+    pub call: &'static str,
+    /// Its service.
+    pub service: &'static str,
+    /// Whether the compensation succeeded (a 2xx answer within its retries).
+    pub done: bool,
+    /// Requests it sent.
+    pub attempts: u32,
+}
+
+impl Compensation {
+    /// The compensation of `call` (of `service`), `done` or not after `attempts` requests.
+    pub fn new(call: &'static str, service: &'static str, done: bool, attempts: u32) -> Self {
+        Self { call, service, done, attempts }
+    }
 }
 
 impl Failure {
@@ -191,11 +230,35 @@ impl Failure {
     ) -> Self {
         failed.push(call);
         let cause = FailureCause::Required(failed.len() - 1);
-        Self(Box::new(FailureInner { endpoint, cause, failed, retry_after: error.retry_after().cloned(), timeline }))
+        let retry_after = error.retry_after().cloned();
+        Self(Box::new(FailureInner { endpoint, cause, failed, retry_after, timeline, compensations: Vec::new() }))
     }
 
     pub(crate) fn deadline(endpoint: &'static str, failed: Vec<FailedCall>, timeline: Timeline) -> Self {
-        Self(Box::new(FailureInner { endpoint, cause: FailureCause::Deadline, failed, retry_after: None, timeline }))
+        let cause = FailureCause::Deadline;
+        Self(Box::new(FailureInner { endpoint, cause, failed, retry_after: None, timeline, compensations: Vec::new() }))
+    }
+
+    /// The same failure, after the compensations of its committed calls ran.
+    pub(crate) fn with_compensations(mut self, compensations: Vec<Compensation>) -> Self {
+        self.0.compensations = compensations;
+        self
+    }
+
+    /// How the compensation of each committed call ended, in the order they ran (empty when no
+    /// call with `compensate` had committed).
+    pub fn compensations(&self) -> &[Compensation] {
+        &self.0.compensations
+    }
+
+    /// The services whose calls were compensated, in the order they ran, without repeats.
+    pub fn compensated(&self) -> Vec<&'static str> {
+        services_compensated(&self.0.compensations, true)
+    }
+
+    /// The services whose compensations could not complete.
+    pub fn not_compensated(&self) -> Vec<&'static str> {
+        services_compensated(&self.0.compensations, false)
     }
 
     /// The endpoint that failed.
@@ -334,6 +397,12 @@ struct ErrorDetail<'a> {
     message: &'a str,
     failed_services: &'a [&'static str],
     partial_data: bool,
+    /// Services whose committed calls were undone after the failure (sagas).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    compensated: &'a [&'static str],
+    /// Services whose compensations could not complete.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    not_compensated: &'a [&'static str],
 }
 
 /// Builds the design's error body `{"error":{"code","message","failedServices","partialData"}}`.
@@ -344,7 +413,20 @@ pub(crate) fn error_response(
     failed_services: &[&'static str],
     retry_after: Option<HeaderValue>,
 ) -> Response {
-    let body = ErrorBody { error: ErrorDetail { code, message, failed_services, partial_data: false } };
+    saga_error_response(status, code, message, failed_services, retry_after, (&[], &[]))
+}
+
+/// The error body with the saga's `compensated` and `notCompensated` services.
+fn saga_error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    failed_services: &[&'static str],
+    retry_after: Option<HeaderValue>,
+    (compensated, not_compensated): (&[&'static str], &[&'static str]),
+) -> Response {
+    let error = ErrorDetail { code, message, failed_services, partial_data: false, compensated, not_compensated };
+    let body = ErrorBody { error };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut response =
         (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response();
@@ -364,6 +446,8 @@ impl IntoResponse for Failure {
             StatusCode::SERVICE_UNAVAILABLE => Some(HeaderValue::from_static("1")),
             _ => None,
         };
-        error_response(status, self.code(), &self.message(), &self.failed_services(), retry_after)
+        let (compensated, not_compensated) = (self.compensated(), self.not_compensated());
+        let saga = (compensated.as_slice(), not_compensated.as_slice());
+        saga_error_response(status, self.code(), &self.message(), &self.failed_services(), retry_after, saga)
     }
 }

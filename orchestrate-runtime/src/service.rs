@@ -11,7 +11,9 @@
 use serde::Serialize;
 
 pub(crate) use orchestrate_core::policy::millis;
-pub use orchestrate_core::policy::{BreakerPolicy, CachePolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Trip};
+pub use orchestrate_core::policy::{
+    BreakerPolicy, CachePolicy, CompensationPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Trip,
+};
 
 /// The host (and port) of a URL: no scheme, user info, path or query, so a serialized spec never
 /// shows credentials or internal paths.

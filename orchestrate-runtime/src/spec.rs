@@ -4,7 +4,7 @@
 //! The description serializes (serde) as the JSON of `/_orchestrate.json`: camelCase keys,
 //! durations as milliseconds (`timeoutMs`), enums tagged by `kind`.
 
-use crate::service::{CachePolicy, RetryPolicy, millis};
+use crate::service::{CachePolicy, CompensationPolicy, RetryPolicy, millis};
 use orchestrate_core::policy::RateLimits;
 use serde::Serialize;
 use std::time::Duration;
@@ -194,6 +194,42 @@ pub struct CallSpec {
     /// How the call's answers are cached, if they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CachePolicy>,
+    /// What undoes the call when a later required step fails (`compensate = ..`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compensation: Option<&'static CompensationSpec>,
+}
+
+/// The compensation of a call (`compensate = post("/charges/{payment.id}/refund", ..)`): the
+/// request the generated code builds once the call committed, sent when a later required step
+/// fails, with its own timeout and retries.
+///
+/// ```
+/// use orchestrate_runtime::{CompensationSpec, Method};
+/// use orchestrate_runtime::service::CompensationPolicy;
+/// const REFUND: CompensationSpec =
+///     CompensationSpec::new(Method::Post, "/charges/{payment.id}/refund", CompensationPolicy::DEFAULT, true);
+/// assert!(REFUND.idempotency_key);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct CompensationSpec {
+    /// The compensation's method.
+    pub method: Method,
+    /// Its path template, as written.
+    pub path: &'static str,
+    /// Timeout per attempt and retries.
+    #[serde(flatten)]
+    pub policy: CompensationPolicy,
+    /// Whether it sends an `Idempotency-Key`.
+    pub idempotency_key: bool,
+}
+
+impl CompensationSpec {
+    /// `method path` with `policy`, with or without an idempotency key.
+    pub const fn new(method: Method, path: &'static str, policy: CompensationPolicy, idempotency_key: bool) -> Self {
+        Self { method, path, policy, idempotency_key }
+    }
 }
 
 fn fan_out<S: serde::Serializer>(value: &Option<(&'static str, u32)>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -235,6 +271,7 @@ impl CallSpec {
             when: None,
             for_each: None,
             cache: None,
+            compensation: None,
         }
     }
 
@@ -280,6 +317,12 @@ impl CallSpec {
     /// Caches the call's answers.
     pub const fn with_cache(mut self, cache: CachePolicy) -> Self {
         self.cache = Some(cache);
+        self
+    }
+
+    /// The same call, undone by `compensation` when a later required step fails.
+    pub const fn with_compensation(mut self, compensation: &'static CompensationSpec) -> Self {
+        self.compensation = Some(compensation);
         self
     }
 

@@ -14,6 +14,7 @@
 //! | concurrency limit | [`bulkhead`] | `max_in_flight = auto` or `max_in_flight = 64` | the same (`"auto"`) |
 //! | response cache (call, endpoint) | [`cache`] | `cache(ttl = "60s", stale = "30s", key = .., tags = [..])` | `[cache]` (capacity, shared) |
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
+//! | compensation of a call | [`saga`] | `compensate = post("/refunds", .., timeout = "2s", retry(..))` | – |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
 //! | inbound rate limits (module, endpoint) | [`rate_limit`] | `rate_limit(per_user = "100/min", per_ip = "500/min", per_endpoint = "50/min", global = "10000/min")` | `[rate_limit]`, `[rate_limit.endpoints.Summary]` |
 //! | the shared store | [`store`] | – | `[store]` |
@@ -40,6 +41,7 @@ pub mod rate_limit;
 pub mod recent;
 pub mod retry;
 pub mod retry_budget;
+pub mod saga;
 pub mod service;
 pub mod store;
 mod value;
@@ -51,6 +53,7 @@ pub use rate_limit::{Rate, RateLimitSettings, RateLimits};
 pub use recent::RecentRequests;
 pub use retry::{RetryOn, RetryPolicy};
 pub use retry_budget::RetryBudget;
+pub use saga::CompensationPolicy;
 pub use service::ServicePolicies;
 pub use store::StoreSettings;
 pub use value::{Entry, Example, Keys, Problem, Reader, Syntax, Value, unknown_key};

@@ -39,6 +39,7 @@ pub(crate) fn check(endpoint: &Endpoint, errors: &mut Errors) -> Option<Plan> {
         );
     }
     let (uses, inputs) = resolve(endpoint, errors);
+    check_compensation_reads(endpoint, errors);
     let cycles = find_cycles(&edges(&uses));
     for cycle in &cycles {
         report_cycle(endpoint, &uses, cycle, errors);
@@ -56,7 +57,80 @@ pub(crate) fn check(endpoint: &Endpoint, errors: &mut Errors) -> Option<Plan> {
     if errors_len(errors) > before {
         return None;
     }
-    Some(Plan { order: nodes, deps, inputs: node_inputs })
+    let plan = Plan { order: nodes, deps, inputs: node_inputs };
+    check_saga(endpoint, &plan, errors);
+    if errors_len(errors) > before {
+        return None;
+    }
+    Some(plan)
+}
+
+/// A compensation runs after the request failed: it may read the call's own answer, the inputs
+/// and what the call itself read, nothing that might not have completed.
+fn check_compensation_reads(endpoint: &Endpoint, errors: &mut Errors) {
+    for field in &endpoint.fields {
+        let FieldKind::Call(call) = &field.kind else { continue };
+        let Some(compensate) = &call.compensate else { continue };
+        let mut reported: Vec<String> = Vec::new();
+        for ident in &compensate.uses {
+            let name = ident.to_string();
+            let allowed = *ident == field.ident
+                || call.uses.iter().any(|u| *u == name)
+                || matches!(endpoint.field(&name), Some((_, f)) if matches!(f.kind, FieldKind::Input(_)))
+                || endpoint.field(&name).is_none();
+            if !allowed && !reported.contains(&name) {
+                let message = orchestrate_core::policy::saga::compensation_reads(&field.ident.to_string(), &name);
+                errors.at(ident.span(), message);
+                reported.push(name);
+            }
+        }
+    }
+}
+
+/// In a `saga` endpoint, a side effect a later required failure would leave in place is an
+/// error at the call's method (elsewhere the docs' "Compensation" column lists it).
+fn check_saga(endpoint: &Endpoint, plan: &Plan, errors: &mut Errors) {
+    use orchestrate_core::sequence::{self, Kind, Node, Retries, Target};
+    if endpoint.saga.is_none() {
+        return;
+    }
+    // The rule of the docs' "Compensation" column, on what it reads of each call.
+    let nodes: Vec<Node<'_>> = plan
+        .order
+        .iter()
+        .zip(&plan.deps)
+        .map(|(&f, deps)| {
+            let kind = match &endpoint.fields[f].kind {
+                FieldKind::Call(call) => Kind::Call(sequence::Call {
+                    service: "",
+                    target: Target::With(""),
+                    required: call.required.is_some(),
+                    timeout_ms: 0,
+                    retries: Retries::Service,
+                    fallback: None,
+                    when: None,
+                    for_each: None,
+                    cache: None,
+                    side_effect: call.side_effect(),
+                    compensation: call.compensate.as_ref().map(|c| (c.method.upper(), "")),
+                }),
+                _ => Kind::Compute(""),
+            };
+            Node { name: "", deps, kind }
+        })
+        .collect();
+    for (call, later) in sequence::uncompensated(&nodes) {
+        let field = &endpoint.fields[plan.order[call]];
+        let later = &endpoint.fields[plan.order[later]];
+        let FieldKind::Call(c) = &field.kind else { continue };
+        let Some(CallTarget::Http { method, key, .. }) = &c.target else { continue };
+        let message = orchestrate_core::policy::saga::uncompensated(
+            &field.ident.to_string(),
+            method.upper(),
+            &later.ident.to_string(),
+        );
+        errors.at(key.span(), message);
+    }
 }
 
 fn errors_len(errors: &Errors) -> usize {
@@ -465,6 +539,9 @@ pub(super) fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
             errors.spanned(key, "a fan-out caches each item's request under its own default key; remove `key`");
         }
     }
+    if let Some(compensate) = &call.compensate {
+        check_compensate(field, call, target, compensate, errors);
+    }
     if let Some(retry) = &call.retry
         && retry.policy.retries()
         && !call.retryable()
@@ -474,6 +551,37 @@ pub(super) fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
             CallTarget::With { .. } => None,
         };
         errors.at(retry.key.span(), orchestrate_core::policy::retry::unsafe_call_retry(&name.to_string(), method));
+    }
+}
+
+fn check_compensate(field: &Field, call: &Call, target: &CallTarget, compensate: &Compensate, errors: &mut Errors) {
+    use orchestrate_core::policy::saga;
+    let name = field.ident.to_string();
+    match target {
+        CallTarget::Http { method: HttpMethod::Get, .. } => {
+            errors.at(compensate.key.span(), saga::compensate_on_get(&name));
+        }
+        CallTarget::With { .. } => {
+            errors.at(compensate.key.span(), saga::compensate_needs_single_request(&name, false))
+        }
+        CallTarget::Http { .. } if call.for_each.is_some() => {
+            errors.at(compensate.key.span(), saga::compensate_needs_single_request(&name, true));
+        }
+        CallTarget::Http { .. } => {}
+    }
+    if !compensate.retryable() {
+        errors.at(compensate.method_token.span(), saga::compensation_not_idempotent(&name, compensate.method.upper()));
+    }
+    if let Some(flag) = &compensate.idempotent
+        && compensate.method.is_idempotent()
+    {
+        let method = &compensate.method_token;
+        errors.at(flag.span(), format!("`{method}` is idempotent by definition (RFC 9110); remove `idempotent`"));
+    }
+    if let Some(body) = &compensate.body
+        && compensate.method == HttpMethod::Get
+    {
+        errors.at(body.key.span(), "a GET carries no body; make the compensation a `post`".to_owned());
     }
 }
 

@@ -33,10 +33,11 @@ struct Texts {
     when: Option<String>,
     for_each: Option<String>,
     compute: String,
+    compensation: Option<(&'static str, String)>,
 }
 
-/// The Markdown appended to the struct's docs.
-pub(crate) fn doc_text(endpoint: &Endpoint, plan: &Plan) -> String {
+/// Hands the endpoint's nodes, as the renderer takes them, to `f`.
+fn with_nodes<R>(endpoint: &Endpoint, plan: &Plan, f: impl FnOnce(&[Node<'_>]) -> R) -> R {
     let fields: Vec<&Field> = plan.order.iter().map(|&f| &endpoint.fields[f]).collect();
     let texts: Vec<Texts> = fields.iter().map(|field| texts(field)).collect();
     let nodes: Vec<Node<'_>> = fields
@@ -45,8 +46,15 @@ pub(crate) fn doc_text(endpoint: &Endpoint, plan: &Plan) -> String {
         .zip(&plan.deps)
         .map(|((field, text), deps)| Node { name: &text.name, deps, kind: kind(field, text) })
         .collect();
+    f(&nodes)
+}
+
+/// The Markdown appended to the struct's docs.
+pub(crate) fn doc_text(endpoint: &Endpoint, plan: &Plan) -> String {
     let timeout_ms = endpoint.timeout.as_ref().map_or(0, |t| t.value.as_millis() as u64);
-    sequence::endpoint_doc_cached(timeout_ms, endpoint.cache.as_ref().map(|c| c.policy), &nodes)
+    with_nodes(endpoint, plan, |nodes| {
+        sequence::endpoint_doc_cached(timeout_ms, endpoint.cache.as_ref().map(|c| c.policy), nodes)
+    })
 }
 
 /// Expressions are written as the spec writes them, so the rustdoc and the `/_orchestrate` page
@@ -225,6 +233,7 @@ fn texts(field: &Field) -> Texts {
         when: None,
         for_each: None,
         compute: String::new(),
+        compensation: None,
     };
     match &field.kind {
         FieldKind::Call(call) => {
@@ -237,6 +246,7 @@ fn texts(field: &Field) -> Texts {
             texts.fallback = call.fallback.as_ref().map(|k| tokens(&k.expr));
             texts.when = call.when.as_ref().map(|k| tokens(&k.expr));
             texts.for_each = call.for_each.as_ref().map(|each| tokens(&each.collection));
+            texts.compensation = call.compensate.as_ref().map(|c| (c.method.upper(), c.template.value()));
         }
         FieldKind::Compute(compute) => texts.compute = tokens(&compute.expr),
         FieldKind::Input(_) | FieldKind::Unknown => {}
@@ -268,6 +278,8 @@ fn kind<'a>(field: &Field, text: &'a Texts) -> Kind<'a> {
         when: text.when.as_deref(),
         for_each: text.for_each.as_deref().map(|collection| (collection, concurrency)),
         cache: call.cache.as_ref().map(|c| c.policy),
+        side_effect: call.side_effect(),
+        compensation: text.compensation.as_ref().map(|(method, path)| (*method, path.as_str())),
     })
 }
 

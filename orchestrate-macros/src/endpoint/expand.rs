@@ -371,6 +371,21 @@ fn call_spec(endpoint: &Endpoint, field: &Field, call: &Call) -> TokenStream {
         let policy = cache_policy(&cache.policy);
         spec.extend(quote!(.with_cache(#policy)));
     }
+    if let Some(c) = &call.compensate {
+        let method = format_ident!("{}", c.method.variant());
+        let path = &c.template;
+        let timeout = millis(c.policy.timeout);
+        let retry = crate::services::retry_tokens(&c.policy.retry);
+        let keyed = c.idempotency_key.is_some();
+        spec.extend(quote! {
+            .with_compensation(&::orchestrate::CompensationSpec::new(
+                ::orchestrate::Method::#method,
+                #path,
+                ::orchestrate::CompensationPolicy::new(#timeout, #retry),
+                #keyed,
+            ))
+        });
+    }
     spec
 }
 
@@ -445,6 +460,10 @@ fn execute(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
             }
         }
     });
+    // Every call still in flight was dropped with the node futures; then the committed ones are
+    // compensated. Endpoints without compensations skip the step entirely.
+    let compensates = nodes.iter().any(|f| matches!(&f.kind, FieldKind::Call(c) if c.compensate.is_some()));
+    let on_failure = if compensates { quote!(__exec.compensate(failure).await) } else { quote!(failure) };
     let assemble = nodes.iter().map(|field| {
         let (name, slot) = (&field.ident, slot(field));
         quote!(#name: #slot.into_value(),)
@@ -474,7 +493,7 @@ fn execute(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
                 };
                 let __report = match __report {
                     ::core::result::Result::Ok(report) => report,
-                    ::core::result::Result::Err(failure) => return ::core::result::Result::Err(failure),
+                    ::core::result::Result::Err(failure) => return ::core::result::Result::Err(#on_failure),
                 };
                 ::core::result::Result::Ok(::orchestrate::Outcome {
                     value: Self { #(#input_names,)* #(#assemble)* },
@@ -592,6 +611,24 @@ pub(super) fn call_body(field: &Field, call: &Call, pos: usize) -> TokenStream {
             quote!(#p::CallDone::<#produced>::failed(::orchestrate::CallError::new(::orchestrate::CallErrorKind::UnknownService), 0, None))
         }
     };
+    // A call with a compensation hands it to the executor the moment it succeeded, built from
+    // its answer (bound under the field's name) and what the call itself read.
+    let send = match &call.compensate {
+        Some(c) => {
+            let name = &field.ident;
+            let outgoing = compensation_outgoing(c);
+            quote! {{
+                let __done: #p::CallDone<#produced> = #send;
+                if let ::core::result::Result::Ok(__answer) = &__done.value {
+                    #[allow(unused_variables)]
+                    let #name: &#produced = __answer;
+                    __exec.commit(#pos, #outgoing);
+                }
+                __done
+            }}
+        }
+        None => send,
+    };
     match &call.when {
         Some(when) => {
             let cond = &when.expr;
@@ -683,6 +720,41 @@ fn outgoing(call: &Call, method: HttpMethod, parts: &[TemplatePart]) -> TokenStr
                 cache.tags.iter().map(|t| quote_spanned!(expr_span(t)=> ::std::string::ToString::to_string(&(#t))));
             chain.extend(quote!(.cache_tags(::std::vec![#(#tags),*])));
         }
+    }
+    quote!({
+        let mut __target = #p::Target::new();
+        #(#pushes)*
+        #p::Outgoing::new(#p::HttpMethod::#method, __target) #chain
+    })
+}
+
+/// Builds the `Outgoing` of a compensation: template, body, headers, idempotency key.
+fn compensation_outgoing(c: &Compensate) -> TokenStream {
+    let p = quote!(::orchestrate::__private);
+    let method = format_ident!("{}", c.method.upper());
+    let pushes = c.parts.iter().map(|part| match part {
+        TemplatePart::Literal(text) => quote!(__target.literal(#text);),
+        TemplatePart::Value { expr, in_query: false } => {
+            let expr = resolved_as_macro(expr);
+            quote!(__target.segment(&(#expr));)
+        }
+        TemplatePart::Value { expr, in_query: true } => {
+            let expr = resolved_as_macro(expr);
+            quote!(__target.query_value(&(#expr));)
+        }
+    });
+    let mut chain = TokenStream::new();
+    if let Some(body) = &c.body {
+        let expr = &body.expr;
+        chain.extend(quote_spanned!(expr_span(expr)=> .json(&(#expr))));
+    }
+    if let Some(headers) = &c.headers {
+        let expr = &headers.expr;
+        chain.extend(quote_spanned!(expr_span(expr)=> .headers(#expr)));
+    }
+    if let Some(key) = &c.idempotency_key {
+        let expr = &key.expr;
+        chain.extend(quote_spanned!(expr_span(expr)=> .idempotency_key(&(#expr))));
     }
     quote!({
         let mut __target = #p::Target::new();

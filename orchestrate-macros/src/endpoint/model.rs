@@ -74,6 +74,8 @@ pub(crate) struct Endpoint {
     pub(crate) cache: Option<CacheAttr>,
     /// `rate_limit(..)`, with the module's limits merged in where the endpoint sets none.
     pub(crate) rate_limit: orchestrate_core::policy::RateLimits,
+    /// `saga`: every side effect after which a required step can fail must have a compensation.
+    pub(crate) saga: Option<Ident>,
     pub(crate) fields: Vec<Field>,
 }
 
@@ -165,6 +167,31 @@ pub(crate) struct Keyed {
     pub(crate) expr: Expr,
 }
 
+/// `compensate = post("/charges/{payment.id}/refund", body = .., idempotency_key = ..)`.
+pub(crate) struct Compensate {
+    /// The `compensate` key.
+    pub(crate) key: Ident,
+    pub(crate) method: HttpMethod,
+    /// The method's token (`post`).
+    pub(crate) method_token: Ident,
+    pub(crate) template: LitStr,
+    pub(crate) parts: Vec<TemplatePart>,
+    pub(crate) body: Option<Keyed>,
+    pub(crate) headers: Option<Keyed>,
+    pub(crate) idempotency_key: Option<Keyed>,
+    pub(crate) idempotent: Option<Ident>,
+    pub(crate) policy: orchestrate_core::policy::CompensationPolicy,
+    /// Every field name the compensation's expressions read.
+    pub(crate) uses: Vec<Ident>,
+}
+
+impl Compensate {
+    /// Whether repeating it is safe (it is retried, and resumed after a crash).
+    pub(crate) fn retryable(&self) -> bool {
+        self.idempotency_key.is_some() || self.idempotent.is_some() || self.method.is_idempotent()
+    }
+}
+
 pub(crate) struct Call {
     /// The `call` of `#[call(..)]`, for errors about the whole attribute.
     pub(crate) attr_span: Span,
@@ -183,6 +210,8 @@ pub(crate) struct Call {
     pub(crate) retry: Option<CallRetry>,
     pub(crate) cache: Option<CacheAttr>,
     pub(crate) for_each: Option<ForEach>,
+    /// `compensate = ..`: what undoes the call when a later required step fails.
+    pub(crate) compensate: Option<Compensate>,
     /// The fan-out bound, with the `concurrency` key.
     pub(crate) concurrency: Option<(u32, Span)>,
     /// Every field name the call's expressions read (dependencies to resolve).
@@ -210,6 +239,13 @@ impl Call {
         self.idempotency_key.is_some()
             || self.idempotent.is_some()
             || matches!(&self.target, Some(CallTarget::Http { method, .. }) if method.is_idempotent())
+    }
+
+    /// Whether the call changes something downstream: a request other than GET not marked
+    /// `idempotent` (custom logic is not judged).
+    pub(crate) fn side_effect(&self) -> bool {
+        self.idempotent.is_none()
+            && matches!(&self.target, Some(CallTarget::Http { method, .. }) if *method != HttpMethod::Get)
     }
 }
 

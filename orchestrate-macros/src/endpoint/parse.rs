@@ -13,7 +13,7 @@ use syn::parse::Parse;
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
 
-const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache", "rate_limit"];
+const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache", "rate_limit", "saga"];
 const CALL_KEYS: &[&str] = &[
     "service",
     "timeout",
@@ -36,6 +36,7 @@ const CALL_KEYS: &[&str] = &[
     "cache",
     "for_each",
     "concurrency",
+    "compensate",
 ];
 const INPUT_KEYS: &[&str] = &["body", "path", "query", "header"];
 
@@ -111,12 +112,13 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
     let head_ok = head.is_some();
-    let (method, route, timeout, max_body, cache, rate_limit) = head
-        .unwrap_or_else(|| (HttpMethod::Get, LitStr::new("/", item.ident.span()), None, None, None, RateLimits::NONE));
-    Some(Endpoint { ident: item.ident.clone(), head_ok, method, route, timeout, max_body, cache, rate_limit, fields })
+    let (method, route, timeout, max_body, cache, rate_limit, saga) = head.unwrap_or_else(|| {
+        (HttpMethod::Get, LitStr::new("/", item.ident.span()), None, None, None, RateLimits::NONE, None)
+    });
+    Some(Endpoint { ident: item.ident.clone(), head_ok, method, route, timeout, max_body, cache, rate_limit, saga, fields })
 }
 
-type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>, Option<CacheAttr>, RateLimits);
+type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>, Option<CacheAttr>, RateLimits, Option<Ident>);
 
 fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Option<Head>> {
     const USAGE: &str = "write `#[endpoint(POST \"/checkout/summary\", timeout = \"2s\")]`";
@@ -137,6 +139,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
     let mut max_body = None;
     let mut cache = None;
     let mut rate_limit = RateLimits::NONE;
+    let mut saga = None;
     let mut seen = Seen::new("#[endpoint]");
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
@@ -157,6 +160,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             }
             "cache" => cache = Some(parse_cache(input, &key, errors)?),
             "rate_limit" => rate_limit = parse_rate_limit(input, &key, errors)?,
+            "saga" => saga = Some(flag(input, &key)?),
             "max_body" => {
                 let lit = kw::eq_str(input, &key)?;
                 match orchestrate_core::size::parse_size(&lit.value()) {
@@ -177,7 +181,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some((method, route, timeout, max_body, cache, rate_limit)))
+    Ok(Some((method, route, timeout, max_body, cache, rate_limit, saga)))
 }
 
 /// `rate_limit(per_user = "100/min", ..)` of an endpoint or an `#[api]` module: the rates and
@@ -260,6 +264,7 @@ fn parse_call(attr: &Attribute, errors: &mut Errors) -> Option<Call> {
         retry: None,
         cache: None,
         for_each: None,
+        compensate: None,
         concurrency: None,
         uses: Vec::new(),
         written: Vec::new(),
@@ -412,6 +417,7 @@ fn parse_call_key(
             let bindings = pattern_bindings(&pat);
             call.for_each = Some(ForEach { key: key.clone(), pat, collection, bindings });
         }
+        "compensate" => call.compensate = Some(parse_compensate(input, key, errors)?),
         "concurrency" => {
             kw::eq_token(input, key)?;
             let lit: LitInt = input.parse()?;
@@ -520,6 +526,96 @@ pub(crate) fn parse_cache(input: ParseStream<'_>, key: &Ident, errors: &mut Erro
     let policy = policy
         .unwrap_or(orchestrate_core::policy::CachePolicy::new(std::time::Duration::ZERO, std::time::Duration::ZERO));
     Ok(CacheAttr { key_token: key.clone(), policy, key: cache_key, tags })
+}
+
+/// `compensate = post("/path", body = .., headers = .., idempotency_key = .., idempotent,
+/// timeout = "2s", retry(..))`: the method and path, the expressions, and the policy (read by
+/// `orchestrate_core::policy::saga`).
+fn parse_compensate(input: ParseStream<'_>, key: &Ident, errors: &mut Errors) -> syn::Result<Compensate> {
+    const USAGE: &str = "write `compensate = post(\"/charges/{payment.id}/refund\", idempotency_key = ..)`";
+    kw::eq_token(input, key)?;
+    let method_token: Ident = input
+        .call(syn::ext::IdentExt::parse_any)
+        .map_err(|e| syn::Error::new(e.span(), format!("`compensate` takes a request; {USAGE}")))?;
+    let name = method_token.to_string();
+    let method = HttpMethod::from_name(&name).filter(|_| name.chars().all(|c| c.is_ascii_lowercase()));
+    let Some(method) = method else {
+        return Err(syn::Error::new(
+            method_token.span(),
+            format!("`{method_token}` is not a method; use `post`, `put`, `patch` or `delete`: {USAGE}"),
+        ));
+    };
+    if !input.peek(syn::token::Paren) {
+        return Err(syn::Error::new(
+            method_token.span(),
+            format!("`{method_token}` needs its path in parentheses; {USAGE}"),
+        ));
+    }
+    let content;
+    parenthesized!(content in input);
+    let template: LitStr =
+        content.parse().map_err(|e| syn::Error::new(e.span(), format!("the path comes first; {USAGE}")))?;
+    let parts = parse_template(&template, errors);
+    let mut compensate = Compensate {
+        key: key.clone(),
+        method,
+        method_token,
+        template,
+        parts,
+        body: None,
+        headers: None,
+        idempotency_key: None,
+        idempotent: None,
+        policy: orchestrate_core::policy::CompensationPolicy::DEFAULT,
+        uses: Vec::new(),
+    };
+    let mut policy_entries = Vec::new();
+    let mut seen = Seen::new("compensate");
+    while !content.is_empty() {
+        content.parse::<Token![,]>()?;
+        if content.is_empty() {
+            break;
+        }
+        let k: Ident = content.call(syn::ext::IdentExt::parse_any)?;
+        if !seen.first(&k, errors) {
+            kw::skip_to_comma(&content);
+            continue;
+        }
+        match k.to_string().as_str() {
+            "body" => compensate.body = Some(keyed(&content, &k)?),
+            "headers" => compensate.headers = Some(keyed(&content, &k)?),
+            "idempotency_key" => compensate.idempotency_key = Some(keyed(&content, &k)?),
+            "idempotent" => compensate.idempotent = Some(flag(&content, &k)?),
+            "timeout" => policy_entries.push(crate::policy::entry_after_key(&content, &k)?),
+            "retry" => {
+                let at = crate::policy::At::span(k.span());
+                let value = crate::policy::group(&content, k.span())?;
+                policy_entries.push(orchestrate_core::policy::Entry::new("retry", at, value));
+            }
+            _ => {
+                kw::unknown(&k, "compensate", orchestrate_core::policy::saga::KEYS, &seen.names(), errors);
+                kw::skip_to_comma(&content);
+            }
+        }
+    }
+    let at = crate::policy::At::span(key.span());
+    let value = orchestrate_core::policy::Value::Table(policy_entries, at.clone());
+    let mut reader = Reader::new(Syntax::Dsl);
+    if let Some(policy) = orchestrate_core::policy::saga::read(&mut reader, &at, &value) {
+        compensate.policy = policy;
+    }
+    crate::policy::report(reader.into_problems(), errors);
+    let mut uses = Vec::new();
+    for part in &compensate.parts {
+        if let TemplatePart::Value { expr, .. } = part {
+            uses.extend(free_names(expr, &[]));
+        }
+    }
+    for keyed in [&compensate.body, &compensate.headers, &compensate.idempotency_key].into_iter().flatten() {
+        uses.extend(free_names(&keyed.expr, &[]));
+    }
+    compensate.uses = uses;
+    Ok(compensate)
 }
 
 /// Splits a call template and parses each placeholder as an expression whose tokens point at the

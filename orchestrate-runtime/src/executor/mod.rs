@@ -15,6 +15,13 @@
 //! [`Calls`], which sends the request of a call and yields the decoded value or a
 //! [`CallError`](crate::CallError), with the attempts it took. The runtime's implementation of
 //! the port (over the services' policies and connections) lives outside this module.
+//!
+//! Sagas: a call with a compensation hands the compensation's request to [`Exec::commit`] the
+//! moment it succeeded. When the run fails, [`Exec::compensate`] hands the committed ones to the
+//! port in reverse dependency order (the reverse of the topological order of their nodes: every
+//! call is undone before the calls it depended on) and attaches what became of them to the
+//! failure. The port runs them under their own budget, not the request's (see
+//! [`Calls::compensate`]).
 
 mod node;
 mod port;
@@ -30,6 +37,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -38,9 +46,8 @@ use tracing::Span;
 use tracing::field::Empty;
 
 /// The state of one endpoint run shared by its calls: the port to the services, the endpoint's
-/// description, start and deadline.
-#[derive(Debug)]
-pub struct Exec<'p, P> {
+/// description, start and deadline, and the compensations of the calls that committed.
+pub struct Exec<'p, P: Calls> {
     calls: &'p P,
     spec: &'static EndpointSpec,
     start: Instant,
@@ -48,6 +55,8 @@ pub struct Exec<'p, P> {
     /// The driver's clock reading of the current pass, in nanoseconds from `start` plus one (0:
     /// none yet), so that a call starting in the pass starts at it without reading the clock.
     pass_clock: AtomicU64,
+    /// The compensations of the calls that committed, by node.
+    committed: Mutex<Vec<(usize, P::Request)>>,
 }
 
 impl<'p, P: Calls> Exec<'p, P> {
@@ -55,7 +64,33 @@ impl<'p, P: Calls> Exec<'p, P> {
     pub fn new(calls: &'p P, spec: &'static EndpointSpec) -> Self {
         let start = Instant::now();
         // The first pass starts now.
-        Self { calls, spec, start, deadline: start + spec.timeout, pass_clock: AtomicU64::new(1) }
+        Self {
+            calls,
+            spec,
+            start,
+            deadline: start + spec.timeout,
+            pass_clock: AtomicU64::new(1),
+            committed: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Call `node` committed: `compensation` undoes it if the run fails.
+    pub fn commit(&self, node: usize, compensation: P::Request) {
+        self.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((node, compensation));
+    }
+
+    /// Runs the compensations of the calls that committed before `failure`, dependents first,
+    /// and returns the failure with what became of them. Without committed compensations it
+    /// returns `failure` at once.
+    pub async fn compensate(&self, failure: Failure) -> Failure {
+        let mut steps = std::mem::take(&mut *self.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        if steps.is_empty() {
+            return failure;
+        }
+        // Nodes are numbered in topological order: the reverse undoes dependents first.
+        steps.sort_by_key(|(node, _)| std::cmp::Reverse(*node));
+        let compensations = self.calls.compensate(self.spec, steps).await;
+        failure.with_compensations(compensations)
     }
 
     /// The driver's reading of the clock in this pass, if it made one.
@@ -146,6 +181,15 @@ impl<'p, P: Calls> Exec<'p, P> {
     }
 }
 
+impl<P: Calls> std::fmt::Debug for Exec<'_, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exec")
+            .field("endpoint", &self.spec.name)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a finished run reports besides the values: degraded calls and the timeline.
 #[derive(Debug)]
 pub struct Report {
@@ -169,7 +213,7 @@ pub struct Report {
 /// pass as its dependency completed starts at that completion's time (when its inputs were
 /// ready), and the calls that start together in a pass share one read.
 #[derive(Debug)]
-pub struct Driver<'e, 'p, P, const N: usize> {
+pub struct Driver<'e, 'p, P: Calls, const N: usize> {
     exec: &'e Exec<'p, P>,
     done: u64,
     /// The last clock read of the current pass (offset from the run's start).

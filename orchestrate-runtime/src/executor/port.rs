@@ -3,6 +3,7 @@
 use super::node::CallDone;
 use crate::breaker::BreakerState;
 use crate::error::CallError;
+use crate::outcome::Compensation;
 use crate::spec::{CallSpec, EndpointSpec};
 use crate::timeline::Tally;
 use serde::de::DeserializeOwned;
@@ -48,6 +49,19 @@ pub trait Calls: Sync {
         deadline: Instant,
         tally: &'a Tally,
     ) -> Result<Self::Custom<'a>, CallError>;
+
+    /// Sends the compensations of the committed calls of a failed run of `spec`, in the order
+    /// given (`(node, request)`: the request the generated code built from the call's answer),
+    /// each with its compensation's timeout and retries, and reports how each ended.
+    ///
+    /// They must finish even when the returned future is dropped (the client went away) and
+    /// whatever the request's deadline: an implementation runs them under their own budget, e.g.
+    /// in a task of their own.
+    fn compensate(
+        &self,
+        spec: &'static EndpointSpec,
+        steps: Vec<(usize, Self::Request)>,
+    ) -> impl Future<Output = Vec<Compensation>> + Send + '_;
 
     /// The state of the circuit breaker of `call`'s service, for the call's span.
     fn breaker(&self, call: &CallSpec) -> Option<BreakerState>;

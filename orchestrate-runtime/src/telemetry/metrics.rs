@@ -114,6 +114,14 @@ impl CacheResult {
 /// ```
 pub const STORE_ERRORS: &str = "orchestrate_store_errors_total";
 
+/// Compensations of committed calls after a failed saga, per endpoint, call and outcome
+/// (`compensated` or `failed`: every attempt of its retry policy failed).
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::COMPENSATIONS, "orchestrate_compensations_total");
+/// ```
+pub const COMPENSATIONS: &str = "orchestrate_compensations_total";
+
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Turns recording on (it stays on).
@@ -145,6 +153,7 @@ fn describe() {
     metrics::describe_counter!(CACHE_REQUESTS, "Cache lookups by what they found.");
     metrics::describe_counter!(RATE_LIMITED, "Requests refused by an inbound rate limit, by endpoint and scope.");
     metrics::describe_counter!(STORE_ERRORS, "Failed operations of the shared store, by operation and kind.");
+    metrics::describe_counter!(COMPENSATIONS, "Compensations of committed calls after a failed request, by outcome.");
 }
 
 /// A metric by its name and label values: the address and length of each `&'static str`, or a
@@ -349,5 +358,12 @@ pub(crate) fn rate_limited(endpoint: &'static str, scope: &'static str) {
 pub(crate) fn store_error(operation: &str, kind: &'static str) {
     if enabled() {
         metrics::counter!(STORE_ERRORS, "operation" => operation.to_owned(), "kind" => kind).increment(1);
+    }
+}
+
+/// The compensation of call `call` of `endpoint` ended with `outcome` (`compensated`, `failed`).
+pub(crate) fn compensation(endpoint: &'static str, call: &'static str, outcome: &'static str) {
+    if enabled() {
+        metrics::counter!(COMPENSATIONS, "endpoint" => endpoint, "call" => call, "outcome" => outcome).increment(1);
     }
 }

@@ -162,11 +162,25 @@ fn nodes<'a>(spec: &'a EndpointSpec, runtime: Option<&Runtime>) -> Vec<Node<'a>>
                     when: call.when,
                     for_each: call.for_each,
                     cache: call.cache,
+                    side_effect: side_effect(call),
+                    compensation: call.compensation.map(|c| (c.method.as_str(), c.path)),
                 }),
                 NodeKind::Compute { expr } => Kind::Compute(expr),
             },
         })
         .collect()
+}
+
+/// Whether the call changes something downstream: a request other than GET not marked
+/// `idempotent` (read off the spec: retryable without being idempotent by method or keyed).
+fn side_effect(call: &CallSpec) -> bool {
+    match call.target {
+        CallTarget::Http { method, .. } => {
+            let marked_idempotent = call.retryable && !method.is_idempotent() && !call.idempotency_key;
+            method != crate::spec::Method::Get && !marked_idempotent
+        }
+        CallTarget::With { .. } => false,
+    }
 }
 
 fn retries(call: &CallSpec, runtime: Option<&Runtime>) -> Retries {

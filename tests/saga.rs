@@ -1,0 +1,333 @@
+//! Sagas in virtual time: when a required step fails after others committed, the committed
+//! steps' compensations run in reverse dependency order, each with its own retries, and finish
+//! when the client has gone and after the request's deadline. Every downstream is an in-memory
+//! service that logs each request.
+
+use bytes::Bytes;
+use orchestrate::prelude::*;
+use orchestrate::{CallError, Endpoint, FailureCause, Runtime, Transport};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+orchestrate::services! {
+    inventory: "http://inventory.internal",
+    payment: "http://payment.internal",
+    loyalty: "http://loyalty.internal",
+    shipping: "http://shipping.internal",
+    notify: "http://notify.internal",
+}
+
+/// The request body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Order {
+    pub order: String,
+}
+
+/// Every step answers `{"id": ..}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Done {
+    pub id: String,
+}
+
+#[orchestrate::api]
+pub mod place {
+    use super::*;
+
+    /// A diamond of committed steps: reserve → {charge, points} → ship → confirm.
+    #[endpoint(POST "/orders", timeout = "2500ms", saga)]
+    #[derive(Debug, Serialize)]
+    pub struct Place {
+        #[input(body)]
+        #[serde(skip)]
+        pub req: Order,
+
+        #[call(service = "inventory", timeout = "500ms", required, post = "/reservations", body = req,
+               idempotency_key = format!("{}-reserve", req.order),
+               compensate = delete("/reservations/{reservation.id}"))]
+        pub reservation: Done,
+
+        #[call(service = "payment", timeout = "500ms", required, post = "/charges", body = reservation,
+               idempotency_key = format!("{}-charge", req.order),
+               compensate = post("/charges/{charge.id}/refund", body = charge, idempotency_key = format!("{}-refund", req.order),
+                                 timeout = "300ms", retry(attempts = 3, backoff = "50ms")))]
+        pub charge: Done,
+
+        #[call(service = "loyalty", timeout = "500ms", required, post = "/points", body = reservation,
+               idempotency_key = format!("{}-points", req.order),
+               compensate = delete("/points/{points.id}"))]
+        pub points: Done,
+
+        #[call(service = "shipping", timeout = "500ms", required, post = "/shipments", body = (&charge, &points),
+               idempotency_key = format!("{}-ship", req.order),
+               compensate = post("/shipments/{shipment.id}/cancel", idempotency_key = format!("{}-cancel", shipment.id)))]
+        pub shipment: Done,
+
+        #[call(service = "notify", timeout = "500ms", required, post = "/confirmations", body = shipment,
+               idempotency_key = format!("{}-confirm", req.order))]
+        pub confirmation: Done,
+    }
+}
+
+use place::{Place, PlaceInputs};
+
+/// What a service does with a request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Reply {
+    Ok,
+    Status(u16),
+    Hang,
+}
+
+/// One request a service received.
+#[derive(Clone, Debug)]
+struct Seen {
+    service: &'static str,
+    method: http::Method,
+    path: String,
+    idempotency_key: Option<String>,
+    start: Duration,
+    end: Option<Duration>,
+    finished: bool,
+}
+
+type Script = Arc<dyn Fn(&str, &http::Method, &str, usize) -> Reply + Send + Sync>;
+
+#[derive(Clone)]
+struct Log {
+    start: Instant,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Log {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The compensations' requests, in order.
+    fn compensations(&self) -> Vec<Seen> {
+        self.seen().into_iter().filter(is_compensation).collect()
+    }
+}
+
+fn is_compensation(s: &Seen) -> bool {
+    s.method == http::Method::DELETE || s.path.ends_with("/refund") || s.path.ends_with("/cancel")
+}
+
+/// Marks a request ended (and whether it finished) when its future ends or is dropped.
+struct Guard {
+    log: Log,
+    index: usize,
+    finished: bool,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let now = self.log.start.elapsed();
+        let mut seen = self.log.seen.lock().unwrap();
+        seen[self.index].end = Some(now);
+        seen[self.index].finished = self.finished;
+    }
+}
+
+/// Every service answers after 100 ms as `script` says (given service, method, path and how many
+/// requests with that method and path came before).
+fn runtime(script: impl Fn(&str, &http::Method, &str, usize) -> Reply + Send + Sync + 'static) -> (Runtime, Log) {
+    let log = Log { start: Instant::now(), seen: Arc::default() };
+    let script: Script = Arc::new(script);
+    let mut builder = Runtime::builder(services::ALL).read_env(false);
+    for service in ["inventory", "payment", "loyalty", "shipping", "notify"] {
+        let (log, script) = (log.clone(), script.clone());
+        let transport = Transport::new(tower::service_fn(move |request: http::Request<Bytes>| {
+            let (log, script) = (log.clone(), script.clone());
+            async move {
+                let path = request.uri().path().to_owned();
+                let method = request.method().clone();
+                let (index, nth) = {
+                    let mut seen = log.seen.lock().unwrap();
+                    let nth =
+                        seen.iter().filter(|s| s.service == service && s.path == path && s.method == method).count();
+                    seen.push(Seen {
+                        service,
+                        method: method.clone(),
+                        path: path.clone(),
+                        idempotency_key: request
+                            .headers()
+                            .get("idempotency-key")
+                            .map(|v| v.to_str().unwrap().to_owned()),
+                        start: log.start.elapsed(),
+                        end: None,
+                        finished: false,
+                    });
+                    (seen.len() - 1, nth)
+                };
+                let mut guard = Guard { log: log.clone(), index, finished: false };
+                let reply = script(service, &method, &path, nth);
+                if reply == Reply::Hang {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                guard.finished = true;
+                let id = format!("{service}-1");
+                let mut response = http::Response::new(Bytes::from(format!(r#"{{"id":"{id}"}}"#)));
+                if let Reply::Status(status) = reply {
+                    *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                }
+                Ok::<_, CallError>(response)
+            }
+        }));
+        builder = builder.transport(service, transport);
+    }
+    (builder.build().unwrap(), log)
+}
+
+fn inputs() -> PlaceInputs {
+    PlaceInputs { req: Order { order: "o1".into() } }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Confirmation fails: every other step committed.
+fn confirm_fails(service: &str, _: &http::Method, _: &str, _: usize) -> Reply {
+    if service == "notify" { Reply::Status(500) } else { Reply::Ok }
+}
+
+async fn body_of(failure: orchestrate::Failure) -> serde_json::Value {
+    let response = axum::response::IntoResponse::into_response(failure);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_diamond_of_committed_steps_is_undone_dependents_first_one_after_the_other() {
+    let (rt, log) = runtime(confirm_fails);
+    let started = Instant::now();
+    let failure = Place::run(&rt, inputs()).await.unwrap_err();
+
+    // reserve 100 → charge, points 200 → ship 300 → confirm fails at 400; then four
+    // compensations of 100 ms each, one after the other.
+    assert_eq!(started.elapsed(), ms(800));
+    assert!(matches!(failure.cause(), FailureCause::Required(_)));
+    assert_eq!(failure.status(), http::StatusCode::BAD_GATEWAY);
+    let undone: Vec<(&str, String)> =
+        log.compensations().iter().map(|s| (s.service, format!("{} {}", s.method, s.path))).collect();
+    assert_eq!(
+        undone,
+        [
+            ("shipping", "POST /shipments/shipping-1/cancel".to_owned()),
+            ("loyalty", "DELETE /points/loyalty-1".to_owned()),
+            ("payment", "POST /charges/payment-1/refund".to_owned()),
+            ("inventory", "DELETE /reservations/inventory-1".to_owned()),
+        ],
+        "the shipment first (it used charge and points), the reservation last (everything used it)"
+    );
+    let starts: Vec<Duration> = log.compensations().iter().map(|s| s.start).collect();
+    assert_eq!(starts, [ms(400), ms(500), ms(600), ms(700)], "each starts when the one before it ended");
+    assert!(log.compensations().iter().all(|s| s.finished));
+    let keys: Vec<Option<String>> = log.compensations().iter().map(|s| s.idempotency_key.clone()).collect();
+    assert_eq!(keys, [Some("shipping-1-cancel".into()), None, Some("o1-refund".into()), None]);
+
+    assert_eq!(failure.compensated(), ["shipping", "loyalty", "payment", "inventory"]);
+    assert!(failure.not_compensated().is_empty());
+    let body = body_of(failure).await;
+    assert_eq!(body["error"]["code"], "DOWNSTREAM_FAILURE");
+    assert_eq!(body["error"]["failedServices"], serde_json::json!(["notify"]));
+    assert_eq!(body["error"]["compensated"], serde_json::json!(["shipping", "loyalty", "payment", "inventory"]));
+    assert!(body["error"].get("notCompensated").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_compensation_is_retried_with_its_own_policy_and_the_same_key() {
+    // The refund fails twice, then succeeds (its policy: 3 attempts).
+    let (rt, log) = runtime(|service, method, path, nth| match (service, method.as_str(), path.ends_with("/refund")) {
+        ("notify", _, _) => Reply::Status(500),
+        ("payment", "POST", true) if nth < 2 => Reply::Status(503),
+        _ => Reply::Ok,
+    });
+    let failure = Place::run(&rt, inputs()).await.unwrap_err();
+    let refunds: Vec<Seen> = log.compensations().into_iter().filter(|s| s.service == "payment").collect();
+    assert_eq!(refunds.len(), 3, "{refunds:?}");
+    assert!(refunds.iter().all(|s| s.idempotency_key.as_deref() == Some("o1-refund")));
+    assert_eq!(failure.compensated(), ["shipping", "loyalty", "payment", "inventory"]);
+    let payment = failure.compensations().iter().find(|c| c.call == "charge").unwrap();
+    assert_eq!((payment.done, payment.attempts), (true, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_compensation_that_never_succeeds_is_reported_and_the_others_still_run() {
+    let (rt, log) = runtime(|service, method, path, _| match (service, method.as_str(), path.ends_with("/refund")) {
+        ("notify", _, _) => Reply::Status(500),
+        ("payment", "POST", true) => Reply::Status(500),
+        _ => Reply::Ok,
+    });
+    let failure = Place::run(&rt, inputs()).await.unwrap_err();
+    assert_eq!(log.compensations().iter().filter(|s| s.service == "payment").count(), 3);
+    assert_eq!(failure.compensated(), ["shipping", "loyalty", "inventory"]);
+    assert_eq!(failure.not_compensated(), ["payment"]);
+    let body = body_of(failure).await;
+    assert_eq!(body["error"]["notCompensated"], serde_json::json!(["payment"]));
+    assert_eq!(body["error"]["compensated"], serde_json::json!(["shipping", "loyalty", "inventory"]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn compensations_finish_after_the_client_has_gone() {
+    let (rt, log) = runtime(confirm_fails);
+    // The client goes away 50 ms after the failure, during the first compensation.
+    let gone = tokio::time::timeout(ms(450), Place::run(&rt, inputs())).await;
+    assert!(gone.is_err(), "the request was dropped before it answered");
+    assert_eq!(log.compensations().len(), 1, "the first compensation is under way");
+    tokio::time::sleep(ms(1000)).await;
+    let undone = log.compensations();
+    assert_eq!(undone.len(), 4, "{undone:?}");
+    assert!(undone.iter().all(|s| s.finished), "none was cut short: {undone:?}");
+    assert_eq!(undone.last().map(|s| s.service), Some("inventory"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn compensations_run_past_the_request_deadline_under_their_own_budget() {
+    // Confirmation never answers (its 500 ms timeout fails the request at 900 ms); the first
+    // attempt to cancel the shipment hangs for the compensation's 2 s timeout, so the others run
+    // after the request's 2.5 s deadline.
+    let (rt, log) = runtime(|service, _, path, nth| match service {
+        "notify" => Reply::Hang,
+        "shipping" if path.ends_with("/cancel") && nth == 0 => Reply::Hang,
+        _ => Reply::Ok,
+    });
+    let started = Instant::now();
+    let failure = Place::run(&rt, inputs()).await.unwrap_err();
+    assert_eq!(failure.status(), http::StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(failure.compensated(), ["shipping", "loyalty", "payment", "inventory"]);
+    let deadline = ms(2500);
+    assert!(started.elapsed() > deadline + ms(300));
+    let undone = log.compensations();
+    assert_eq!(undone.len(), 5, "the cancel twice, then the other three: {undone:?}");
+    assert!(!undone[0].finished, "the first cancel was cut by its own timeout");
+    assert!(undone[1..].iter().all(|s| s.finished && s.start > deadline), "{undone:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_success_compensates_nothing_and_a_failure_before_any_commit_neither() {
+    let (rt, log) = runtime(|_, _, _, _| Reply::Ok);
+    let outcome = Place::run(&rt, inputs()).await.unwrap();
+    assert_eq!(outcome.value.confirmation.id, "notify-1");
+    assert!(log.compensations().is_empty());
+
+    let (rt, log) = runtime(|service, _, _, _| if service == "inventory" { Reply::Status(500) } else { Reply::Ok });
+    let failure = Place::run(&rt, inputs()).await.unwrap_err();
+    assert!(log.compensations().is_empty());
+    assert!(failure.compensations().is_empty());
+    assert!(body_of(failure).await["error"].get("compensated").is_none());
+}
+
+#[test]
+fn the_spec_describes_each_compensation() {
+    let charge = Place::SPEC.nodes.iter().find(|n| n.name == "charge").unwrap();
+    let orchestrate::NodeKind::Call(call) = &charge.kind else { panic!() };
+    let compensation = call.compensation.unwrap();
+    assert_eq!((compensation.method, compensation.path), (orchestrate::Method::Post, "/charges/{charge.id}/refund"));
+    assert_eq!(compensation.policy.retry.attempts, 3);
+    assert_eq!(compensation.policy.timeout, ms(300));
+    assert!(compensation.idempotency_key);
+}
