@@ -62,7 +62,9 @@ pub use runtime::{Runtime, RuntimeBuilder, SERVER_TIMING_ENV};
 pub use service::{
     BreakerPolicy, CachePolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service, ServiceSpec, Trip,
 };
-pub use spec::{CallSpec, CallTarget, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec};
+pub use spec::{
+    Availability, CallSpec, CallTarget, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec, Slo,
+};
 pub use timeline::{CallOutcome, CallRecord, Timeline};
 pub use tls::install_tls_provider;
 

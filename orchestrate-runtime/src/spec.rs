@@ -5,6 +5,7 @@
 //! durations as milliseconds (`timeoutMs`), enums tagged by `kind`.
 
 use crate::service::{CachePolicy, RetryPolicy, millis};
+pub use orchestrate_core::policy::{Availability, Slo};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -335,6 +336,9 @@ pub struct EndpointSpec {
     /// How the assembled answers are cached, if they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CachePolicy>,
+    /// What the endpoint promises (`slo(..)`), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Slo>,
 }
 
 impl EndpointSpec {
@@ -348,12 +352,27 @@ impl EndpointSpec {
         inputs: &'static [InputSpec],
         nodes: &'static [NodeSpec],
     ) -> Self {
-        Self { name, method, route, timeout, inputs, nodes, cache: None }
+        Self { name, method, route, timeout, inputs, nodes, cache: None, slo: None }
     }
 
     /// Caches the assembled answers (a GET endpoint's).
     pub const fn with_cache(mut self, cache: CachePolicy) -> Self {
         self.cache = Some(cache);
+        self
+    }
+
+    /// Promises `slo`: its availability and p99 become alert rules
+    /// ([`ops::alerts`](crate::ops::alerts)) and the recent requests' target.
+    ///
+    /// ```
+    /// use orchestrate_runtime::{Availability, EndpointSpec, Method, Slo};
+    /// use std::time::Duration;
+    /// static PING: EndpointSpec = EndpointSpec::new("Ping", Method::Get, "/ping", Duration::from_secs(1), &[], &[])
+    ///     .with_slo(Slo::new().with_availability(Availability::from_ppm(999_000)).with_p99(Duration::from_millis(50)));
+    /// assert!(serde_json::to_string(&PING).unwrap().ends_with(r#""slo":{"availability":"99.9%","p99Ms":50}}"#));
+    /// ```
+    pub const fn with_slo(mut self, slo: Slo) -> Self {
+        self.slo = Some(slo);
         self
     }
 

@@ -15,6 +15,7 @@
 //! | response cache (call, endpoint) | [`cache`] | `cache(ttl = "60s", stale = "30s", key = .., tags = [..])` | `[cache]` (capacity, shared) |
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
+//! | service-level objective (endpoint) | [`slo`] | `slo(availability = "99.9%", p99 = "300ms")` | – |
 //! | the shared store | [`store`] | – | `[store]` |
 //! | recent requests kept for `/_orchestrate` | [`recent`] | – (the runtime builder) | `[recent]` |
 //!
@@ -39,6 +40,7 @@ pub mod recent;
 pub mod retry;
 pub mod retry_budget;
 pub mod service;
+pub mod slo;
 pub mod store;
 mod value;
 
@@ -49,6 +51,7 @@ pub use recent::RecentRequests;
 pub use retry::{RetryOn, RetryPolicy};
 pub use retry_budget::RetryBudget;
 pub use service::ServicePolicies;
+pub use slo::{Availability, Slo};
 pub use store::StoreSettings;
 pub use value::{Entry, Example, Keys, Problem, Reader, Syntax, Value, unknown_key};
 

@@ -293,6 +293,18 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         let policy = cache_policy(&cache.policy);
         quote!(.with_cache(#policy))
     });
+    let slo = endpoint.slo.as_ref().map(|slo| {
+        let mut policy = quote!(::orchestrate::Slo::new());
+        if let Some(a) = slo.policy.availability {
+            let ppm = a.ppm();
+            policy.extend(quote!(.with_availability(::orchestrate::Availability::from_ppm(#ppm))));
+        }
+        if let Some(p99) = slo.policy.p99 {
+            let p99 = millis(p99);
+            policy.extend(quote!(.with_p99(#p99)));
+        }
+        quote!(.with_slo(#policy))
+    });
     quote! {
         ::orchestrate::EndpointSpec::new(
             #name,
@@ -303,6 +315,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
             &[#(#nodes),*],
         )
         #cache
+        #slo
     }
 }
 

@@ -13,7 +13,7 @@ use syn::parse::Parse;
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
 
-const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache"];
+const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache", "slo"];
 const CALL_KEYS: &[&str] = &[
     "service",
     "timeout",
@@ -111,12 +111,26 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
     let head_ok = head.is_some();
-    let (method, route, timeout, max_body, cache) =
-        head.unwrap_or_else(|| (HttpMethod::Get, LitStr::new("/", item.ident.span()), None, None, None));
-    Some(Endpoint { ident: item.ident.clone(), head_ok, method, route, timeout, max_body, cache, fields })
+    let Head { method, route, timeout, max_body, cache, slo } = head.unwrap_or_else(|| Head {
+        method: HttpMethod::Get,
+        route: LitStr::new("/", item.ident.span()),
+        timeout: None,
+        max_body: None,
+        cache: None,
+        slo: None,
+    });
+    Some(Endpoint { ident: item.ident.clone(), head_ok, method, route, timeout, max_body, cache, slo, fields })
 }
 
-type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>, Option<CacheAttr>);
+/// What `#[endpoint(..)]` says about the endpoint as a whole.
+struct Head {
+    method: HttpMethod,
+    route: LitStr,
+    timeout: Option<Timed>,
+    max_body: Option<u64>,
+    cache: Option<CacheAttr>,
+    slo: Option<SloAttr>,
+}
 
 fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Option<Head>> {
     const USAGE: &str = "write `#[endpoint(POST \"/checkout/summary\", timeout = \"2s\")]`";
@@ -136,6 +150,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
     let mut timeout = None;
     let mut max_body = None;
     let mut cache = None;
+    let mut slo = None;
     let mut seen = Seen::new("#[endpoint]");
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
@@ -155,6 +170,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
                 }
             }
             "cache" => cache = Some(parse_cache(input, &key, errors)?),
+            "slo" => slo = parse_slo(input, &key, errors)?,
             "max_body" => {
                 let lit = kw::eq_str(input, &key)?;
                 match orchestrate_core::size::parse_size(&lit.value()) {
@@ -175,7 +191,30 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some((method, route, timeout, max_body, cache)))
+    Ok(Some(Head { method, route, timeout, max_body, cache, slo }))
+}
+
+/// `slo(availability = "99.9%", p99 = "300ms")`, read by the policy grammar; the `p99` value's
+/// span is kept for the check against the endpoint's `timeout`.
+fn parse_slo(input: ParseStream<'_>, key: &Ident, errors: &mut Errors) -> syn::Result<Option<SloAttr>> {
+    if !input.peek(syn::token::Paren) {
+        return Err(syn::Error::new(
+            key.span(),
+            "`slo` takes its objectives in parentheses, e.g. `slo(availability = \"99.9%\", p99 = \"300ms\")`",
+        ));
+    }
+    let value = crate::policy::group(input, key.span())?;
+    let p99_span = match &value {
+        orchestrate_core::policy::Value::Table(entries, _) => {
+            entries.iter().find(|e| e.key == "p99").map(|e| e.value.at().span)
+        }
+        _ => None,
+    };
+    let mut reader = Reader::new(Syntax::Dsl);
+    let at = crate::policy::At::span(key.span());
+    let policy = orchestrate_core::policy::slo::read(&mut reader, &at, &value);
+    crate::policy::report(reader.into_problems(), errors);
+    Ok(policy.map(|policy| SloAttr { policy, p99_span: p99_span.unwrap_or_else(|| key.span()) }))
 }
 
 fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<Input> {
