@@ -107,7 +107,7 @@ pub mod checkout {
     use super::*;
 
     /// The checkout summary screen.
-    #[endpoint(POST "/checkout/summary", timeout = "2000ms")]
+    #[endpoint(POST "/checkout/summary", timeout = "2000ms", slo(availability = "99.95%", p99 = "300ms"))]
     #[derive(Debug, Serialize)]
     #[serde(rename_all = "camelCase")]
     pub struct Summary {

@@ -68,7 +68,8 @@ pub use service::{
     ServiceSpec, Trip,
 };
 pub use spec::{
-    CallSpec, CallTarget, CompensationSpec, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec,
+    Availability, CallSpec, CallTarget, CompensationSpec, EndpointSpec, InputSource, InputSpec, Method, NodeKind,
+    NodeSpec, Slo,
 };
 pub use timeline::{CallOutcome, CallRecord, Timeline};
 pub use tls::install_tls_provider;

@@ -6,6 +6,7 @@
 
 use crate::service::{CachePolicy, CompensationPolicy, RetryPolicy, millis};
 use orchestrate_core::policy::RateLimits;
+pub use orchestrate_core::policy::{Availability, Slo};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -383,6 +384,9 @@ pub struct EndpointSpec {
     /// the configuration file may override them (see [`rate_limit`](crate::rate_limit)).
     #[serde(rename = "rateLimit", skip_serializing_if = "RateLimits::is_none")]
     pub rate_limit: RateLimits,
+    /// What the endpoint promises (`slo(..)`), if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Slo>,
 }
 
 impl EndpointSpec {
@@ -396,7 +400,7 @@ impl EndpointSpec {
         inputs: &'static [InputSpec],
         nodes: &'static [NodeSpec],
     ) -> Self {
-        Self { name, method, route, timeout, inputs, nodes, cache: None, rate_limit: RateLimits::NONE }
+        Self { name, method, route, timeout, inputs, nodes, cache: None, rate_limit: RateLimits::NONE, slo: None }
     }
 
     /// Caches the assembled answers (a GET endpoint's).
@@ -408,6 +412,21 @@ impl EndpointSpec {
     /// Limits the requests of users, addresses or everyone (`rate_limit(..)`).
     pub const fn with_rate_limit(mut self, limits: RateLimits) -> Self {
         self.rate_limit = limits;
+        self
+    }
+
+    /// Promises `slo`: its availability and p99 become alert rules
+    /// ([`ops::alerts`](crate::ops::alerts)) and the recent requests' target.
+    ///
+    /// ```
+    /// use orchestrate_runtime::{Availability, EndpointSpec, Method, Slo};
+    /// use std::time::Duration;
+    /// static PING: EndpointSpec = EndpointSpec::new("Ping", Method::Get, "/ping", Duration::from_secs(1), &[], &[])
+    ///     .with_slo(Slo::new().with_availability(Availability::from_ppm(999_000)).with_p99(Duration::from_millis(50)));
+    /// assert!(serde_json::to_string(&PING).unwrap().ends_with(r#""slo":{"availability":"99.9%","p99Ms":50}}"#));
+    /// ```
+    pub const fn with_slo(mut self, slo: Slo) -> Self {
+        self.slo = Some(slo);
         self
     }
 

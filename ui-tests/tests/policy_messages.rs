@@ -7,6 +7,8 @@
 //! (`retry(..)` in Rust, `retry = { .. }` in TOML); the rest of their wording is the same.
 
 use orchestrate::{Runtime, ServiceSpec};
+use orchestrate_core::policy::{Entry, Reader, Syntax, Value, slo};
+use std::time::Duration;
 
 struct Row {
     /// The policy as written inside `services! { sN: ".." { .. } }`.
@@ -233,6 +235,64 @@ fn the_macro_and_the_configuration_file_say_the_same_about_each_bad_rate_limit()
                 row.toml, row.message
             ));
         }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// An `slo(..)` of `#[endpoint]` as written in `fail/slo_values.rs`, and the message the policy
+/// grammar gives for the same value (read here with `orchestrate_core::policy::slo`).
+struct SloRow {
+    dsl: &'static str,
+    core: fn() -> String,
+}
+
+/// What `slo::read` says about `slo(key = value)` (or `slo()` without a key).
+fn slo_message(entry: Option<(&str, Value<()>)>) -> String {
+    let entries = entry.map(|(key, value)| Entry::new(key, (), value)).into_iter().collect();
+    let mut reader = Reader::new(Syntax::Dsl);
+    assert_eq!(slo::read(&mut reader, &(), &Value::Table(entries, ())), None);
+    reader.problems()[0].message.clone()
+}
+
+fn text(s: &str) -> Value<()> {
+    Value::Str(s.to_owned(), ())
+}
+
+const SLO_ROWS: &[SloRow] = &[
+    SloRow { dsl: "slo(availability = \"100%\")", core: || slo_message(Some(("availability", text("100%")))) },
+    SloRow { dsl: "slo(availability = \"99.9\")", core: || slo_message(Some(("availability", text("99.9")))) },
+    SloRow {
+        dsl: "slo(availability = \"99.99999%\")",
+        core: || slo_message(Some(("availability", text("99.99999%")))),
+    },
+    SloRow { dsl: "slo(availability = 99)", core: || slo_message(Some(("availability", Value::Number(99, ())))) },
+    SloRow { dsl: "slo(availabilty = \"99.9%\")", core: || slo_message(Some(("availabilty", text("99.9%")))) },
+    SloRow { dsl: "slo(p99 = \"300 ms\")", core: || slo_message(Some(("p99", text("300 ms")))) },
+    SloRow { dsl: "slo(p99 = \"0ms\")", core: || slo_message(Some(("p99", text("0ms")))) },
+    SloRow {
+        dsl: "timeout = \"2s\", slo(p99 = \"3s\")",
+        core: || slo::p99_over_timeout(Duration::from_secs(3), Duration::from_secs(2)).unwrap(),
+    },
+    SloRow { dsl: "slo()", core: || slo_message(None) },
+];
+
+#[test]
+fn the_macro_says_what_the_slo_grammar_says_about_each_bad_objective() {
+    let source = include_str!("../fail/slo_values.rs");
+    let stderr = include_str!("../fail/slo_values.stderr");
+    let mut failures = Vec::new();
+    for row in SLO_ROWS {
+        if !source.contains(row.dsl) {
+            failures.push(format!("fail/slo_values.rs lacks `{}`", row.dsl));
+        }
+        let message = (row.core)();
+        if !stderr.contains(&format!("error: {message}\n")) {
+            failures.push(format!("the compiler does not say, for `{}`:\n  {message}", row.dsl));
+        }
+    }
+    let errors = stderr.lines().filter(|l| l.starts_with("error")).count();
+    if errors != SLO_ROWS.len() {
+        failures.push(format!("fail/slo_values.stderr has {errors} errors for {} rows", SLO_ROWS.len()));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

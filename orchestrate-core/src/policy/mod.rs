@@ -17,6 +17,7 @@
 //! | compensation of a call | [`saga`] | `compensate = post("/refunds", .., timeout = "2s", retry(..))` | – |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
 //! | inbound rate limits (module, endpoint) | [`rate_limit`] | `rate_limit(per_user = "100/min", per_ip = "500/min", per_endpoint = "50/min", global = "10000/min")` | `[rate_limit]`, `[rate_limit.endpoints.Summary]` |
+//! | service-level objective (endpoint) | [`slo`] | `slo(availability = "99.9%", p99 = "300ms")` | – |
 //! | the shared store | [`store`] | – | `[store]` |
 //! | recent requests kept for `/_orchestrate` | [`recent`] | – (the runtime builder) | `[recent]` |
 //!
@@ -43,6 +44,7 @@ pub mod retry;
 pub mod retry_budget;
 pub mod saga;
 pub mod service;
+pub mod slo;
 pub mod store;
 mod value;
 
@@ -55,6 +57,7 @@ pub use retry::{RetryOn, RetryPolicy};
 pub use retry_budget::RetryBudget;
 pub use saga::CompensationPolicy;
 pub use service::ServicePolicies;
+pub use slo::{Availability, Slo};
 pub use store::StoreSettings;
 pub use value::{Entry, Example, Keys, Problem, Reader, Syntax, Value, unknown_key};
 

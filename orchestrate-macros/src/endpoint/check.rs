@@ -26,6 +26,7 @@ pub(crate) fn check(endpoint: &Endpoint, errors: &mut Errors) -> Option<Plan> {
     let before = errors_len(errors);
     check_inputs(endpoint, errors);
     check_endpoint_cache(endpoint, errors);
+    check_slo(endpoint, errors);
     for field in &endpoint.fields {
         if let FieldKind::Call(call) = &field.kind {
             check_call(field, call, errors);
@@ -343,6 +344,16 @@ fn report_cycle(endpoint: &Endpoint, uses: &Uses, cycle: &[usize], errors: &mut 
             format!("`{}` uses `{}` here, part of the cycle `{chain}`", name(from), name(to))
         };
         errors.at(span, message);
+    }
+}
+
+/// The SLO's `p99` fits in the endpoint's `timeout` (which cuts every request at that time).
+fn check_slo(endpoint: &Endpoint, errors: &mut Errors) {
+    let (Some(slo), Some(timeout)) = (&endpoint.slo, &endpoint.timeout) else { return };
+    if let Some(message) =
+        slo.policy.p99.and_then(|p99| orchestrate_core::policy::slo::p99_over_timeout(p99, timeout.value))
+    {
+        errors.at(slo.p99_span, message);
     }
 }
 

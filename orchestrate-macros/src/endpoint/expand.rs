@@ -297,6 +297,18 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         let limits = rate_limits(&endpoint.rate_limit);
         quote!(.with_rate_limit(#limits))
     });
+    let slo = endpoint.slo.as_ref().map(|slo| {
+        let mut policy = quote!(::orchestrate::Slo::new());
+        if let Some(a) = slo.policy.availability {
+            let ppm = a.ppm();
+            policy.extend(quote!(.with_availability(::orchestrate::Availability::from_ppm(#ppm))));
+        }
+        if let Some(p99) = slo.policy.p99 {
+            let p99 = millis(p99);
+            policy.extend(quote!(.with_p99(#p99)));
+        }
+        quote!(.with_slo(#policy))
+    });
     quote! {
         ::orchestrate::EndpointSpec::new(
             #name,
@@ -308,6 +320,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         )
         #cache
         #rate_limit
+        #slo
     }
 }
 

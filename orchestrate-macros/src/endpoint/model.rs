@@ -76,6 +76,8 @@ pub(crate) struct Endpoint {
     pub(crate) rate_limit: orchestrate_core::policy::RateLimits,
     /// `saga`: every side effect after which a required step can fail must have a compensation.
     pub(crate) saga: Option<Ident>,
+    /// `slo(..)`: what the endpoint promises (read without a mistake).
+    pub(crate) slo: Option<SloAttr>,
     pub(crate) fields: Vec<Field>,
 }
 
@@ -148,6 +150,13 @@ pub(crate) struct ForEach {
     pub(crate) pat: Pat,
     pub(crate) collection: Expr,
     pub(crate) bindings: Vec<Ident>,
+}
+
+/// `slo(availability = "99.9%", p99 = "300ms")` of an endpoint.
+pub(crate) struct SloAttr {
+    pub(crate) policy: orchestrate_core::policy::Slo,
+    /// Where `p99`'s value is written (the `slo` key without one).
+    pub(crate) p99_span: Span,
 }
 
 /// `cache(ttl = "60s", stale = "30s", key = expr, tags = [expr, ..])` of a call or an endpoint.

@@ -13,7 +13,7 @@ use syn::parse::Parse;
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
 
-const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache", "rate_limit", "saga"];
+const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache", "rate_limit", "saga", "slo"];
 const CALL_KEYS: &[&str] = &[
     "service",
     "timeout",
@@ -112,13 +112,42 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
     let head_ok = head.is_some();
-    let (method, route, timeout, max_body, cache, rate_limit, saga) = head.unwrap_or_else(|| {
-        (HttpMethod::Get, LitStr::new("/", item.ident.span()), None, None, None, RateLimits::NONE, None)
+    let Head { method, route, timeout, max_body, cache, rate_limit, saga, slo } = head.unwrap_or_else(|| Head {
+        method: HttpMethod::Get,
+        route: LitStr::new("/", item.ident.span()),
+        timeout: None,
+        max_body: None,
+        cache: None,
+        rate_limit: RateLimits::NONE,
+        saga: None,
+        slo: None,
     });
-    Some(Endpoint { ident: item.ident.clone(), head_ok, method, route, timeout, max_body, cache, rate_limit, saga, fields })
+    Some(Endpoint {
+        ident: item.ident.clone(),
+        head_ok,
+        method,
+        route,
+        timeout,
+        max_body,
+        cache,
+        rate_limit,
+        saga,
+        slo,
+        fields,
+    })
 }
 
-type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>, Option<CacheAttr>, RateLimits, Option<Ident>);
+/// What `#[endpoint(..)]` says about the endpoint as a whole.
+struct Head {
+    method: HttpMethod,
+    route: LitStr,
+    timeout: Option<Timed>,
+    max_body: Option<u64>,
+    cache: Option<CacheAttr>,
+    rate_limit: RateLimits,
+    saga: Option<Ident>,
+    slo: Option<SloAttr>,
+}
 
 fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Option<Head>> {
     const USAGE: &str = "write `#[endpoint(POST \"/checkout/summary\", timeout = \"2s\")]`";
@@ -140,6 +169,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
     let mut cache = None;
     let mut rate_limit = RateLimits::NONE;
     let mut saga = None;
+    let mut slo = None;
     let mut seen = Seen::new("#[endpoint]");
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
@@ -161,6 +191,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "cache" => cache = Some(parse_cache(input, &key, errors)?),
             "rate_limit" => rate_limit = parse_rate_limit(input, &key, errors)?,
             "saga" => saga = Some(flag(input, &key)?),
+            "slo" => slo = parse_slo(input, &key, errors)?,
             "max_body" => {
                 let lit = kw::eq_str(input, &key)?;
                 match orchestrate_core::size::parse_size(&lit.value()) {
@@ -181,7 +212,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some((method, route, timeout, max_body, cache, rate_limit, saga)))
+    Ok(Some(Head { method, route, timeout, max_body, cache, rate_limit, saga, slo }))
 }
 
 /// `rate_limit(per_user = "100/min", ..)` of an endpoint or an `#[api]` module: the rates and
@@ -199,6 +230,29 @@ pub(crate) fn parse_rate_limit(input: ParseStream<'_>, key: &Ident, errors: &mut
     let limits = orchestrate_core::policy::rate_limit::read(&mut reader, &value, None);
     crate::policy::report(reader.into_problems(), errors);
     Ok(limits.unwrap_or(RateLimits::NONE))
+}
+
+/// `slo(availability = "99.9%", p99 = "300ms")`, read by the policy grammar; the `p99` value's
+/// span is kept for the check against the endpoint's `timeout`.
+fn parse_slo(input: ParseStream<'_>, key: &Ident, errors: &mut Errors) -> syn::Result<Option<SloAttr>> {
+    if !input.peek(syn::token::Paren) {
+        return Err(syn::Error::new(
+            key.span(),
+            "`slo` takes its objectives in parentheses, e.g. `slo(availability = \"99.9%\", p99 = \"300ms\")`",
+        ));
+    }
+    let value = crate::policy::group(input, key.span())?;
+    let p99_span = match &value {
+        orchestrate_core::policy::Value::Table(entries, _) => {
+            entries.iter().find(|e| e.key == "p99").map(|e| e.value.at().span)
+        }
+        _ => None,
+    };
+    let mut reader = Reader::new(Syntax::Dsl);
+    let at = crate::policy::At::span(key.span());
+    let policy = orchestrate_core::policy::slo::read(&mut reader, &at, &value);
+    crate::policy::report(reader.into_problems(), errors);
+    Ok(policy.map(|policy| SloAttr { policy, p99_span: p99_span.unwrap_or_else(|| key.span()) }))
 }
 
 fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<Input> {

@@ -1,13 +1,17 @@
 //! Operations endpoints every application mounts beside its own: `/metrics` (Prometheus),
 //! `/health` (per-service state), `/_orchestrate` (the living documentation of every endpoint,
 //! with its recent requests), `/_orchestrate/requests.json` (those requests for tools) and
-//! `POST /_orchestrate/cache/invalidate` (dropping cached answers by tag or key).
+//! `POST /_orchestrate/cache/invalidate` (dropping cached answers by tag or key) and
+//! `/_orchestrate/alerts.yml` (Prometheus rules from the endpoints' SLOs).
 
+pub mod alerts;
 pub mod cache;
 pub mod health;
 pub mod metrics;
 pub mod requests;
 pub mod spec;
+
+pub use alerts::alert_rules;
 
 use crate::Runtime;
 use crate::spec::EndpointSpec;
@@ -44,6 +48,7 @@ pub fn router(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::R
         .merge(metrics::routes(runtime))
         .merge(health::routes(runtime, endpoints))
         .merge(cache::routes(runtime))
+        .merge(alerts::routes(endpoints))
 }
 
 /// HTML-escapes `text` (element content and quoted attribute values): every string of the

@@ -13,17 +13,22 @@ use std::time::Duration;
 pub enum TargetSource {
     /// The endpoint's `timeout`: the request missed it when the deadline cut it.
     Timeout,
+    /// The `p99` of the endpoint's service-level objective (`slo(p99 = "300ms")`): the request
+    /// missed it when it took longer.
+    Slo,
 }
 
 impl TargetSource {
-    /// How the views name it: `timeout`.
+    /// How the views name it: `timeout` or `slo`.
     ///
     /// ```
     /// assert_eq!(orchestrate_runtime::recent::TargetSource::Timeout.as_str(), "timeout");
+    /// assert_eq!(orchestrate_runtime::recent::TargetSource::Slo.as_str(), "slo");
     /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
+            Self::Slo => "slo",
         }
     }
 }
@@ -38,23 +43,51 @@ pub struct Target {
     pub source: TargetSource,
 }
 
-/// The target of `spec`'s requests: its `timeout`.
+/// The target of `spec`'s requests: the `p99` of its service-level objective when it declares
+/// one (`#[endpoint(.., slo(p99 = "300ms"))]`), else its `timeout`.
 ///
-/// This is the one place that decides it. When endpoints declare a service-level objective
-/// (`#[endpoint(.., slo(p99 = "300ms"))]`, in `EndpointSpec`), this returns that latency with a
-/// `TargetSource` variant for it, and every view (the waterfall's target line, "missed its
+/// This is the one place that decides it; every view (the waterfall's target line, "missed its
 /// target during `tax`", `requests.json`'s `missedTarget`) follows.
 ///
 /// ```
 /// use orchestrate_runtime::recent::{TargetSource, target};
-/// use orchestrate_runtime::{EndpointSpec, Method};
+/// use orchestrate_runtime::{EndpointSpec, Method, Slo};
 /// use std::time::Duration;
 /// static EMPTY: EndpointSpec = EndpointSpec::new("Empty", Method::Get, "/", Duration::from_millis(300), &[], &[]);
-/// let target = target(&EMPTY);
-/// assert_eq!((target.limit, target.source), (Duration::from_millis(300), TargetSource::Timeout));
+/// let empty = target(&EMPTY);
+/// assert_eq!((empty.limit, empty.source), (Duration::from_millis(300), TargetSource::Timeout));
+///
+/// static FAST: EndpointSpec = EndpointSpec::new("Fast", Method::Get, "/", Duration::from_secs(2), &[], &[])
+///     .with_slo(Slo::new().with_p99(Duration::from_millis(100)));
+/// assert_eq!(target(&FAST).limit, Duration::from_millis(100));
+/// assert_eq!(target(&FAST).source, TargetSource::Slo);
 /// ```
 pub fn target(spec: &EndpointSpec) -> Target {
-    Target { limit: spec.timeout, source: TargetSource::Timeout }
+    match spec.slo.and_then(|slo| slo.p99) {
+        Some(p99) => Target { limit: p99, source: TargetSource::Slo },
+        None => Target { limit: spec.timeout, source: TargetSource::Timeout },
+    }
+}
+
+impl Target {
+    /// Whether a request that took `took` missed it: the deadline cuts a request exactly at its
+    /// `timeout`, so reaching it is missing it; an objective is missed by going over.
+    ///
+    /// ```
+    /// use orchestrate_runtime::recent::target;
+    /// use orchestrate_runtime::{EndpointSpec, Method, Slo};
+    /// use std::time::Duration;
+    /// static FAST: EndpointSpec = EndpointSpec::new("Fast", Method::Get, "/", Duration::from_secs(2), &[], &[])
+    ///     .with_slo(Slo::new().with_p99(Duration::from_millis(100)));
+    /// assert!(!target(&FAST).missed_by(Duration::from_millis(100)));
+    /// assert!(target(&FAST).missed_by(Duration::from_millis(101)));
+    /// ```
+    pub fn missed_by(&self, took: Duration) -> bool {
+        match self.source {
+            TargetSource::Timeout => took >= self.limit,
+            TargetSource::Slo => took > self.limit,
+        }
+    }
 }
 
 /// What [`analyse`] reads off one request.
@@ -143,7 +176,7 @@ pub fn analyse(spec: &EndpointSpec, request: &RecentRequest) -> Analysis {
     } else {
         (critical_time.as_secs_f64() / request.graph.as_secs_f64()).min(1.0)
     };
-    let missed = request.duration >= target.limit || request.graph >= target.limit;
+    let missed = target.missed_by(request.duration) || target.missed_by(request.graph);
     let missed_during = if missed {
         path.iter().copied().find(|&i| calls[i].start <= target.limit && target.limit <= calls[i].end)
     } else {

@@ -339,7 +339,7 @@ impl Filter {
             Self::All => true,
             Self::Failed => request.failed(),
             Self::Partial => request.partial,
-            Self::Slow => request.kept.slowest || request.duration >= target(spec).limit,
+            Self::Slow => request.kept.slowest || target(spec).missed_by(request.duration),
         }
     }
 }
