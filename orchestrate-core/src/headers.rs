@@ -1,7 +1,7 @@
 //! Which inbound headers may be forwarded to a downstream service.
 //!
 //! ```
-//! use orchestrate_core::headers::forwardable;
+//! use orchestrate_core::headers::{forwardable, settable};
 //! assert_eq!(forwardable("X-Tenant-Id"), Ok("x-tenant-id".to_owned()));
 //! assert!(forwardable("Connection").unwrap_err().contains("hop-by-hop"));
 //! assert!(settable("Host").unwrap_err().contains("cannot set"));
