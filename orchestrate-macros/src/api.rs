@@ -21,9 +21,7 @@ struct Route {
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::new();
-    if !args.is_empty() {
-        errors.spanned(&args, "`#[api]` takes no arguments; put `#[endpoint(..)]` on the structs inside the module");
-    }
+    let module_auth = module_args(args, &mut errors);
     let mut module: ItemMod = match syn::parse2(item) {
         Ok(module) => module,
         Err(e) => {
@@ -58,7 +56,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                         check_conflict(&routes, &item.ident, method, &route, &mut errors);
                         routes.push(Route { ident: item.ident.clone(), method, route });
                     }
-                    let expanded = endpoint::expand_struct(args, &mut item);
+                    let expanded = endpoint::expand_struct(args, &mut item, module_auth);
                     crate::debug::print(&item.ident.to_string(), &expanded);
                     out.push(expanded);
                 }
@@ -80,6 +78,33 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(()) => output,
         Err(error) => with_fallback(error, output),
     }
+}
+
+/// The keys of `#[api(..)]`.
+const API_KEYS: &[&str] = &["auth"];
+
+/// `#[api(auth = jwt)]`: what every endpoint of the module inherits unless it says otherwise.
+fn module_args(args: TokenStream, errors: &mut Errors) -> Option<endpoint::model::Auth> {
+    let mut auth = None;
+    let parser = |input: ParseStream<'_>| -> syn::Result<()> {
+        let mut seen = crate::kw::Seen::new("#[api]");
+        while !input.is_empty() {
+            let key: Ident = input.parse()?;
+            if !seen.first(&key, errors) {
+                crate::kw::skip_to_comma(input);
+            } else if key == "auth" {
+                auth = endpoint::parse_auth(input, &key, errors)?.map(|(a, _)| a);
+            } else {
+                crate::kw::unknown(&key, "#[api]", API_KEYS, &seen.names(), errors);
+                crate::kw::skip_to_comma(input);
+            }
+            crate::kw::comma_or_end(input)?;
+        }
+        Ok(())
+    };
+    let parsed = parser.parse2(args);
+    errors.ok(parsed);
+    auth
 }
 
 fn take_endpoint_attr(attrs: &mut Vec<Attribute>) -> Option<Attribute> {

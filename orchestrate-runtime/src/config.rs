@@ -124,7 +124,14 @@ pub const CONFIG_ENV: &str = "ORCHESTRATE_CONFIG";
 pub const REDIS_URL_ENV: &str = "ORCHESTRATE_REDIS_URL";
 
 /// The top-level keys of the configuration file.
-const TOP_LEVEL: &[&str] = &["services", policy::store::SECTION, policy::recent::SECTION, policy::cache::SECTION];
+const TOP_LEVEL: &[&str] = &[
+    "services",
+    policy::store::SECTION,
+    policy::recent::SECTION,
+    policy::cache::SECTION,
+    policy::auth::SECTION,
+    policy::auth::OPS_SECTION,
+];
 
 /// A base URL from the file, with where it was written.
 pub(crate) type FileUrls = HashMap<&'static str, (String, String)>;
@@ -146,6 +153,10 @@ pub(crate) struct Sections<'a> {
     pub(crate) recent: &'a mut RecentRequests,
     /// `[cache]`: where cached answers live.
     pub(crate) cache: &'a mut CacheSettings,
+    /// `[auth]`: how bearer tokens are verified.
+    pub(crate) auth: &'a mut Option<policy::AuthSettings>,
+    /// `[ops] token`: the bearer token of the operations endpoints.
+    pub(crate) ops_token: &'a mut Option<String>,
 }
 
 /// Applies the configuration `text` (named `name` in messages) to `specs` and `sections`; returns
@@ -194,6 +205,30 @@ pub(crate) fn apply(
             let mut reader = Reader::new(Syntax::Toml);
             match policy::cache::settings(&mut reader, &to_value(value), Some(*sections.cache)) {
                 Some(read) => *sections.cache = read,
+                None => {
+                    for Problem { at, key, message, .. } in reader.into_problems() {
+                        fail(&mut errors, at, None, &key, message);
+                    }
+                }
+            }
+            continue;
+        }
+        if key.get_ref() == policy::auth::SECTION {
+            let mut reader = Reader::new(Syntax::Toml);
+            match policy::auth::read(&mut reader, &to_value(value), sections.auth.as_ref()) {
+                Some(read) => *sections.auth = Some(read),
+                None => {
+                    for Problem { at, key, message, .. } in reader.into_problems() {
+                        fail(&mut errors, at, None, &key, message);
+                    }
+                }
+            }
+            continue;
+        }
+        if key.get_ref() == policy::auth::OPS_SECTION {
+            let mut reader = Reader::new(Syntax::Toml);
+            match policy::auth::read_ops(&mut reader, &to_value(value), sections.ops_token.as_deref()) {
+                Some(read) => *sections.ops_token = read,
                 None => {
                     for Problem { at, key, message, .. } in reader.into_problems() {
                         fail(&mut errors, at, None, &key, message);
@@ -553,6 +588,8 @@ mod tests {
                 store: &mut store,
                 recent: &mut RecentRequests::default(),
                 cache: &mut CacheSettings::default(),
+                auth: &mut None,
+                ops_token: &mut None,
             },
         )
         .map(|file| (specs, file.urls))
@@ -569,6 +606,8 @@ mod tests {
                 store: &mut store,
                 recent: &mut RecentRequests::default(),
                 cache: &mut CacheSettings::default(),
+                auth: &mut None,
+                ops_token: &mut None,
             },
         )
         .map(|file| (store, file.redis_url_at))
@@ -581,6 +620,8 @@ mod tests {
             store: &mut StoreSettings::default(),
             recent: &mut recent,
             cache: &mut CacheSettings::default(),
+            auth: &mut None,
+            ops_token: &mut None,
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(recent)
@@ -592,6 +633,8 @@ mod tests {
             store: &mut StoreSettings::default(),
             recent: &mut RecentRequests::default(),
             cache: &mut cache,
+            auth: &mut None,
+            ops_token: &mut None,
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(cache)
@@ -630,7 +673,7 @@ mod tests {
         let err = recent_of("[recnet]\nlast = 8\n").unwrap_err();
         assert_eq!(
             err,
-            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache"
+            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, auth, ops"
         );
     }
 
@@ -724,11 +767,13 @@ http2 = "yes"
         let err = apply_to("listen = \"0.0.0.0:80\"").unwrap_err();
         assert_eq!(
             err,
-            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache"
+            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, auth, ops"
         );
         let err = apply_to("[stor]\nredis_url = \"redis://cache\"").unwrap_err();
         assert!(
-            err.contains("unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache"),
+            err.contains(
+                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, auth, ops"
+            ),
             "{err}"
         );
     }

@@ -1,6 +1,7 @@
 //! The runtime handle: one client per declared service and the shared store, built and validated
 //! at start-up.
 
+use crate::auth::{AuthSettings, Authenticator};
 use crate::cache::{Cache, CacheSettings};
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
@@ -37,6 +38,8 @@ struct Inner {
     server_timing: bool,
     cache: Cache,
     recent: Recent,
+    auth: Option<Authenticator>,
+    ops_token: Option<String>,
 }
 
 impl fmt::Debug for Runtime {
@@ -72,7 +75,33 @@ impl Runtime {
             cache: CacheSettings::DEFAULT,
             store: StoreSettings::default(),
             recent: RecentRequests::DEFAULT,
+            auth: None,
+            ops_token: None,
         }
+    }
+
+    /// How bearer tokens are verified for the endpoints with `auth = jwt` (see
+    /// [`auth`](crate::auth)); `None` when nothing configures it.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).build().unwrap();
+    /// assert!(runtime.auth().is_none());
+    /// ```
+    pub fn auth(&self) -> Option<&Authenticator> {
+        self.inner.auth.as_ref()
+    }
+
+    /// The bearer token the operations endpoints require (`[ops] token`,
+    /// [`RuntimeBuilder::ops_token`]), if one is set.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).config_str("[ops]\ntoken = \"0123456789abcdef\"\n").build().unwrap();
+    /// assert_eq!(runtime.ops_token(), Some("0123456789abcdef"));
+    /// ```
+    pub fn ops_token(&self) -> Option<&str> {
+        self.inner.ops_token.as_deref()
     }
 
     /// Whether responses carry a `Server-Timing` header (see
@@ -151,6 +180,8 @@ pub struct RuntimeBuilder {
     cache: CacheSettings,
     store: StoreSettings,
     recent: RecentRequests,
+    auth: Option<AuthSettings>,
+    ops_token: Option<String>,
 }
 
 /// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
@@ -392,6 +423,36 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Verifies bearer tokens with `settings` for the endpoints with `auth = jwt`; the
+    /// configuration file's `[auth]` merges into them (its `keys` are added).
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// use orchestrate_runtime::auth::{AuthSettings, StaticKey};
+    /// let settings = AuthSettings::default()
+    ///     .with_issuer("https://auth.example.com")
+    ///     .with_key(StaticKey::secret("0123456789abcdef0123456789abcdef").with_kid("dev"));
+    /// let runtime = Runtime::builder(&[]).read_env(false).auth(settings).build().unwrap();
+    /// assert!(runtime.auth().is_some());
+    /// ```
+    pub fn auth(mut self, settings: AuthSettings) -> Self {
+        self.auth = Some(settings);
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on the operations endpoints (`/metrics`,
+    /// `/health`, `/_orchestrate`, cache invalidation); `[ops] token` in the file overrides it.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).ops_token("a long random string").build().unwrap();
+    /// assert_eq!(runtime.ops_token(), Some("a long random string"));
+    /// ```
+    pub fn ops_token(mut self, token: impl Into<String>) -> Self {
+        self.ops_token = Some(token.into());
+        self
+    }
+
     /// Validates the configuration and builds every client and the store.
     ///
     /// # Errors
@@ -416,6 +477,7 @@ impl RuntimeBuilder {
         let store = self.open_store(redis_url_env, file.redis_url_at)?;
         let server_timing = self.server_timing_setting()?;
         config::check_endpoints(&self.endpoints, &self.specs)?;
+        let auth = self.authenticator()?;
         if self.read_env {
             warn_unknown_env(&self.specs);
         }
@@ -446,12 +508,39 @@ impl RuntimeBuilder {
         }
         let cache = Cache::new(self.cache, &store);
         let recent = Recent::new(self.recent);
-        let inner = Inner { services: clients.into_boxed_slice(), store, server_timing, cache, recent };
+        let ops_token = self.ops_token.take();
+        let inner =
+            Inner { services: clients.into_boxed_slice(), store, server_timing, cache, recent, auth, ops_token };
         Ok(Runtime { inner: Arc::new(inner) })
     }
 }
 
 impl RuntimeBuilder {
+    /// The authenticator of the settings (the builder's with the file's merged in), started (its
+    /// JWK Set fetched in the background) when a tokio runtime runs; an endpoint with
+    /// `auth = jwt` and no keys to verify with is a start-up error.
+    fn authenticator(&self) -> Result<Option<Authenticator>, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            service: None,
+            key: "auth".to_owned(),
+            origin: "the configuration".to_owned(),
+            reason,
+        };
+        let needs = self.endpoints.iter().find(|e| e.auth == orchestrate_core::policy::Auth::Jwt);
+        match (&self.auth, needs) {
+            (Some(settings), _) if settings.has_keys() => {
+                let auth = Authenticator::new(settings.clone()).map_err(invalid)?;
+                auth.start();
+                Ok(Some(auth))
+            }
+            (_, Some(endpoint)) => Err(invalid(format!(
+                "endpoint `{}` requires a bearer token (`auth = jwt`), but no key is configured to verify one; add `[auth]` with `jwks_url` or `[[auth.keys]]`, or `RuntimeBuilder::auth`",
+                endpoint.name
+            ))),
+            (_, None) => Ok(None),
+        }
+    }
+
     /// `ORCHESTRATE_SERVER_TIMING`, else the builder's setting, else on in debug builds.
     fn server_timing_setting(&self) -> Result<bool, ConfigError> {
         let from_env = self.read_env.then(|| std::env::var(SERVER_TIMING_ENV).ok()).flatten();
@@ -527,7 +616,13 @@ impl RuntimeBuilder {
                 "<config>",
                 &text,
                 &mut self.specs,
-                config::Sections { store: &mut self.store, recent: &mut self.recent, cache: &mut self.cache },
+                config::Sections {
+                    store: &mut self.store,
+                    recent: &mut self.recent,
+                    cache: &mut self.cache,
+                    auth: &mut self.auth,
+                    ops_token: &mut self.ops_token,
+                },
             ),
             Some(ConfigSource::File(path)) => {
                 let name = path.display().to_string();
@@ -540,7 +635,13 @@ impl RuntimeBuilder {
                     &name,
                     &text,
                     &mut self.specs,
-                    config::Sections { store: &mut self.store, recent: &mut self.recent, cache: &mut self.cache },
+                    config::Sections {
+                        store: &mut self.store,
+                        recent: &mut self.recent,
+                        cache: &mut self.cache,
+                        auth: &mut self.auth,
+                        ops_token: &mut self.ops_token,
+                    },
                 )
             }
         }

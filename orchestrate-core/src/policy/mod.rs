@@ -16,6 +16,7 @@
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
 //! | the shared store | [`store`] | – | `[store]` |
+//! | authentication | [`auth`] | `#[api(auth = jwt)]`, `#[endpoint(.., auth = none)]` | `[auth]`, `[ops] token` |
 //! | recent requests kept for `/_orchestrate` | [`recent`] | – (the runtime builder) | `[recent]` |
 //!
 //! ```
@@ -32,6 +33,7 @@
 //! assert_eq!(problem.message, "more than 10 attempts multiplies load on a failing service; use at most 10");
 //! ```
 
+pub mod auth;
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
@@ -42,6 +44,7 @@ pub mod service;
 pub mod store;
 mod value;
 
+pub use auth::{Auth, AuthSettings};
 pub use breaker::{BreakerPolicy, Trip};
 pub use bulkhead::Concurrency;
 pub use cache::{CachePolicy, CacheSettings};

@@ -7,6 +7,8 @@ mod fallback;
 pub(crate) mod model;
 mod parse;
 
+pub(crate) use parse::parse_auth;
+
 use crate::ctxt::{Errors, with_fallback};
 use proc_macro2::TokenStream;
 use quote::ToTokens;
@@ -20,15 +22,16 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             return syn::Error::new(e.span(), "`#[endpoint]` goes on a struct with named fields").into_compile_error();
         }
     };
-    let output = expand_struct(args, &mut item);
+    let output = expand_struct(args, &mut item, None);
     crate::debug::print(&item.ident.to_string(), &output);
     output
 }
 
-/// Expands one endpoint struct (also used by `#[api]` for each endpoint of a module).
-pub(crate) fn expand_struct(args: TokenStream, item: &mut ItemStruct) -> TokenStream {
+/// Expands one endpoint struct (also used by `#[api]` for each endpoint of a module, with the
+/// module's `auth`).
+pub(crate) fn expand_struct(args: TokenStream, item: &mut ItemStruct, module_auth: Option<model::Auth>) -> TokenStream {
     let mut errors = Errors::new();
-    let endpoint = parse::parse(args, item, &mut errors);
+    let endpoint = parse::parse(args, item, module_auth, &mut errors);
     let plan = endpoint.as_ref().filter(|e| e.head_ok).and_then(|e| check::check(e, &mut errors));
     match (errors.finish(), endpoint, plan) {
         (Ok(()), Some(endpoint), Some(plan)) => expand::expand(&endpoint, &plan, item),

@@ -13,7 +13,7 @@ use syn::parse::Parse;
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
 
-const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache"];
+const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache", "auth"];
 const CALL_KEYS: &[&str] = &[
     "service",
     "timeout",
@@ -37,7 +37,7 @@ const CALL_KEYS: &[&str] = &[
     "for_each",
     "concurrency",
 ];
-const INPUT_KEYS: &[&str] = &["body", "path", "query", "header"];
+const INPUT_KEYS: &[&str] = &["body", "path", "query", "header", "claim"];
 
 /// Which of our attributes an attribute is.
 fn our_attribute(attr: &Attribute) -> Option<&'static str> {
@@ -52,7 +52,12 @@ fn our_attribute(attr: &Attribute) -> Option<&'static str> {
 
 /// Parses the endpoint attribute's arguments and the struct; removes our field attributes from
 /// `item` so it can be emitted as plain Rust.
-pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Errors) -> Option<Endpoint> {
+pub(crate) fn parse(
+    args: TokenStream,
+    item: &mut ItemStruct,
+    module_auth: Option<Auth>,
+    errors: &mut Errors,
+) -> Option<Endpoint> {
     let head = match (|input: ParseStream<'_>| parse_endpoint_args(input, errors)).parse2(args) {
         Ok(head) => head,
         Err(e) => {
@@ -111,12 +116,55 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
     let head_ok = head.is_some();
-    let (method, route, timeout, max_body, cache) =
-        head.unwrap_or_else(|| (HttpMethod::Get, LitStr::new("/", item.ident.span()), None, None, None));
-    Some(Endpoint { ident: item.ident.clone(), head_ok, method, route, timeout, max_body, cache, fields })
+    let Head { method, route, timeout, max_body, cache, auth } = head.unwrap_or_else(|| Head {
+        method: HttpMethod::Get,
+        route: LitStr::new("/", item.ident.span()),
+        timeout: None,
+        max_body: None,
+        cache: None,
+        auth: None,
+    });
+    Some(Endpoint {
+        ident: item.ident.clone(),
+        head_ok,
+        method,
+        route,
+        timeout,
+        max_body,
+        cache,
+        auth,
+        module_auth,
+        fields,
+    })
 }
 
-type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>, Option<CacheAttr>);
+/// What `#[endpoint(..)]` itself says.
+struct Head {
+    method: HttpMethod,
+    route: LitStr,
+    timeout: Option<Timed>,
+    max_body: Option<u64>,
+    cache: Option<CacheAttr>,
+    auth: Option<(Auth, Span)>,
+}
+
+/// `auth = jwt` / `auth = none` (the words are the policy grammar's).
+pub(crate) fn parse_auth(
+    input: ParseStream<'_>,
+    key: &Ident,
+    errors: &mut Errors,
+) -> syn::Result<Option<(Auth, Span)>> {
+    kw::eq_token(input, key)?;
+    let word: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+    let at = crate::policy::At::span(word.span());
+    let mut reader = Reader::new(Syntax::Dsl);
+    let mode = orchestrate_core::policy::auth::read_mode(
+        &mut reader,
+        &orchestrate_core::policy::Value::Word(word.to_string(), at),
+    );
+    crate::policy::report(reader.into_problems(), errors);
+    Ok(mode.map(|m| (m, word.span())))
+}
 
 fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Option<Head>> {
     const USAGE: &str = "write `#[endpoint(POST \"/checkout/summary\", timeout = \"2s\")]`";
@@ -136,6 +184,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
     let mut timeout = None;
     let mut max_body = None;
     let mut cache = None;
+    let mut auth = None;
     let mut seen = Seen::new("#[endpoint]");
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
@@ -155,6 +204,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
                 }
             }
             "cache" => cache = Some(parse_cache(input, &key, errors)?),
+            "auth" => auth = parse_auth(input, &key, errors)?,
             "max_body" => {
                 let lit = kw::eq_str(input, &key)?;
                 match orchestrate_core::size::parse_size(&lit.value()) {
@@ -175,7 +225,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some((method, route, timeout, max_body, cache)))
+    Ok(Some(Head { method, route, timeout, max_body, cache, auth }))
 }
 
 fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<Input> {
@@ -195,6 +245,10 @@ fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<I
             ("query", None) => InputSource::Query,
             ("query", Some(lit)) => InputSource::QueryParam(lit.value()),
             ("header", Some(lit)) => InputSource::Header(lit.value().to_ascii_lowercase()),
+            ("claim", Some(lit)) => InputSource::Claim(lit.value()),
+            ("claim", None) => {
+                return Err(syn::Error::new(key.span(), "name the claim: `#[input(claim = \"sub\")]`"));
+            }
             ("header", None) => {
                 return Err(syn::Error::new(key.span(), "name the header: `#[input(header = \"x-user-id\")]`"));
             }

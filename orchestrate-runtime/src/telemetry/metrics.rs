@@ -19,6 +19,7 @@
 //! | `orchestrate_breaker_state` | gauge | `service`: 0 closed, 1 half-open, 2 open |
 //! | `orchestrate_cache_requests_total` | counter | `endpoint`, `call` (the endpoint's name for its own cache), `result` (`hit`, `stale`, `miss`, `coalesced`, `error`) |
 //! | `orchestrate_store_errors_total` | counter | `operation` (the command, `pipeline` or `script:<name>`), `kind` (`timeout`, `unavailable`, `reply`) |
+//! | `orchestrate_auth_failures_total` | counter | `reason` (`missing`, `malformed`, `algorithm`, `unknown_key`, `signature`, `expired`, `not_yet_valid`, `issuer`, `audience`, `claim`, `no_keys`) |
 
 use crate::spec::EndpointSpec;
 use crate::timeline::{CallOutcome, CallRecord};
@@ -113,6 +114,13 @@ impl CacheResult {
 /// ```
 pub const STORE_ERRORS: &str = "orchestrate_store_errors_total";
 
+/// Requests refused for their bearer token ([`auth`](crate::auth)), per reason.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::AUTH_FAILURES, "orchestrate_auth_failures_total");
+/// ```
+pub const AUTH_FAILURES: &str = "orchestrate_auth_failures_total";
+
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Turns recording on (it stays on).
@@ -142,6 +150,7 @@ fn describe() {
     metrics::describe_counter!(RETRIES, "Retries sent, by the failure that was retried.");
     metrics::describe_gauge!(BREAKER_STATE, "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
     metrics::describe_counter!(CACHE_REQUESTS, "Cache lookups by what they found.");
+    metrics::describe_counter!(AUTH_FAILURES, "Requests refused for their bearer token, by reason.");
     metrics::describe_counter!(STORE_ERRORS, "Failed operations of the shared store, by operation and kind.");
 }
 
@@ -327,5 +336,12 @@ pub(crate) fn breaker(service: &'static str, gauge: u8) {
 pub(crate) fn store_error(operation: &str, kind: &'static str) {
     if enabled() {
         metrics::counter!(STORE_ERRORS, "operation" => operation.to_owned(), "kind" => kind).increment(1);
+    }
+}
+
+/// A request was refused for its bearer token, for `reason` (one of a fixed set of names).
+pub(crate) fn auth_failure(reason: &'static str) {
+    if enabled() {
+        metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(1);
     }
 }
