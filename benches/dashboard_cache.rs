@@ -14,6 +14,9 @@
 //! ```text
 //! cargo bench --bench dashboard_cache                 # figures (BENCHMARKS.md)
 //! cargo bench --bench dashboard_cache -- --test       # smoke run
+//!
+//! The dashboard requires a JWT: every request carries its user's development token (signed once
+//! per user), so each figure includes verifying it (Ed25519).
 //! ```
 //!
 //! Besides criterion's timings it prints the p50 and p99 of 5 000 single requests of each
@@ -50,7 +53,14 @@ fn mocks() -> Transport {
 }
 
 fn router(redis: Option<&str>) -> axum::Router {
-    let mut builder = Runtime::builder(app::services::ALL).read_env(false).server_timing(false);
+    // The development key as a static key: in process, nothing serves the JWK Set.
+    let key =
+        orchestrate::auth::StaticKey::pem(orchestrate::auth::Algorithm::EdDsa, app::DEV_PUBLIC_KEY).with_kid("dev-1");
+    let auth = orchestrate::auth::AuthSettings::default()
+        .with_issuer(app::DEV_ISSUER)
+        .with_audience(app::AUDIENCE)
+        .with_key(key);
+    let mut builder = Runtime::builder(app::services::ALL).read_env(false).server_timing(false).auth(auth);
     for service in app::services::ALL {
         builder = builder.transport(service.name, mocks());
     }
@@ -62,7 +72,17 @@ fn router(redis: Option<&str>) -> axum::Router {
 }
 
 async fn get(router: &axum::Router, user: impl std::fmt::Display) -> http::StatusCode {
-    let request = http::Request::get(format!("/dashboard/{user}")).body(axum::body::Body::empty()).expect("a request");
+    thread_local! {
+        /// One token per user, signed once: the same token each time keeps the warm path warm
+        /// (the key includes `authorization`) and keeps signing out of the figures.
+        static TOKENS: std::cell::RefCell<std::collections::HashMap<String, String>> = Default::default();
+    }
+    let user = user.to_string();
+    let token = TOKENS.with(|t| t.borrow_mut().entry(user.clone()).or_insert_with(|| app::dev_token(&user)).clone());
+    let request = http::Request::get("/dashboard")
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .expect("a request");
     let response = router.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
     let _ = response.into_body().collect().await;

@@ -1,6 +1,7 @@
 //! The dashboard over real HTTP: four independent calls run together and the loyalty → offers
 //! chain runs beside them, as the recorded start times show; the dashboard is cached per user and
-//! the "user updated" webhook drops it.
+//! the "user updated" webhook drops it; the user is the `sub` of a token from the development auth
+//! service, and without one the dashboard is 401.
 
 mod support;
 
@@ -11,21 +12,64 @@ use orchestrate::Runtime;
 use serde_json::Value;
 use std::time::Duration;
 
+/// The development auth service on loopback, and a runtime builder verifying its tokens with the
+/// mock services at `mocks`.
+async fn builder(mocks: &str) -> (Runtime, String) {
+    builder_with(mocks, |b| b).await
+}
+
+async fn builder_with(
+    mocks: &str,
+    adjust: impl FnOnce(orchestrate::RuntimeBuilder) -> orchestrate::RuntimeBuilder,
+) -> (Runtime, String) {
+    let auth = support::serve(app::auth_service()).await;
+    let mut builder = Runtime::builder(app::services::ALL)
+        .read_env(false)
+        .endpoints(app::dashboard::ENDPOINTS)
+        .auth(app::auth_settings(&format!("{auth}/.well-known/jwks.json")));
+    for service in app::services::ALL {
+        builder = builder.base_url(service.name, mocks);
+    }
+    (adjust(builder).build().unwrap(), auth)
+}
+
+/// A token for `sub` from the development auth service (`POST /token`).
+async fn token(auth: &str, sub: &str) -> String {
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{auth}/token"))
+        .json(&serde_json::json!({ "sub": sub }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((&answer["tokenType"], &answer["expiresIn"]), (&Value::from("Bearer"), &Value::from(3600)));
+    answer["accessToken"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn independent_calls_start_together_and_the_chain_runs_beside_them() {
     let log = app::CallLog::default();
     let mocks = support::serve(app::mock_services(log.clone(), 1.0)).await;
-    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
-    for service in app::services::ALL {
-        builder = builder.base_url(service.name, &mocks);
-    }
-    let runtime = builder.build().unwrap();
+    let (runtime, auth) = builder(&mocks).await;
     let url = support::serve(orchestrate::router::app(app::dashboard::router(&runtime))).await;
+    let http = reqwest::Client::new();
 
-    let response = reqwest::get(format!("{url}/dashboard/u1")).await.unwrap();
+    // Without a token: 401, and no service called.
+    let anonymous = http.get(format!("{url}/dashboard")).send().await.unwrap();
+    assert_eq!(
+        (anonymous.status().as_u16(), &anonymous.headers()["www-authenticate"]),
+        (401, &"Bearer".parse().unwrap())
+    );
+    assert_eq!(anonymous.json::<Value>().await.unwrap()["error"]["code"], "UNAUTHORIZED");
+    assert!(log.lock().unwrap().is_empty());
+
+    let response = http.get(format!("{url}/dashboard")).bearer_auth(token(&auth, "u1").await).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["profile"]["name"], "Ada Lovelace");
+    assert_eq!(body["profile"]["id"], "u1", "the user is the token's `sub`");
     assert_eq!(body["tierOffers"][0]["title"], "Offer for tier=gold");
     assert_eq!(body["partialData"], false);
 
@@ -51,14 +95,11 @@ async fn independent_calls_start_together_and_the_chain_runs_beside_them() {
 async fn recommendations_fall_back_to_an_empty_list() {
     let log = app::CallLog::default();
     let mocks = support::serve(app::mock_services(log, 1.0)).await;
-    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
-    for service in app::services::ALL {
-        builder = builder.base_url(service.name, &mocks);
-    }
     // The recommendations service is down (nothing listens there).
-    let runtime = builder.base_url("recommendations", "http://127.0.0.1:9").build().unwrap();
+    let (runtime, auth) = builder_with(&mocks, |b| b.base_url("recommendations", "http://127.0.0.1:9")).await;
     let url = support::serve(orchestrate::router::app(app::dashboard::router(&runtime))).await;
-    let body: Value = reqwest::get(format!("{url}/dashboard/u1")).await.unwrap().json().await.unwrap();
+    let request = reqwest::Client::new().get(format!("{url}/dashboard")).bearer_auth(token(&auth, "u1").await);
+    let body: Value = request.send().await.unwrap().json().await.unwrap();
     assert_eq!(body["recommendations"], serde_json::json!([]));
     assert_eq!(body["tierOffers"], serde_json::json!([]));
     assert_eq!(body["partialData"], true);
@@ -70,28 +111,26 @@ async fn recommendations_fall_back_to_an_empty_list() {
 async fn the_dashboard_is_cached_per_user_and_the_webhook_drops_it() {
     let log = app::CallLog::default();
     let mocks = support::serve(app::mock_services(log.clone(), 0.0)).await;
-    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
-    for service in app::services::ALL {
-        builder = builder.base_url(service.name, &mocks);
-    }
-    let runtime = builder.build().unwrap();
+    let (runtime, auth) = builder(&mocks).await;
+    let (u1, u2) = (token(&auth, "u1").await, token(&auth, "u2").await);
     let router = app::dashboard::router(&runtime).merge(app::webhooks(&runtime));
     let url = support::serve(orchestrate::router::app(router)).await;
     let http = reqwest::Client::new();
     let profile_calls = || log.lock().unwrap().iter().filter(|(n, ..)| *n == "profile").count();
     let catalog_calls = || log.lock().unwrap().iter().filter(|(n, ..)| *n == "catalog").count();
 
-    let first = http.get(format!("{url}/dashboard/u1")).send().await.unwrap();
-    assert_eq!(first.headers()["cache-control"], "public, max-age=60");
+    let first = http.get(format!("{url}/dashboard")).bearer_auth(&u1).send().await.unwrap();
+    // One user's answer: private (the request carries its credentials).
+    assert_eq!(first.headers()["cache-control"], "private, max-age=60");
     let first: Value = first.json().await.unwrap();
     assert_eq!(first["featured"][0]["title"], "Difference Engine");
-    let again = http.get(format!("{url}/dashboard/u1")).send().await.unwrap();
+    let again = http.get(format!("{url}/dashboard")).bearer_auth(&u1).send().await.unwrap();
     assert!(again.headers().contains_key("etag") && again.headers().contains_key("age"));
     assert_eq!(again.json::<Value>().await.unwrap(), first);
     assert_eq!(profile_calls(), 1, "the second dashboard came from the cache");
 
     // Another user: their own dashboard, but the featured catalog is one entry for everyone.
-    http.get(format!("{url}/dashboard/u2")).send().await.unwrap();
+    http.get(format!("{url}/dashboard")).bearer_auth(&u2).send().await.unwrap();
     assert_eq!((profile_calls(), catalog_calls()), (2, 1));
 
     let dropped = http
@@ -101,7 +140,7 @@ async fn the_dashboard_is_cached_per_user_and_the_webhook_drops_it() {
         .await
         .unwrap();
     assert_eq!(dropped.json::<Value>().await.unwrap(), serde_json::json!({"dropped": 1}));
-    http.get(format!("{url}/dashboard/u1")).send().await.unwrap();
-    http.get(format!("{url}/dashboard/u2")).send().await.unwrap();
+    http.get(format!("{url}/dashboard")).bearer_auth(&u1).send().await.unwrap();
+    http.get(format!("{url}/dashboard")).bearer_auth(&u2).send().await.unwrap();
     assert_eq!(profile_calls(), 3, "u1 asked again, u2 still cached");
 }

@@ -7,6 +7,10 @@
 //! (tagged `user:<id>`, so the `POST /webhooks/user-updated` handler in `main.rs` drops that
 //! user's entries), and the featured catalog is one entry for everyone, cached 300 s. Entries
 //! live in memory, or in Redis when `ORCHESTRATE_REDIS_URL` is set, shared by every instance.
+//!
+//! The dashboard requires a JWT: the user is the token's `sub`. The embedded development auth
+//! service ([`auth_service`]) issues tokens (`POST /token` with `{"sub":"u1"}`) signed with a
+//! development Ed25519 key and publishes the JWK Set the BFF verifies them with.
 
 #![allow(dead_code)]
 
@@ -72,16 +76,16 @@ pub struct Loyalty {
     pub tier: Tier,
 }
 
-#[orchestrate::api]
+#[orchestrate::api(auth = jwt)]
 pub mod dashboard {
     use super::*;
 
-    /// Everything the home screen shows, in one request.
-    #[endpoint(GET "/dashboard/{user_id}", timeout = "1s", cache(ttl = "60s", stale = "30s", tags = [format!("user:{user_id}")]))]
+    /// Everything the signed-in user's home screen shows, in one request.
+    #[endpoint(GET "/dashboard", timeout = "1s", cache(ttl = "60s", stale = "30s", tags = [format!("user:{user_id}")]))]
     #[derive(Debug, Serialize)]
     #[serde(rename_all = "camelCase")]
     pub struct Dashboard {
-        #[input(path)]
+        #[input(claim = "sub")]
         #[serde(skip)]
         pub user_id: String,
 
@@ -107,6 +111,65 @@ pub mod dashboard {
         #[call(service = "catalog", timeout = "200ms", get = "/catalog/featured", fallback = Vec::new(), cache(ttl = "300s", key = "featured"))]
         pub featured: Vec<Product>,
     }
+}
+
+/// The issuer of the development tokens (`iss`).
+pub const DEV_ISSUER: &str = "dashboard-dev-auth";
+/// The audience the dashboard accepts (`aud`).
+pub const AUDIENCE: &str = "dashboard";
+/// The `kid` of the development key.
+const DEV_KID: &str = "dev-1";
+/// The development signing key. For the embedded mock only: anyone can read it, so a real
+/// deployment verifies its own issuer's keys (`[auth] jwks_url` in the configuration file).
+const DEV_KEY: &str = include_str!("dev_key.pem");
+/// Its public half (the JWK Set publishes it; the benchmark configures it as a static key).
+pub const DEV_PUBLIC_KEY: &str = include_str!("dev_key.pub");
+
+fn dev_key() -> jsonwebtoken::EncodingKey {
+    jsonwebtoken::EncodingKey::from_ed_pem(DEV_KEY.as_bytes()).expect("the development key parses")
+}
+
+/// A development token for user `sub`, valid for an hour.
+pub fn dev_token(sub: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let claims = serde_json::json!({ "sub": sub, "iss": DEV_ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 3600 });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(DEV_KID.to_owned());
+    jsonwebtoken::encode(&header, &claims, &dev_key()).expect("a token")
+}
+
+/// How the dashboard verifies tokens: the development issuer's JWK Set at `jwks_url`.
+pub fn auth_settings(jwks_url: &str) -> orchestrate::auth::AuthSettings {
+    orchestrate::auth::AuthSettings::default().with_issuer(DEV_ISSUER).with_audience(AUDIENCE).with_jwks_url(jwks_url)
+}
+
+/// The body of `POST /token`.
+#[derive(Deserialize)]
+struct TokenRequest {
+    sub: String,
+}
+
+/// The development auth service: `POST /token` (`{"sub":"u1"}` → `{"accessToken","tokenType",
+/// "expiresIn"}`) and `GET /.well-known/jwks.json`.
+pub fn auth_service() -> axum::Router {
+    use axum::Json;
+    use axum::routing::{get, post};
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&dev_key(), jsonwebtoken::Algorithm::EdDSA)
+        .expect("the development key's JWK");
+    jwk.common.key_id = Some(DEV_KID.to_owned());
+    let set = serde_json::to_value(jsonwebtoken::jwk::JwkSet { keys: vec![jwk] }).unwrap_or_default();
+    axum::Router::new()
+        .route(
+            "/token",
+            post(|Json(request): Json<TokenRequest>| async move {
+                Json(serde_json::json!({
+                    "accessToken": dev_token(&request.sub),
+                    "tokenType": "Bearer",
+                    "expiresIn": 3600,
+                }))
+            }),
+        )
+        .route("/.well-known/jwks.json", get(move || async move { Json(set) }))
 }
 
 /// The body of the "user updated" webhook.

@@ -82,9 +82,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// The keys `#[api(..)]` takes.
-const API_KEYS: &[&str] = &["rate_limit"];
+const API_KEYS: &[&str] = &["auth", "rate_limit"];
 
-/// `#[api(rate_limit(..))]`: what every endpoint of the module inherits.
+/// `#[api(auth = jwt, rate_limit(..))]`: what every endpoint of the module inherits unless it
+/// says otherwise.
 fn module_args(args: TokenStream, errors: &mut Errors) -> endpoint::ModuleDefaults {
     let mut defaults = endpoint::ModuleDefaults::default();
     let parser = |input: ParseStream<'_>| -> syn::Result<()> {
@@ -95,6 +96,8 @@ fn module_args(args: TokenStream, errors: &mut Errors) -> endpoint::ModuleDefaul
                 crate::kw::skip_to_comma(input);
             } else if key == "rate_limit" {
                 defaults.rate_limit = endpoint::parse_rate_limit(input, &key, errors)?;
+            } else if key == "auth" {
+                defaults.auth = endpoint::parse_auth(input, &key, errors)?.map(|(a, _)| a);
             } else {
                 crate::kw::unknown(&key, "#[api]", API_KEYS, &seen.names(), errors);
                 crate::kw::skip_to_comma(input);

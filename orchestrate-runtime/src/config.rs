@@ -142,8 +142,15 @@ pub const CONFIG_ENV: &str = "ORCHESTRATE_CONFIG";
 pub const REDIS_URL_ENV: &str = "ORCHESTRATE_REDIS_URL";
 
 /// The top-level keys of the configuration file.
-const TOP_LEVEL: &[&str] =
-    &["services", policy::store::SECTION, policy::recent::SECTION, policy::cache::SECTION, policy::rate_limit::SECTION];
+const TOP_LEVEL: &[&str] = &[
+    "services",
+    policy::store::SECTION,
+    policy::recent::SECTION,
+    policy::cache::SECTION,
+    policy::rate_limit::SECTION,
+    policy::auth::SECTION,
+    policy::auth::OPS_SECTION,
+];
 
 /// A base URL from the file, with where it was written.
 pub(crate) type FileUrls = HashMap<&'static str, (String, String)>;
@@ -167,6 +174,10 @@ pub(crate) struct Sections<'a> {
     pub(crate) cache: &'a mut CacheSettings,
     /// `[rate_limit]`: overrides of the endpoints' limits and how they apply.
     pub(crate) rate_limit: &'a mut RateLimitSettings,
+    /// `[auth]`: how bearer tokens are verified.
+    pub(crate) auth: &'a mut Option<policy::AuthSettings>,
+    /// `[ops] token`: the bearer token of the operations endpoints.
+    pub(crate) ops_token: &'a mut Option<String>,
 }
 
 /// Applies the configuration `text` (named `name` in messages) to `specs` and `sections`; returns
@@ -230,6 +241,30 @@ pub(crate) fn apply(
                 Some(read) => *sections.rate_limit = read,
                 None => {
                     *sections.rate_limit = declared;
+                    for Problem { at, key, message, .. } in reader.into_problems() {
+                        fail(&mut errors, at, None, &key, message);
+                    }
+                }
+            }
+            continue;
+        }
+        if key.get_ref() == policy::auth::SECTION {
+            let mut reader = Reader::new(Syntax::Toml);
+            match policy::auth::read(&mut reader, &to_value(value), sections.auth.as_ref()) {
+                Some(read) => *sections.auth = Some(read),
+                None => {
+                    for Problem { at, key, message, .. } in reader.into_problems() {
+                        fail(&mut errors, at, None, &key, message);
+                    }
+                }
+            }
+            continue;
+        }
+        if key.get_ref() == policy::auth::OPS_SECTION {
+            let mut reader = Reader::new(Syntax::Toml);
+            match policy::auth::read_ops(&mut reader, &to_value(value), sections.ops_token.as_deref()) {
+                Some(read) => *sections.ops_token = read,
+                None => {
                     for Problem { at, key, message, .. } in reader.into_problems() {
                         fail(&mut errors, at, None, &key, message);
                     }
@@ -589,6 +624,8 @@ mod tests {
                 recent: &mut RecentRequests::default(),
                 cache: &mut CacheSettings::default(),
                 rate_limit: &mut RateLimitSettings::default(),
+                auth: &mut None,
+                ops_token: &mut None,
             },
         )
         .map(|file| (specs, file.urls))
@@ -606,6 +643,8 @@ mod tests {
                 recent: &mut RecentRequests::default(),
                 cache: &mut CacheSettings::default(),
                 rate_limit: &mut RateLimitSettings::default(),
+                auth: &mut None,
+                ops_token: &mut None,
             },
         )
         .map(|file| (store, file.redis_url_at))
@@ -619,6 +658,8 @@ mod tests {
             recent: &mut recent,
             cache: &mut CacheSettings::default(),
             rate_limit: &mut RateLimitSettings::default(),
+            auth: &mut None,
+            ops_token: &mut None,
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(recent)
@@ -631,6 +672,8 @@ mod tests {
             recent: &mut RecentRequests::default(),
             cache: &mut cache,
             rate_limit: &mut RateLimitSettings::default(),
+            auth: &mut None,
+            ops_token: &mut None,
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(cache)
@@ -669,7 +712,7 @@ mod tests {
         let err = recent_of("[recnet]\nlast = 8\n").unwrap_err();
         assert_eq!(
             err,
-            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit"
+            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit, auth, ops"
         );
     }
 
@@ -763,12 +806,12 @@ http2 = "yes"
         let err = apply_to("listen = \"0.0.0.0:80\"").unwrap_err();
         assert_eq!(
             err,
-            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit"
+            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit, auth, ops"
         );
         let err = apply_to("[stor]\nredis_url = \"redis://cache\"").unwrap_err();
         assert!(
             err.contains(
-                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit"
+                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit, auth, ops"
             ),
             "{err}"
         );

@@ -11,6 +11,7 @@
 //! | [`spec`] | the static description of an endpoint (`/_orchestrate`, start-up checks) |
 //! | [`client`] | per-service HTTP clients over a pluggable [`Transport`] |
 //! | [`retry`] | retries with backoff and jitter inside the deadline, the retry budget |
+//! | [`auth`] | bearer-token (JWT) authentication of inbound requests, claims for inputs |
 //! | [`breaker`] | the circuit breaker per service |
 //! | [`cache`] | response caches of calls and endpoints (stale-while-revalidate, single-flight, invalidation) |
 //! | [`rate_limit`] | inbound rate limits per address, user, endpoint and for everyone |
@@ -26,6 +27,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;

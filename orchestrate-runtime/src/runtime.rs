@@ -1,6 +1,7 @@
 //! The runtime handle: one client per declared service and the shared store, built and validated
 //! at start-up.
 
+use crate::auth::{AuthSettings, Authenticator};
 use crate::cache::{Cache, CacheSettings};
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
@@ -39,6 +40,8 @@ struct Inner {
     cache: Cache,
     recent: Recent,
     rate_limiter: RateLimiter,
+    auth: Option<Authenticator>,
+    ops_token: Option<String>,
 }
 
 impl fmt::Debug for Runtime {
@@ -75,7 +78,33 @@ impl Runtime {
             store: StoreSettings::default(),
             recent: RecentRequests::DEFAULT,
             rate_limit: RateLimitSettings::default(),
+            auth: None,
+            ops_token: None,
         }
+    }
+
+    /// How bearer tokens are verified for the endpoints with `auth = jwt` (see
+    /// [`auth`](crate::auth)); `None` when nothing configures it.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).build().unwrap();
+    /// assert!(runtime.auth().is_none());
+    /// ```
+    pub fn auth(&self) -> Option<&Authenticator> {
+        self.inner.auth.as_ref()
+    }
+
+    /// The bearer token the operations endpoints require (`[ops] token`,
+    /// [`RuntimeBuilder::ops_token`]), if one is set.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).config_str("[ops]\ntoken = \"0123456789abcdef\"\n").build().unwrap();
+    /// assert_eq!(runtime.ops_token(), Some("0123456789abcdef"));
+    /// ```
+    pub fn ops_token(&self) -> Option<&str> {
+        self.inner.ops_token.as_deref()
     }
 
     /// The inbound rate limiter (see [`rate_limit`](crate::rate_limit)) that
@@ -167,6 +196,8 @@ pub struct RuntimeBuilder {
     store: StoreSettings,
     recent: RecentRequests,
     rate_limit: RateLimitSettings,
+    auth: Option<AuthSettings>,
+    ops_token: Option<String>,
 }
 
 /// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
@@ -432,6 +463,36 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Verifies bearer tokens with `settings` for the endpoints with `auth = jwt`; the
+    /// configuration file's `[auth]` merges into them (its `keys` are added).
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// use orchestrate_runtime::auth::{AuthSettings, StaticKey};
+    /// let settings = AuthSettings::default()
+    ///     .with_issuer("https://auth.example.com")
+    ///     .with_key(StaticKey::secret("0123456789abcdef0123456789abcdef").with_kid("dev"));
+    /// let runtime = Runtime::builder(&[]).read_env(false).auth(settings).build().unwrap();
+    /// assert!(runtime.auth().is_some());
+    /// ```
+    pub fn auth(mut self, settings: AuthSettings) -> Self {
+        self.auth = Some(settings);
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on the operations endpoints (`/metrics`,
+    /// `/health`, `/_orchestrate`, cache invalidation); `[ops] token` in the file overrides it.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).ops_token("a long random string").build().unwrap();
+    /// assert_eq!(runtime.ops_token(), Some("a long random string"));
+    /// ```
+    pub fn ops_token(mut self, token: impl Into<String>) -> Self {
+        self.ops_token = Some(token.into());
+        self
+    }
+
     /// Validates the configuration and builds every client and the store.
     ///
     /// # Errors
@@ -456,6 +517,7 @@ impl RuntimeBuilder {
         let store = self.open_store(redis_url_env, file.redis_url_at)?;
         let server_timing = self.server_timing_setting()?;
         config::check_endpoints(&self.endpoints, &self.specs)?;
+        let auth = self.authenticator()?;
         if self.read_env {
             warn_unknown_env(&self.specs);
         }
@@ -488,7 +550,17 @@ impl RuntimeBuilder {
         let recent = Recent::new(self.recent);
         self.check_rate_limit_endpoints()?;
         let rate_limiter = RateLimiter::new(std::mem::take(&mut self.rate_limit));
-        let inner = Inner { services: clients.into_boxed_slice(), store, server_timing, cache, recent, rate_limiter };
+        let ops_token = self.ops_token.take();
+        let inner = Inner {
+            services: clients.into_boxed_slice(),
+            store,
+            server_timing,
+            cache,
+            recent,
+            rate_limiter,
+            auth,
+            ops_token,
+        };
         Ok(Runtime { inner: Arc::new(inner) })
     }
 }
@@ -513,6 +585,31 @@ impl RuntimeBuilder {
             }
         }
         Ok(())
+    }
+
+    /// The authenticator of the settings (the builder's with the file's merged in), started (its
+    /// JWK Set fetched in the background) when a tokio runtime runs; an endpoint with
+    /// `auth = jwt` and no keys to verify with is a start-up error.
+    fn authenticator(&self) -> Result<Option<Authenticator>, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            service: None,
+            key: "auth".to_owned(),
+            origin: "the configuration".to_owned(),
+            reason,
+        };
+        let needs = self.endpoints.iter().find(|e| e.auth == orchestrate_core::policy::Auth::Jwt);
+        match (&self.auth, needs) {
+            (Some(settings), _) if settings.has_keys() => {
+                let auth = Authenticator::new(settings.clone()).map_err(invalid)?;
+                auth.start();
+                Ok(Some(auth))
+            }
+            (_, Some(endpoint)) => Err(invalid(format!(
+                "endpoint `{}` requires a bearer token (`auth = jwt`), but no key is configured to verify one; add `[auth]` with `jwks_url` or `[[auth.keys]]`, or `RuntimeBuilder::auth`",
+                endpoint.name
+            ))),
+            (_, None) => Ok(None),
+        }
     }
 
     /// `ORCHESTRATE_SERVER_TIMING`, else the builder's setting, else on in debug builds.
@@ -595,6 +692,8 @@ impl RuntimeBuilder {
                     recent: &mut self.recent,
                     cache: &mut self.cache,
                     rate_limit: &mut self.rate_limit,
+                    auth: &mut self.auth,
+                    ops_token: &mut self.ops_token,
                 },
             ),
             Some(ConfigSource::File(path)) => {
@@ -613,6 +712,8 @@ impl RuntimeBuilder {
                         recent: &mut self.recent,
                         cache: &mut self.cache,
                         rate_limit: &mut self.rate_limit,
+                        auth: &mut self.auth,
+                        ops_token: &mut self.ops_token,
                     },
                 )
             }

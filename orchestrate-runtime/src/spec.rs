@@ -5,7 +5,7 @@
 //! durations as milliseconds (`timeoutMs`), enums tagged by `kind`.
 
 use crate::service::{CachePolicy, CompensationPolicy, RetryPolicy, millis};
-use orchestrate_core::policy::RateLimits;
+use orchestrate_core::policy::{Auth, RateLimits};
 pub use orchestrate_core::policy::{Availability, Slo};
 use serde::Serialize;
 use std::time::Duration;
@@ -72,6 +72,8 @@ pub enum InputSource {
     QueryParam(&'static str),
     /// One request header.
     Header(&'static str),
+    /// One claim of the verified bearer token (`auth = jwt` endpoints only).
+    Claim(&'static str),
 }
 
 /// An input field of an endpoint.
@@ -387,6 +389,14 @@ pub struct EndpointSpec {
     /// What the endpoint promises (`slo(..)`), if it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo: Option<Slo>,
+    /// Whether a verified bearer token is required ([`auth`](crate::auth)); in the JSON only
+    /// when it is.
+    #[serde(skip_serializing_if = "is_open")]
+    pub auth: Auth,
+}
+
+fn is_open(auth: &Auth) -> bool {
+    *auth == Auth::None
 }
 
 impl EndpointSpec {
@@ -400,7 +410,33 @@ impl EndpointSpec {
         inputs: &'static [InputSpec],
         nodes: &'static [NodeSpec],
     ) -> Self {
-        Self { name, method, route, timeout, inputs, nodes, cache: None, rate_limit: RateLimits::NONE, slo: None }
+        Self {
+            name,
+            method,
+            route,
+            timeout,
+            inputs,
+            nodes,
+            cache: None,
+            rate_limit: RateLimits::NONE,
+            slo: None,
+            auth: Auth::None,
+        }
+    }
+
+    /// Requires (or, with [`Auth::None`], does not) a verified bearer token.
+    ///
+    /// ```
+    /// use orchestrate_runtime::{EndpointSpec, Method};
+    /// use orchestrate_runtime::auth::Auth;
+    /// use std::time::Duration;
+    /// const SPEC: EndpointSpec =
+    ///     EndpointSpec::new("Me", Method::Get, "/me", Duration::from_secs(1), &[], &[]).with_auth(Auth::Jwt);
+    /// assert_eq!(SPEC.auth, Auth::Jwt);
+    /// ```
+    pub const fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// Caches the assembled answers (a GET endpoint's).

@@ -19,6 +19,7 @@
 //! | inbound rate limits (module, endpoint) | [`rate_limit`] | `rate_limit(per_user = "100/min", per_ip = "500/min", per_endpoint = "50/min", global = "10000/min")` | `[rate_limit]`, `[rate_limit.endpoints.Summary]` |
 //! | service-level objective (endpoint) | [`slo`] | `slo(availability = "99.9%", p99 = "300ms")` | – |
 //! | the shared store | [`store`] | – | `[store]` |
+//! | authentication | [`auth`] | `#[api(auth = jwt)]`, `#[endpoint(.., auth = none)]` | `[auth]`, `[ops] token` |
 //! | recent requests kept for `/_orchestrate` | [`recent`] | – (the runtime builder) | `[recent]` |
 //!
 //! ```
@@ -35,6 +36,7 @@
 //! assert_eq!(problem.message, "more than 10 attempts multiplies load on a failing service; use at most 10");
 //! ```
 
+pub mod auth;
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
@@ -48,6 +50,7 @@ pub mod slo;
 pub mod store;
 mod value;
 
+pub use auth::{Auth, AuthSettings};
 pub use breaker::{BreakerPolicy, Trip};
 pub use bulkhead::Concurrency;
 pub use cache::{CachePolicy, CacheSettings};

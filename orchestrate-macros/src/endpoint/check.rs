@@ -424,6 +424,19 @@ fn check_inputs(endpoint: &Endpoint, errors: &mut Errors) {
                     );
                 }
             }
+            InputSource::Claim(claim) if endpoint.effective_auth() == Auth::None => {
+                let ident = &endpoint.ident;
+                let name = &field.ident;
+                let message = match endpoint.auth {
+                    Some((Auth::None, _)) => format!(
+                        "`{name}` reads the token claim `{claim}`, but `{ident}` opts out of authentication with `auth = none`; remove `auth = none` so that a token is verified"
+                    ),
+                    _ => format!(
+                        "`{name}` reads the token claim `{claim}`, but `{ident}` verifies no token; add `auth = jwt` to its `#[endpoint]` or to the `#[api]` module"
+                    ),
+                };
+                errors.at(input.span, message);
+            }
             _ => {}
         }
     }
@@ -661,7 +674,7 @@ mod tests {
     /// Every error `#[endpoint(args)] item` reports.
     fn errors_of(args: proc_macro2::TokenStream, mut item: syn::ItemStruct) -> Vec<String> {
         let mut errors = Errors::new();
-        if let Some(endpoint) = super::super::parse::parse(args, &mut item, &mut errors) {
+        if let Some(endpoint) = super::super::parse::parse(args, &mut item, None, &mut errors) {
             check(&endpoint, &mut errors);
         }
         errors.finish().err().map_or_else(Vec::new, |e| e.into_iter().map(|e| e.to_string()).collect())

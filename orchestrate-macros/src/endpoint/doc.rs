@@ -346,7 +346,7 @@ mod tests {
 
     fn doc_of(args: proc_macro2::TokenStream, mut item: ItemStruct) -> (String, ItemStruct) {
         let mut errors = Errors::new();
-        let endpoint = super::super::parse::parse(args, &mut item, &mut errors).expect("parses");
+        let endpoint = super::super::parse::parse(args, &mut item, None, &mut errors).expect("parses");
         let plan = super::super::check::check(&endpoint, &mut errors).expect("checks");
         errors.finish().expect("no errors");
         (doc_text(&endpoint, &plan), documented(&endpoint, &plan, &item))

@@ -127,6 +127,14 @@ fn extract(endpoint: &Endpoint) -> TokenStream {
                 quote_spanned!(span=> __inbound.header_opt::<#inner>(#header))
             }
             (InputSource::Header(header), Shape::Plain) => quote_spanned!(span=> __inbound.header::<#ty>(#header)),
+            (InputSource::Claim(claim), Shape::Option(inner)) => {
+                let field = name.to_string();
+                quote_spanned!(span=> __inbound.claim_opt::<#inner>(#claim, #field))
+            }
+            (InputSource::Claim(claim), Shape::Plain) => {
+                let field = name.to_string();
+                quote_spanned!(span=> __inbound.claim::<#ty>(#claim, #field))
+            }
         };
         quote!(#name: #read?,)
     });
@@ -201,6 +209,7 @@ pub(super) fn inputs_struct(endpoint: &Endpoint, item: &ItemStruct) -> TokenStre
             InputSource::Query => "The query string.".to_owned(),
             InputSource::QueryParam(p) => format!("Query parameter `{p}`."),
             InputSource::Header(h) => format!("Request header `{h}`."),
+            InputSource::Claim(c) => format!("Claim `{c}` of the verified bearer token."),
         };
         quote!(#[doc = #doc] pub #name: #ty,)
     });
@@ -267,6 +276,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
             InputSource::Query => quote!(Query),
             InputSource::QueryParam(p) => quote!(QueryParam(#p)),
             InputSource::Header(h) => quote!(Header(#h)),
+            InputSource::Claim(c) => quote!(Claim(#c)),
         };
         quote!(::orchestrate::InputSpec::new(#name, ::orchestrate::InputSource::#source, #ty))
     });
@@ -309,6 +319,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         }
         quote!(.with_slo(#policy))
     });
+    let auth = (endpoint.effective_auth() == Auth::Jwt).then(|| quote!(.with_auth(::orchestrate::auth::Auth::Jwt)));
     quote! {
         ::orchestrate::EndpointSpec::new(
             #name,
@@ -321,6 +332,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         #cache
         #rate_limit
         #slo
+        #auth
     }
 }
 

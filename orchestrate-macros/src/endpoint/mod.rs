@@ -7,6 +7,8 @@ mod fallback;
 pub(crate) mod model;
 mod parse;
 
+pub(crate) use parse::parse_auth;
+
 use crate::ctxt::{Errors, with_fallback};
 use proc_macro2::TokenStream;
 use quote::ToTokens;
@@ -30,6 +32,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 pub(crate) struct ModuleDefaults {
     /// `#[api(rate_limit(..))]`: each limit an endpoint does not set itself.
     pub(crate) rate_limit: orchestrate_core::policy::RateLimits,
+    /// `#[api(auth = ..)]`: the authentication of every endpoint that says none itself.
+    pub(crate) auth: Option<model::Auth>,
 }
 
 pub(crate) use parse::parse_rate_limit;
@@ -38,7 +42,7 @@ pub(crate) use parse::parse_rate_limit;
 /// module's defaults).
 pub(crate) fn expand_struct(args: TokenStream, item: &mut ItemStruct, module: &ModuleDefaults) -> TokenStream {
     let mut errors = Errors::new();
-    let mut endpoint = parse::parse(args, item, &mut errors);
+    let mut endpoint = parse::parse(args, item, module.auth, &mut errors);
     if let Some(endpoint) = &mut endpoint {
         endpoint.rate_limit = endpoint.rate_limit.or(module.rate_limit);
     }

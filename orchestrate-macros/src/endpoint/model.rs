@@ -1,6 +1,7 @@
 //! An endpoint as plain data: fields, their sources, calls and their policies. Values keep their
 //! tokens beside them so checks can point at the user's code.
 
+pub(crate) use orchestrate_core::policy::Auth;
 use proc_macro2::Span;
 use quote::ToTokens;
 use std::time::Duration;
@@ -78,10 +79,19 @@ pub(crate) struct Endpoint {
     pub(crate) saga: Option<Ident>,
     /// `slo(..)`: what the endpoint promises (read without a mistake).
     pub(crate) slo: Option<SloAttr>,
+    /// `auth = ..` of the endpoint itself, with the word's span.
+    pub(crate) auth: Option<(Auth, Span)>,
+    /// `auth = ..` of the `#[api]` module the endpoint is in.
+    pub(crate) module_auth: Option<Auth>,
     pub(crate) fields: Vec<Field>,
 }
 
 impl Endpoint {
+    /// Whether the endpoint requires a token: its own `auth`, else its module's.
+    pub(crate) fn effective_auth(&self) -> Auth {
+        self.auth.map(|(a, _)| a).or(self.module_auth).unwrap_or(Auth::None)
+    }
+
     pub(crate) fn field(&self, name: &str) -> Option<(usize, &Field)> {
         self.fields.iter().enumerate().find(|(_, f)| f.ident == name)
     }
@@ -114,6 +124,8 @@ pub(crate) enum InputSource {
     Query,
     QueryParam(String),
     Header(String),
+    /// A claim of the verified bearer token.
+    Claim(String),
 }
 
 pub(crate) struct Input {

@@ -13,7 +13,7 @@ use syn::parse::Parse;
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
 
-const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache", "rate_limit", "saga", "slo"];
+const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache", "auth", "rate_limit", "saga", "slo"];
 const CALL_KEYS: &[&str] = &[
     "service",
     "timeout",
@@ -38,7 +38,7 @@ const CALL_KEYS: &[&str] = &[
     "concurrency",
     "compensate",
 ];
-const INPUT_KEYS: &[&str] = &["body", "path", "query", "header"];
+const INPUT_KEYS: &[&str] = &["body", "path", "query", "header", "claim"];
 
 /// Which of our attributes an attribute is.
 fn our_attribute(attr: &Attribute) -> Option<&'static str> {
@@ -53,7 +53,12 @@ fn our_attribute(attr: &Attribute) -> Option<&'static str> {
 
 /// Parses the endpoint attribute's arguments and the struct; removes our field attributes from
 /// `item` so it can be emitted as plain Rust.
-pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Errors) -> Option<Endpoint> {
+pub(crate) fn parse(
+    args: TokenStream,
+    item: &mut ItemStruct,
+    module_auth: Option<Auth>,
+    errors: &mut Errors,
+) -> Option<Endpoint> {
     let head = match (|input: ParseStream<'_>| parse_endpoint_args(input, errors)).parse2(args) {
         Ok(head) => head,
         Err(e) => {
@@ -112,12 +117,13 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
     let head_ok = head.is_some();
-    let Head { method, route, timeout, max_body, cache, rate_limit, saga, slo } = head.unwrap_or_else(|| Head {
+    let Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo } = head.unwrap_or_else(|| Head {
         method: HttpMethod::Get,
         route: LitStr::new("/", item.ident.span()),
         timeout: None,
         max_body: None,
         cache: None,
+        auth: None,
         rate_limit: RateLimits::NONE,
         saga: None,
         slo: None,
@@ -130,6 +136,8 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
         timeout,
         max_body,
         cache,
+        auth,
+        module_auth,
         rate_limit,
         saga,
         slo,
@@ -137,7 +145,7 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
     })
 }
 
-/// What `#[endpoint(..)]` says about the endpoint as a whole.
+/// What `#[endpoint(..)]` itself says.
 struct Head {
     method: HttpMethod,
     route: LitStr,
@@ -147,6 +155,25 @@ struct Head {
     rate_limit: RateLimits,
     saga: Option<Ident>,
     slo: Option<SloAttr>,
+    auth: Option<(Auth, Span)>,
+}
+
+/// `auth = jwt` / `auth = none` (the words are the policy grammar's).
+pub(crate) fn parse_auth(
+    input: ParseStream<'_>,
+    key: &Ident,
+    errors: &mut Errors,
+) -> syn::Result<Option<(Auth, Span)>> {
+    kw::eq_token(input, key)?;
+    let word: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+    let at = crate::policy::At::span(word.span());
+    let mut reader = Reader::new(Syntax::Dsl);
+    let mode = orchestrate_core::policy::auth::read_mode(
+        &mut reader,
+        &orchestrate_core::policy::Value::Word(word.to_string(), at),
+    );
+    crate::policy::report(reader.into_problems(), errors);
+    Ok(mode.map(|m| (m, word.span())))
 }
 
 fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Option<Head>> {
@@ -167,6 +194,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
     let mut timeout = None;
     let mut max_body = None;
     let mut cache = None;
+    let mut auth = None;
     let mut rate_limit = RateLimits::NONE;
     let mut saga = None;
     let mut slo = None;
@@ -189,6 +217,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
                 }
             }
             "cache" => cache = Some(parse_cache(input, &key, errors)?),
+            "auth" => auth = parse_auth(input, &key, errors)?,
             "rate_limit" => rate_limit = parse_rate_limit(input, &key, errors)?,
             "saga" => saga = Some(flag(input, &key)?),
             "slo" => slo = parse_slo(input, &key, errors)?,
@@ -212,7 +241,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some(Head { method, route, timeout, max_body, cache, rate_limit, saga, slo }))
+    Ok(Some(Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo }))
 }
 
 /// `rate_limit(per_user = "100/min", ..)` of an endpoint or an `#[api]` module: the rates and
@@ -272,6 +301,10 @@ fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<I
             ("query", None) => InputSource::Query,
             ("query", Some(lit)) => InputSource::QueryParam(lit.value()),
             ("header", Some(lit)) => InputSource::Header(lit.value().to_ascii_lowercase()),
+            ("claim", Some(lit)) => InputSource::Claim(lit.value()),
+            ("claim", None) => {
+                return Err(syn::Error::new(key.span(), "name the claim: `#[input(claim = \"sub\")]`"));
+            }
             ("header", None) => {
                 return Err(syn::Error::new(key.span(), "name the header: `#[input(header = \"x-user-id\")]`"));
             }

@@ -41,14 +41,59 @@ use crate::spec::EndpointSpec;
 /// tokio::spawn(axum::serve(admin, orchestrate_runtime::ops::router(&runtime, &[])).into_future());
 /// # Ok(()) }
 /// ```
+///
+/// With an operations token configured (`[ops] token = ".."`, [`RuntimeBuilder::ops_token`]),
+/// every route of this router requires `Authorization: Bearer <token>` (401 otherwise, with the
+/// design's error body); the routes merged beside it are not affected.
+///
+/// [`RuntimeBuilder::ops_token`]: crate::RuntimeBuilder::ops_token
 pub fn router(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::Router {
-    axum::Router::new()
+    let router = axum::Router::new()
         .merge(spec::routes(runtime, endpoints))
         .merge(requests::routes(runtime, endpoints))
         .merge(metrics::routes(runtime))
         .merge(health::routes(runtime, endpoints))
         .merge(cache::routes(runtime))
-        .merge(alerts::routes(endpoints))
+        .merge(alerts::routes(endpoints));
+    match runtime.ops_token() {
+        Some(token) => {
+            let token: std::sync::Arc<str> = token.into();
+            router.route_layer(axum::middleware::from_fn(
+                move |request: axum::extract::Request, next: axum::middleware::Next| {
+                    let token = token.clone();
+                    async move { if presents(request.headers(), &token) { next.run(request).await } else { refused() } }
+                },
+            ))
+        }
+        None => router,
+    }
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>`, compared in time independent of
+/// where the first difference is (the token is a shared secret).
+fn presents(headers: &http::HeaderMap, token: &str) -> bool {
+    let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some((scheme, given)) = value.split_once(' ') else { return false };
+    let given = given.trim().as_bytes();
+    let token = token.as_bytes();
+    let differs = given.len() ^ token.len();
+    let bytes = given.iter().zip(token).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    scheme.eq_ignore_ascii_case("bearer") && differs == 0 && bytes == 0
+}
+
+fn refused() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = serde_json::json!({ "error": {
+        "code": "UNAUTHORIZED",
+        "message": "the operations endpoints require `Authorization: Bearer <ops token>`",
+    } });
+    let mut response =
+        (http::StatusCode::UNAUTHORIZED, [(http::header::CONTENT_TYPE, "application/json")], body.to_string())
+            .into_response();
+    response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+    response
 }
 
 /// HTML-escapes `text` (element content and quoted attribute values): every string of the

@@ -2,6 +2,7 @@
 //! expected: 400 (malformed JSON, bad path/query/header value), 413 (body over the endpoint's
 //! limit), 415 (body not JSON), 422 (JSON of the wrong shape).
 
+use crate::auth::{Claims, Reason, challenge};
 use axum::extract::RawPathParams;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -23,6 +24,8 @@ pub enum Location {
     Query,
     /// A header.
     Header,
+    /// A claim of the verified bearer token.
+    Token,
 }
 
 /// A rejected request: the status and a JSON body naming the field.
@@ -69,6 +72,13 @@ impl InputError {
         &self.message
     }
 
+    /// 401 for a claim input: the verified token does not fit the endpoint (counted as an
+    /// authentication failure, `claim`).
+    fn unauthorized(field: &str, message: impl Into<String>) -> Self {
+        crate::telemetry::metrics::auth_failure(Reason::Claim.as_str());
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", Location::Token, Some(field.to_owned()), message)
+    }
+
     fn invalid(location: Location, field: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "INVALID_INPUT", location, Some(field.to_owned()), message)
     }
@@ -99,7 +109,11 @@ impl IntoResponse for InputError {
             },
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        (self.status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        let mut response = (self.status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge(Reason::Claim));
+        }
+        response
     }
 }
 
@@ -177,6 +191,7 @@ pub struct Inbound {
     query: Option<String>,
     headers: HeaderMap,
     body: Bytes,
+    claims: Option<Claims>,
 }
 
 /// Default limit of a request body: 1 MiB (`#[endpoint(.., max_body = "..")]` changes it).
@@ -185,7 +200,38 @@ pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
 impl Inbound {
     /// An inbound request from parts (for tests and custom routing).
     pub fn new(params: Vec<(String, String)>, query: Option<String>, headers: HeaderMap, body: Bytes) -> Self {
-        Self { params, query, headers, body }
+        Self { params, query, headers, body, claims: None }
+    }
+
+    /// The same request with the claims of its verified bearer token.
+    pub fn with_claims(mut self, claims: Option<Claims>) -> Self {
+        self.claims = claims;
+        self
+    }
+
+    /// The verified token's claim `name` as a `T`, for input `field`.
+    ///
+    /// # Errors
+    ///
+    /// 401 when the claim is absent or not a `T` (the token does not fit this endpoint).
+    pub fn claim<T: DeserializeOwned>(&self, name: &str, field: &str) -> Result<T, InputError> {
+        self.claim_opt(name, field)?.ok_or_else(|| {
+            InputError::unauthorized(field, format!("the token has no `{name}` claim, which this endpoint reads"))
+        })
+    }
+
+    /// The verified token's optional claim `name` as a `T`, for input `field`.
+    ///
+    /// # Errors
+    ///
+    /// 401 when the claim is present but not a `T`.
+    pub fn claim_opt<T: DeserializeOwned>(&self, name: &str, field: &str) -> Result<Option<T>, InputError> {
+        let Some(claims) = &self.claims else {
+            return Err(InputError::unauthorized(field, "this endpoint reads claims but verified no token"));
+        };
+        claims.get::<T>(name).map_err(|e| {
+            InputError::unauthorized(field, format!("the token's `{name}` claim is not what this endpoint reads: {e}"))
+        })
     }
 
     /// Reads what an endpoint needs from `parts` and `body`: the route parameters, and the body
@@ -223,6 +269,7 @@ impl Inbound {
             query: parts.uri.query().map(str::to_owned),
             headers: std::mem::take(&mut parts.headers),
             body,
+            claims: None,
         })
     }
 

@@ -14,6 +14,7 @@ pub use extract::{DEFAULT_MAX_BODY, FromParam, Inbound, InputError, Location};
 pub use shutdown::shutdown_signal;
 
 use crate::Runtime;
+use crate::auth::{Auth, AuthFailure, Reason};
 use crate::context::RequestContext;
 use crate::endpoint::Endpoint;
 use crate::recent::Served;
@@ -136,13 +137,24 @@ where
     E: Extract + Serialize,
 {
     let rejected = |response: Response| Answered { response, timeline: None, partial: false };
+    // The token first: a request that is not authenticated reads no body and calls nothing.
+    let claims = match E::SPEC.auth {
+        Auth::None => None,
+        Auth::Jwt => match runtime.auth() {
+            Some(auth) => match auth.verify(&parts.headers).await {
+                Ok(claims) => Some(claims),
+                Err(failure) => return rejected(failure.into_response()),
+            },
+            None => return rejected(AuthFailure::new(Reason::NoKeys).counted().into_response()),
+        },
+    };
     // Before the body is read and before anything downstream.
     if let Err(limited) = runtime.rate_limiter().check(E::SPEC, &parts).await {
         return rejected(limited.into_response());
     }
     let reads_body = E::SPEC.inputs.iter().any(|i| matches!(i.source, InputSource::Body));
     let inbound = match Inbound::read(&mut parts, body, reads_body, E::MAX_BODY).await {
-        Ok(inbound) => inbound,
+        Ok(inbound) => inbound.with_claims(claims),
         Err(rejection) => return rejected(rejection.into_response()),
     };
     let inputs = match E::extract(&inbound) {

@@ -20,6 +20,7 @@
 //! | `orchestrate_cache_requests_total` | counter | `endpoint`, `call` (the endpoint's name for its own cache), `result` (`hit`, `stale`, `miss`, `coalesced`, `error`) |
 //! | `orchestrate_rate_limited_total` | counter | `endpoint`, `scope` (`per_ip`, `per_user`, `per_endpoint`, `global`, and `store_fallback` for a check the shared store could not answer) |
 //! | `orchestrate_store_errors_total` | counter | `operation` (the command, `pipeline` or `script:<name>`), `kind` (`timeout`, `unavailable`, `reply`) |
+//! | `orchestrate_auth_failures_total` | counter | `reason` (`missing`, `malformed`, `algorithm`, `unknown_key`, `signature`, `expired`, `not_yet_valid`, `issuer`, `audience`, `claim`, `no_keys`) |
 
 use crate::spec::EndpointSpec;
 use crate::timeline::{CallOutcome, CallRecord};
@@ -121,6 +122,12 @@ pub const STORE_ERRORS: &str = "orchestrate_store_errors_total";
 /// assert_eq!(orchestrate_runtime::telemetry::metrics::COMPENSATIONS, "orchestrate_compensations_total");
 /// ```
 pub const COMPENSATIONS: &str = "orchestrate_compensations_total";
+/// Requests refused for their bearer token ([`auth`](crate::auth)), per reason.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::AUTH_FAILURES, "orchestrate_auth_failures_total");
+/// ```
+pub const AUTH_FAILURES: &str = "orchestrate_auth_failures_total";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -152,6 +159,7 @@ fn describe() {
     metrics::describe_gauge!(BREAKER_STATE, "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
     metrics::describe_counter!(CACHE_REQUESTS, "Cache lookups by what they found.");
     metrics::describe_counter!(RATE_LIMITED, "Requests refused by an inbound rate limit, by endpoint and scope.");
+    metrics::describe_counter!(AUTH_FAILURES, "Requests refused for their bearer token, by reason.");
     metrics::describe_counter!(STORE_ERRORS, "Failed operations of the shared store, by operation and kind.");
     metrics::describe_counter!(COMPENSATIONS, "Compensations of committed calls after a failed request, by outcome.");
 }
@@ -365,5 +373,12 @@ pub(crate) fn store_error(operation: &str, kind: &'static str) {
 pub(crate) fn compensation(endpoint: &'static str, call: &'static str, outcome: &'static str) {
     if enabled() {
         metrics::counter!(COMPENSATIONS, "endpoint" => endpoint, "call" => call, "outcome" => outcome).increment(1);
+    }
+}
+
+/// A request was refused for its bearer token, for `reason` (one of a fixed set of names).
+pub(crate) fn auth_failure(reason: &'static str) {
+    if enabled() {
+        metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(1);
     }
 }

@@ -129,6 +129,7 @@ fn endpoint_section(out: &mut String, runtime: &Runtime, spec: &EndpointSpec, in
                 InputSource::Query => "query string".to_owned(),
                 InputSource::QueryParam(name) => format!("query parameter <code>{}</code>", esc(name)),
                 InputSource::Header(name) => format!("header <code>{}</code>", esc(name)),
+                InputSource::Claim(name) => format!("token claim <code>{}</code>", esc(name)),
             };
             let _ = write!(
                 out,
