@@ -8,6 +8,7 @@ use axum::extract::ConnectInfo;
 use http::Request;
 use orchestrate::Runtime;
 use orchestrate::prelude::*;
+use orchestrate::rate_limit::gcra::{Decision, GCRA, decide, script_args};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -175,4 +176,102 @@ fn a_configured_endpoint_that_does_not_exist_is_refused_at_start_up() {
         .build()
         .unwrap_err();
     assert!(error.to_string().contains("no endpoint is named `Profil`; did you mean `Profile`?"), "{error}");
+}
+
+// ---- Shared through a real `redis-server` ----
+
+#[tokio::test]
+async fn the_script_decides_as_its_twin_on_any_sequence() {
+    let Some(server) = support::redis::RedisServer::start() else { return };
+    let runtime = Runtime::builder(&[]).read_env(false).redis_url(server.url()).build().unwrap();
+    let redis = runtime.store().redis().unwrap().with_timeout(Duration::from_secs(2));
+    let (interval, burst) = script_args(orchestrate::Rate::new(5, Duration::from_secs(1)));
+    let key = redis.key(&["rl", "twin"]);
+    let (mut now, mut tat) = (1_000_000_000_u64, None);
+    // A fixed pseudo-random sequence (xorshift): the same run every time.
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    let (mut admitted, mut refused) = (0, 0);
+    for _ in 0..2_000 {
+        // Bursts and pauses: mostly close together, sometimes a long gap.
+        now += if next(10) == 0 { next(2_000_000) } else { next(100_000) };
+        let twin = decide(tat, now, interval, burst);
+        let (ok, wait): (u8, u64) = redis.invoke(&GCRA.key(&key).arg(interval).arg(burst).arg(now)).await.unwrap();
+        let stored: Option<u64> = redis.query(redis::cmd("GET").arg(&key)).await.unwrap();
+        match twin {
+            Decision::Admitted { tat: t, .. } => {
+                assert_eq!((ok, wait, stored), (1, 0, Some(t)), "at {now}");
+                tat = Some(t);
+                admitted += 1;
+            }
+            Decision::Refused { wait: w } => {
+                assert_eq!((ok, wait), (0, w), "at {now}");
+                assert_eq!(stored, tat, "a refusal does not move the state");
+                refused += 1;
+            }
+        }
+    }
+    assert!(admitted > 100 && refused > 100, "both paths ran: {admitted} admitted, {refused} refused");
+}
+
+/// A runtime of the module whose limits live in the store at `url`, `instances` sharing them.
+fn shared_runtime(url: &str, config: &str) -> Runtime {
+    Runtime::builder(services::ALL)
+        .read_env(false)
+        .endpoints(limited::ENDPOINTS)
+        .redis_url(url)
+        .config_str(config)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_sharing_a_limit_admit_it_once_not_three_times() {
+    let Some(server) = support::redis::RedisServer::start() else { return };
+    // 1000 an hour: during the test (seconds) not one more request's share comes back.
+    let config = "[rate_limit]\nper_user = \"1000/h\"\nper_ip = \"off\"\nglobal = \"off\"\ninstances = 3\n";
+    let apps: Vec<axum::Router> = (0..3).map(|_| app(&shared_runtime(&server.url(), config))).collect();
+    let mut tasks = Vec::new();
+    for worker in 0..30 {
+        let apps = apps.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..100 {
+                let app = &apps[(worker + i) % 3];
+                statuses.push(get(app, "/orders/o1", &format!("198.51.100.{}", worker + 1), "shared-user").await.0);
+            }
+            statuses
+        }));
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for task in tasks {
+        for status in task.await.unwrap() {
+            *counts.entry(status).or_insert(0) += 1;
+        }
+    }
+    let admitted = counts.get(&200).copied().unwrap_or(0);
+    assert!((990..=1010).contains(&admitted), "3000 requests over three instances: {counts:?}");
+    assert_eq!(admitted + counts.get(&429).copied().unwrap_or(0), 3000, "only 200 and 429: {counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_store_gone_each_instance_limits_its_share_and_never_fails() {
+    let Some(mut server) = support::redis::RedisServer::start() else { return };
+    let config = "[rate_limit]\nper_user = \"30/h\"\nper_ip = \"off\"\nglobal = \"off\"\ninstances = 3\n";
+    let runtime = shared_runtime(&server.url(), config);
+    let app = app(&runtime);
+    assert_eq!(get(&app, "/orders/o1", "192.0.2.1", "u1").await.0, 200, "through the store");
+    server.kill();
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(get(&app, "/orders/o1", "192.0.2.1", "u1").await.0);
+    }
+    // The local share of 30 an hour over 3 instances: 10 at once.
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "no 5xx: {statuses:?}");
 }

@@ -549,7 +549,7 @@ impl RuntimeBuilder {
         let cache = Cache::new(self.cache, &store);
         let recent = Recent::new(self.recent);
         self.check_rate_limit_endpoints()?;
-        let rate_limiter = RateLimiter::new(std::mem::take(&mut self.rate_limit));
+        let rate_limiter = RateLimiter::new(std::mem::take(&mut self.rate_limit), &store);
         let ops_token = self.ops_token.take();
         let inner = Inner {
             services: clients.into_boxed_slice(),

@@ -54,19 +54,22 @@
 //! ```
 
 mod client;
+pub mod gcra;
 mod memory;
+mod shared;
 
 pub use client::UserKey;
 pub use orchestrate_core::policy::rate_limit::Scope;
 pub use orchestrate_core::policy::{Rate, RateLimitSettings, RateLimits};
 
 use crate::spec::EndpointSpec;
+use crate::store::Store;
 use crate::telemetry::metrics;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -119,19 +122,76 @@ impl IntoResponse for Limited {
     }
 }
 
-/// One limit's state.
+/// One limit's state in this instance's memory.
 #[derive(Debug)]
-enum Bucket {
+enum Local {
     Keyed(memory::Keyed),
     Direct(memory::Direct),
 }
 
-impl Bucket {
+impl Local {
+    fn new(scope: Scope, rate: Rate, max_keys: usize) -> Self {
+        match scope {
+            Scope::Global => Self::Direct(memory::Direct::new(rate)),
+            _ => Self::Keyed(memory::Keyed::new(rate, max_keys)),
+        }
+    }
+
     fn check(&self, key: u64) -> Option<Duration> {
         match self {
             Self::Keyed(keyed) => keyed.check(key),
             Self::Direct(direct) => direct.check(),
         }
+    }
+}
+
+/// One limit's state: in memory, or in the shared store with a local share for when the store
+/// does not answer.
+#[derive(Debug)]
+enum Bucket {
+    Local(Local),
+    Shared { limit: shared::SharedLimit, fallback: Local },
+}
+
+/// Who a limit counts, for one request.
+#[derive(Debug, Hash)]
+struct Who<'a> {
+    /// The endpoint (`per_endpoint` only): method and route.
+    endpoint: Option<(&'static str, &'static str)>,
+    kind: Kind<'a>,
+}
+
+#[derive(Debug, Hash)]
+enum Kind<'a> {
+    User(&'a [u8]),
+    Ip(Option<IpAddr>),
+    Everyone,
+}
+
+impl Who<'_> {
+    /// A stable digest for the store's key: 32 hex digits of SHA-256, the same in every instance.
+    fn digest(&self) -> String {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        if let Some((method, route)) = self.endpoint {
+            hash.update([b'e']);
+            hash.update(method.as_bytes());
+            hash.update(route.as_bytes());
+            hash.update([0]);
+        }
+        match &self.kind {
+            Kind::User(user) => {
+                hash.update([b'u']);
+                hash.update(user);
+            }
+            Kind::Ip(ip) => {
+                hash.update([b'i']);
+                hash.update(ip.map(|ip| ip.to_string()).unwrap_or_default().as_bytes());
+            }
+            Kind::Everyone => hash.update([b'g']),
+        }
+        let digest = hash.finalize();
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -143,7 +203,8 @@ type Resolved = Vec<(Scope, Rate, Arc<Bucket>)>;
 ///
 /// ```
 /// use orchestrate_runtime::rate_limit::{RateLimitSettings, RateLimiter};
-/// let limiter = RateLimiter::new(RateLimitSettings::default());
+/// use orchestrate_runtime::store::Store;
+/// let limiter = RateLimiter::new(RateLimitSettings::default(), &Store::Memory);
 /// assert_eq!(limiter.settings().instances, 1);
 /// ```
 #[derive(Debug)]
@@ -156,6 +217,10 @@ pub struct RateLimiter {
     endpoints: RwLock<HashMap<(&'static str, &'static str), Arc<Resolved>>>,
     /// The state of each limit, shared by the endpoints that declare the same rate in a scope.
     buckets: Mutex<HashMap<(Scope, Rate), Arc<Bucket>>>,
+    /// The shared store, when limits are shared by every instance.
+    redis: Option<crate::store::RedisStore>,
+    /// Whether the store failed at the last check (to log the outage and the recovery once).
+    degraded: AtomicBool,
     /// Whether the file or the builder overrides any limit (else endpoints without a
     /// declaration skip everything).
     overrides: bool,
@@ -163,8 +228,9 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter applying `settings` to every endpoint's declared limits.
-    pub fn new(settings: RateLimitSettings) -> Self {
+    /// A limiter applying `settings` to every endpoint's declared limits, keeping its state in
+    /// `store`: shared by every instance with Redis, in this instance's memory otherwise.
+    pub fn new(settings: RateLimitSettings, store: &Store) -> Self {
         let user = match settings.user_header.as_deref().map(http::HeaderName::try_from) {
             Some(Ok(name)) => UserKey::Header(name),
             _ => UserKey::Authorization,
@@ -176,6 +242,8 @@ impl RateLimiter {
             hasher: RandomState::new(),
             endpoints: RwLock::default(),
             buckets: Mutex::default(),
+            redis: store.redis().cloned(),
+            degraded: AtomicBool::new(false),
             overrides,
             warned_no_peer: AtomicBool::new(false),
         }
@@ -207,19 +275,36 @@ impl RateLimiter {
         }
         let ip = client::client_ip(parts, &self.settings.trusted_proxies);
         for (scope, _rate, bucket) in resolved.iter() {
-            let key = match scope {
+            let endpoint = (*scope == Scope::PerEndpoint).then_some((spec.method.as_str(), spec.route));
+            let kind = match scope {
                 Scope::PerIp => match ip {
-                    Some(ip) => self.key(&(0u8, ip)),
+                    Some(ip) => Kind::Ip(Some(ip)),
                     None => {
                         self.warn_no_peer();
                         continue;
                     }
                 },
-                Scope::PerUser => self.user_key(parts, ip, None),
-                Scope::PerEndpoint => self.user_key(parts, ip, Some((spec.method.as_str(), spec.route))),
-                _ => 0,
+                Scope::PerUser | Scope::PerEndpoint => match self.user.of(parts) {
+                    Some(user) => Kind::User(user),
+                    None => Kind::Ip(ip),
+                },
+                _ => Kind::Everyone,
             };
-            if let Some(wait) = bucket.check(key) {
+            let who = Who { endpoint, kind };
+            let verdict = match &**bucket {
+                Bucket::Local(local) => local.check(self.hasher.hash_one(&who)),
+                Bucket::Shared { limit, fallback } => match limit.check(&who.digest()).await {
+                    Ok(verdict) => {
+                        self.store_answered();
+                        verdict
+                    }
+                    Err(error) => {
+                        self.store_failed(*scope, &error);
+                        fallback.check(self.hasher.hash_one(&who))
+                    }
+                },
+            };
+            if let Some(wait) = verdict {
                 metrics::rate_limited(spec.name, scope.as_str());
                 return Err(Limited::new(*scope, wait));
             }
@@ -227,19 +312,22 @@ impl RateLimiter {
         Ok(())
     }
 
-    fn key(&self, value: &impl Hash) -> u64 {
-        self.hasher.hash_one(value)
+    fn store_answered(&self) {
+        if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::Relaxed) {
+            tracing::info!("rate limits are shared through the store again");
+        }
     }
 
-    /// The user's key (or the address's, without a user), on one endpoint when `endpoint` is set.
-    fn user_key(&self, parts: &Parts, ip: Option<IpAddr>, endpoint: Option<(&str, &str)>) -> u64 {
-        let mut hasher = self.hasher.build_hasher();
-        endpoint.hash(&mut hasher);
-        match self.user.of(parts) {
-            Some(user) => (1u8, user).hash(&mut hasher),
-            None => (2u8, ip).hash(&mut hasher),
+    fn store_failed(&self, scope: Scope, error: &crate::store::StoreError) {
+        metrics::rate_limit_fallback(scope.as_str());
+        if !self.degraded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                %error,
+                instances = self.settings.instances,
+                "the store does not answer: rate limits are checked by this instance alone, each at 1/{} of its rate",
+                self.settings.instances
+            );
         }
-        hasher.finish()
     }
 
     fn warn_no_peer(&self) {
@@ -263,9 +351,12 @@ impl RateLimiter {
             .filter_map(|scope| {
                 let rate = limits.get(scope)?;
                 let bucket = buckets.entry((scope, rate)).or_insert_with(|| {
-                    Arc::new(match scope {
-                        Scope::Global => Bucket::Direct(memory::Direct::new(rate)),
-                        _ => Bucket::Keyed(memory::Keyed::new(rate, max_keys)),
+                    Arc::new(match &self.redis {
+                        None => Bucket::Local(Local::new(scope, rate, max_keys)),
+                        Some(redis) => Bucket::Shared {
+                            limit: shared::SharedLimit::new(redis.clone(), scope.as_str(), rate),
+                            fallback: Local::new(scope, share(rate, self.settings.instances), max_keys),
+                        },
                     })
                 });
                 Some((scope, rate, Arc::clone(bucket)))
@@ -281,14 +372,16 @@ impl RateLimiter {
     pub fn keys_held(&self, scope: Scope, rate: Rate) -> usize {
         let buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         match buckets.get(&(scope, rate)).map(|b| &**b) {
-            Some(Bucket::Keyed(keyed)) => keyed.len(),
+            Some(Bucket::Local(Local::Keyed(keyed)) | Bucket::Shared { fallback: Local::Keyed(keyed), .. }) => {
+                keyed.len()
+            }
             _ => 0,
         }
     }
 }
 
-impl Default for RateLimiter {
-    fn default() -> Self {
-        Self::new(RateLimitSettings::default())
-    }
+/// One instance's share of `rate` when `instances` share it: the count divided (at least 1), the
+/// period kept.
+fn share(rate: Rate, instances: u32) -> Rate {
+    Rate::new((rate.count / instances.max(1)).max(1), rate.per)
 }

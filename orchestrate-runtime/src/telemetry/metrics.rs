@@ -18,7 +18,8 @@
 //! | `orchestrate_retries_total` | counter | `service`, `reason` (the failure retried, e.g. `timeout`, `status`) |
 //! | `orchestrate_breaker_state` | gauge | `service`: 0 closed, 1 half-open, 2 open |
 //! | `orchestrate_cache_requests_total` | counter | `endpoint`, `call` (the endpoint's name for its own cache), `result` (`hit`, `stale`, `miss`, `coalesced`, `error`) |
-//! | `orchestrate_rate_limited_total` | counter | `endpoint`, `scope` (`per_ip`, `per_user`, `per_endpoint`, `global`, and `store_fallback` for a check the shared store could not answer) |
+//! | `orchestrate_rate_limited_total` | counter | `endpoint`, `scope` (`per_ip`, `per_user`, `per_endpoint`, `global`) |
+//! | `orchestrate_rate_limit_fallbacks_total` | counter | `scope`: checks of a shared limit made by the instance alone because the store did not answer |
 //! | `orchestrate_store_errors_total` | counter | `operation` (the command, `pipeline` or `script:<name>`), `kind` (`timeout`, `unavailable`, `reply`) |
 //! | `orchestrate_auth_failures_total` | counter | `reason` (`missing`, `malformed`, `algorithm`, `unknown_key`, `signature`, `expired`, `not_yet_valid`, `issuer`, `audience`, `claim`, `no_keys`) |
 
@@ -160,6 +161,10 @@ fn describe() {
     metrics::describe_counter!(CACHE_REQUESTS, "Cache lookups by what they found.");
     metrics::describe_counter!(RATE_LIMITED, "Requests refused by an inbound rate limit, by endpoint and scope.");
     metrics::describe_counter!(AUTH_FAILURES, "Requests refused for their bearer token, by reason.");
+    metrics::describe_counter!(
+        RATE_LIMIT_FALLBACKS,
+        "Checks of shared rate limits made locally while the store did not answer."
+    );
     metrics::describe_counter!(STORE_ERRORS, "Failed operations of the shared store, by operation and kind.");
     metrics::describe_counter!(COMPENSATIONS, "Compensations of committed calls after a failed request, by outcome.");
 }
@@ -348,8 +353,21 @@ pub(crate) fn breaker(service: &'static str, gauge: u8) {
 /// ```
 pub const RATE_LIMITED: &str = "orchestrate_rate_limited_total";
 
-/// A request of `endpoint` refused by its limit of `scope` (or, `store_fallback`, checked by the
-/// local limiter because the shared store did not answer).
+/// Checks of a shared rate limit that the store could not answer, made by the instance alone.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::RATE_LIMIT_FALLBACKS, "orchestrate_rate_limit_fallbacks_total");
+/// ```
+pub const RATE_LIMIT_FALLBACKS: &str = "orchestrate_rate_limit_fallbacks_total";
+
+/// A check of a shared limit of `scope` made locally: the store did not answer.
+pub(crate) fn rate_limit_fallback(scope: &'static str) {
+    if enabled() {
+        metrics::counter!(RATE_LIMIT_FALLBACKS, "scope" => scope).increment(1);
+    }
+}
+
+/// A request of `endpoint` refused by its limit of `scope`.
 pub(crate) fn rate_limited(endpoint: &'static str, scope: &'static str) {
     if enabled() {
         cached(
