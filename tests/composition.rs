@@ -18,7 +18,10 @@ async fn routers_merge_nest_and_take_layers() {
     let checkout = mocks.runtime(checkout_app::services::ALL);
     let checkout = checkout.build().unwrap();
     let dashboard_mocks = support::serve(dashboard_app::mock_services(Default::default(), 0.0)).await;
-    let mut dashboard = Runtime::builder(dashboard_app::services::ALL).read_env(false);
+    let auth = support::serve(dashboard_app::auth_service()).await;
+    let mut dashboard = Runtime::builder(dashboard_app::services::ALL)
+        .read_env(false)
+        .auth(dashboard_app::auth_settings(&format!("{auth}/.well-known/jwks.json")));
     for service in dashboard_app::services::ALL {
         dashboard = dashboard.base_url(service.name, &dashboard_mocks);
     }
@@ -45,7 +48,12 @@ async fn routers_merge_nest_and_take_layers() {
     assert_eq!(response.headers()["x-served-by"], "orchestrate");
     assert_eq!(response.json::<Value>().await.unwrap()["total"], 16234);
 
-    let response = http.get(format!("{url}/api/v1/dashboard/u7")).send().await.unwrap();
+    let response = http
+        .get(format!("{url}/api/v1/dashboard"))
+        .bearer_auth(dashboard_app::dev_token("u7"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["profile"]["id"], "u7");
 
