@@ -94,7 +94,7 @@ pub use orchestrate_runtime::{
 };
 
 // Namespaces: serving, operations, telemetry, configuration, the downstream client.
-pub use orchestrate_runtime::{Rate, RateLimits};
+pub use orchestrate_runtime::{Outbound, Rate, RateLimits};
 pub use orchestrate_runtime::{
     auth, cache, client, config, ops, rate_limit, recent, router, store, telemetry, timeline,
 };

@@ -14,7 +14,49 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tower::ServiceExt;
 
-orchestrate::services! {}
+orchestrate::services! {
+    quotes: "http://quotes.internal:8080" { rate_limit = "2/s" },
+    queued: "http://queued.internal:8080" { rate_limit(rate = "2/s", wait = true) },
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Quote {
+    pub price: u64,
+}
+
+#[orchestrate::api]
+pub mod outbound {
+    use super::*;
+
+    #[endpoint(GET "/quote/{id}", timeout = "1s")]
+    #[derive(Serialize)]
+    pub struct Fast {
+        #[input(path)]
+        #[serde(skip)]
+        id: String,
+        #[call(service = "quotes", timeout = "200ms", required, get = "/quotes/{id}")]
+        quote: Quote,
+    }
+
+    #[endpoint(GET "/queued/{id}", timeout = "1s")]
+    #[derive(Serialize)]
+    pub struct Queued {
+        #[input(path)]
+        #[serde(skip)]
+        id: String,
+        #[call(service = "queued", timeout = "200ms", required, get = "/quotes/{id}")]
+        quote: Quote,
+    }
+}
+
+/// A service answering `{"price": 7}` at once, counting the requests it got.
+fn quote_service(seen: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> orchestrate::Transport {
+    let seen = std::sync::Arc::clone(seen);
+    orchestrate::Transport::new(tower::service_fn(move |_request: http::Request<bytes::Bytes>| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async { Ok::<_, orchestrate::CallError>(http::Response::new(bytes::Bytes::from_static(b"{\"price\":7}"))) }
+    }))
+}
 
 #[orchestrate::api(rate_limit(per_user = "100/min", per_ip = "500/min", global = "10000/min"))]
 pub mod limited {
@@ -274,4 +316,46 @@ async fn with_the_store_gone_each_instance_limits_its_share_and_never_fails() {
     // The local share of 30 an hour over 3 instances: 10 at once.
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "no 5xx: {statuses:?}");
+}
+
+// ---- Outbound limits per service ----
+
+#[tokio::test(start_paused = true)]
+async fn over_a_services_rate_limit_a_call_is_shed_or_waits_for_its_turn() {
+    let (fast, queued) = (Default::default(), Default::default());
+    let runtime = Runtime::builder(services::ALL)
+        .read_env(false)
+        .transport("quotes", quote_service(&fast))
+        .transport("queued", quote_service(&queued))
+        .build()
+        .unwrap();
+    let app = orchestrate::router::app(outbound::router(&runtime));
+    for _ in 0..2 {
+        assert_eq!(get(&app, "/quote/q1", "192.0.2.1", "u1").await.0, 200);
+    }
+    let (status, retry_after, body) = get(&app, "/quote/q1", "192.0.2.1", "u1").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("OVERLOADED")), "{body}");
+    assert!(retry_after.is_some(), "shed answers say when to retry");
+    assert_eq!(fast.load(std::sync::atomic::Ordering::Relaxed), 2, "the third call was never sent");
+
+    let started = tokio::time::Instant::now();
+    for _ in 0..3 {
+        assert_eq!(get(&app, "/queued/q1", "192.0.2.1", "u1").await.0, 200);
+    }
+    assert_eq!(started.elapsed(), Duration::from_millis(500), "the third waited for its turn");
+    // Three at once at 0.5 s, with deadlines at 1.5 s: the next turns are at 1 s and 1.5 s, so one
+    // of them waits and is made, the others would be made too late and are shed.
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        let app = app.clone();
+        waiting.push(tokio::spawn(async move { get(&app, "/queued/q1", "192.0.2.1", "u1").await.0 }));
+    }
+    let mut statuses = Vec::new();
+    for task in waiting {
+        statuses.push(task.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 503, 503]);
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    assert_eq!(queued.load(std::sync::atomic::Ordering::Relaxed), 4);
 }

@@ -263,6 +263,12 @@ fn spec_tokens(s: &ServiceDecl) -> TokenStream {
     if p.http2 {
         spec = quote!(#spec.with_http2(true));
     }
+    if let Some(limit) = &p.rate_limit {
+        let (count, secs, wait) = (limit.rate.count, limit.rate.per.as_secs(), limit.wait);
+        spec = quote!(#spec.with_rate_limit(
+            ::orchestrate::Outbound::new(::orchestrate::Rate::new(#count, ::core::time::Duration::from_secs(#secs))).waiting(#wait)
+        ));
+    }
     spec
 }
 

@@ -28,6 +28,9 @@ pub enum CallErrorKind {
     BreakerOpen,
     /// The service's concurrency limit was reached: no request was made (the call was shed).
     BulkheadFull,
+    /// The service's outbound rate limit was reached (and the call could not wait for its turn):
+    /// no request was made (the call was shed).
+    RateLimited,
     /// The request could not be built (a body or query that does not serialize).
     Encode,
     /// A value cannot be placed in the downstream URL: it is empty or `.`/`..` as a path
@@ -52,6 +55,7 @@ impl CallErrorKind {
             Self::BodyTooLarge => "body_too_large",
             Self::BreakerOpen => "breaker_open",
             Self::BulkheadFull => "bulkhead_full",
+            Self::RateLimited => "rate_limited",
             Self::Encode => "encode",
             Self::InvalidInput => "invalid_input",
             Self::Custom => "custom",
@@ -64,14 +68,15 @@ impl CallErrorKind {
         matches!(self, Self::Timeout | Self::DeadlineExceeded)
     }
 
-    /// Whether the BFF refused the call itself to protect its own capacity (its concurrency limit
-    /// was reached): load shedding, not a failure of the service.
+    /// Whether the BFF refused the call itself to protect its own capacity or the service's (its
+    /// concurrency limit or the service's outbound rate limit was reached): load shedding, not a
+    /// failure of the service.
     ///
     /// ```
     /// assert!(orchestrate_runtime::CallErrorKind::BulkheadFull.is_shed());
     /// ```
     pub const fn is_shed(self) -> bool {
-        matches!(self, Self::BulkheadFull)
+        matches!(self, Self::BulkheadFull | Self::RateLimited)
     }
 }
 
@@ -139,6 +144,7 @@ impl fmt::Display for CallError {
             (CallErrorKind::BodyTooLarge, _) => f.write_str("answer exceeds the body size cap"),
             (CallErrorKind::BreakerOpen, _) => f.write_str("circuit breaker open"),
             (CallErrorKind::BulkheadFull, _) => f.write_str("too many calls in flight"),
+            (CallErrorKind::RateLimited, _) => f.write_str("outbound rate limit reached"),
             (CallErrorKind::Encode, _) => f.write_str("request could not be encoded"),
             (CallErrorKind::InvalidInput, _) => f.write_str("value cannot be placed in a URL"),
             (CallErrorKind::Custom, _) => f.write_str("custom call failed"),

@@ -65,6 +65,7 @@ pub use health::ServiceHealth;
 pub use outcome::{FailedCall, Failure, FailureCause, Outcome};
 pub use rate_limit::{Rate, RateLimits};
 pub use runtime::{Runtime, RuntimeBuilder, SERVER_TIMING_ENV};
+pub use service::Outbound;
 pub use service::{
     BreakerPolicy, CachePolicy, CompensationPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Service,
     ServiceSpec, Trip,

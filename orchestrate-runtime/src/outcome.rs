@@ -364,6 +364,9 @@ impl Failure {
             (CallErrorKind::BulkheadFull, _) => {
                 format!("this server is at its limit of calls to `{service}` in flight; retry shortly")
             }
+            (CallErrorKind::RateLimited, _) => {
+                format!("this server is at its rate limit of calls to `{service}`; retry shortly")
+            }
             (CallErrorKind::Status, Some(status)) => format!("service `{service}` answered {}", status.as_u16()),
             (CallErrorKind::Connect | CallErrorKind::Transport, _) => {
                 format!("service `{service}` is unreachable or dropped the connection")

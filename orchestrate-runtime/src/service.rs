@@ -11,6 +11,7 @@
 use serde::Serialize;
 
 pub(crate) use orchestrate_core::policy::millis;
+pub use orchestrate_core::policy::rate_limit::Outbound;
 pub use orchestrate_core::policy::{
     BreakerPolicy, CachePolicy, CompensationPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Trip,
 };
@@ -107,6 +108,10 @@ pub struct ServiceSpec {
     /// Speak HTTP/2 only: h2c with prior knowledge over `http://`, h2 over `https://`. Without it,
     /// HTTPS services negotiate HTTP/2 by ALPN and plain HTTP uses HTTP/1.1 keep-alive.
     pub http2: bool,
+    /// Outbound rate limit: at most so many calls per period from this instance; the excess is
+    /// shed at once, or waits for its turn within the deadline (`wait`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<Outbound>,
 }
 
 impl ServiceSpec {
@@ -126,6 +131,7 @@ impl ServiceSpec {
             retry_budget: RetryBudget::DEFAULT,
             forward_headers: &[],
             http2: false,
+            rate_limit: None,
         }
     }
 
@@ -150,6 +156,12 @@ impl ServiceSpec {
     /// Sets the concurrency limit.
     pub const fn with_concurrency(mut self, limit: Concurrency) -> Self {
         self.max_in_flight = limit;
+        self
+    }
+
+    /// Limits the calls to the service (`rate_limit = "200/s"` in `services!`).
+    pub const fn with_rate_limit(mut self, limit: Outbound) -> Self {
+        self.rate_limit = Some(limit);
         self
     }
 

@@ -23,6 +23,7 @@ orchestrate::services! {
     s18: "http://s18.internal" { forward_headers = ["Connection"] },
     s19: "http://s19.internal" { http2 = "yes" },
     s20: "http://s20.internal" { max_in_flite = 4 },
+    s21: "http://s21.internal" { rate_limit = "200/sek" },
 }
 
 fn main() {}

@@ -121,12 +121,17 @@ const ROWS: &[Row] = &[
     Row {
         dsl: "max_in_flite = 4",
         toml: "max_in_flite = 4",
-        message: "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2)",
+        message: "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit)",
         // The configuration file also takes the service's `url`.
         toml_message: Some(
-            "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2)",
+            "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit)",
         ),
     },
+    row(
+        "rate_limit = \"200/sek\"",
+        "rate_limit = \"200/sek\"",
+        "invalid `rate_limit`: unknown unit `sek`; use `s`, `min`, `h` or `d`, e.g. \"200/min\"",
+    ),
 ];
 
 const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://cart.internal:8080")];

@@ -372,6 +372,99 @@ pub fn read<P: Clone>(reader: &mut Reader<P>, value: &Value<P>, declared: Option
     (reader.seen() == before).then_some(limits)
 }
 
+/// A service's outbound limit: at most `rate` calls, and what a call over it does — fail at once
+/// as shed (the BFF's own limit: 503 `OVERLOADED` when required, the service not blamed), or
+/// wait for its turn when `wait` is set and the endpoint's deadline leaves time for it.
+///
+/// Written `rate_limit = "200/s"` or `rate_limit(rate = "200/s", wait = true)` in `services!`,
+/// `rate_limit = "200/s"` or `rate_limit = { rate = "200/s", wait = true }` under
+/// `[services.<name>]`.
+///
+/// ```
+/// use orchestrate_core::policy::rate_limit::{Outbound, Rate};
+/// use std::time::Duration;
+/// const PRICING: Outbound = Outbound::new(Rate::new(200, Duration::from_secs(1))).waiting(true);
+/// assert_eq!(PRICING.describe(), "200/s, waiting for a turn");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "camelCase"))]
+#[non_exhaustive]
+pub struct Outbound {
+    /// How many calls per period.
+    pub rate: Rate,
+    /// Whether a call over the limit waits for its turn (within its deadline) instead of failing.
+    pub wait: bool,
+}
+
+impl Outbound {
+    /// At most `rate`, the excess failing at once.
+    pub const fn new(rate: Rate) -> Self {
+        Self { rate, wait: false }
+    }
+
+    /// With calls over the limit waiting for their turn (`true`) or failing at once.
+    pub const fn waiting(mut self, wait: bool) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// The limit in words.
+    pub fn describe(&self) -> String {
+        let rate = self.rate.describe();
+        if self.wait { format!("{rate}, waiting for a turn") } else { rate }
+    }
+}
+
+const OUTBOUND_EXAMPLE: Example = Example {
+    dsl: "rate_limit(rate = \"200/s\", wait = true)",
+    toml: "rate_limit = { rate = \"200/s\", wait = true }",
+};
+
+/// Reads a service's `rate_limit`: a rate, or a group of `rate` and `wait`.
+///
+/// ```
+/// use orchestrate_core::policy::{Reader, Syntax, Value, rate_limit};
+/// let mut reader = Reader::new(Syntax::Dsl);
+/// let limit = rate_limit::outbound(&mut reader, &Value::Str("200/s".into(), 0)).unwrap();
+/// assert_eq!((limit.rate.count, limit.wait), (200, false));
+/// assert_eq!(rate_limit::outbound(&mut reader, &Value::Number(200, 1)), None);
+/// assert_eq!(
+///     reader.problems()[0].message,
+///     "`rate_limit` of a service takes a rate, e.g. `rate_limit = \"200/s\"`, or `rate_limit(rate = \"200/s\", wait = true)`; found a number"
+/// );
+/// ```
+pub fn outbound<P: Clone>(reader: &mut Reader<P>, value: &Value<P>) -> Option<Outbound> {
+    match value {
+        Value::Str(..) => rate(reader, value, "rate_limit", false).flatten().map(Outbound::new),
+        Value::Table(entries, at) => {
+            let before = reader.seen();
+            let keys = reader.keys("rate_limit", entries, &["rate", "wait"]);
+            let (mut limit, mut wait) = (None, false);
+            for entry in &keys.entries {
+                match entry.key.as_str() {
+                    "rate" => limit = rate(reader, &entry.value, "rate_limit.rate", false).flatten(),
+                    "wait" => wait = reader.switch(&entry.value, "rate_limit.wait").unwrap_or(false),
+                    _ => {}
+                }
+            }
+            reader.require(at, "rate_limit", &keys, &["rate"], &OUTBOUND_EXAMPLE);
+            if reader.seen() != before {
+                return None;
+            }
+            limit.map(|rate| Outbound::new(rate).waiting(wait))
+        }
+        other => {
+            let message = format!(
+                "`rate_limit` of a service takes a rate, e.g. `rate_limit = \"200/s\"`, or `{}`; found {}",
+                OUTBOUND_EXAMPLE.of(reader.syntax()),
+                other.type_name()
+            );
+            reader.fail(other.at(), "rate_limit", message);
+            None
+        }
+    }
+}
+
 /// A network of trusted proxies: an address and a prefix length (`"10.0.0.0/8"`, or one address).
 ///
 /// ```

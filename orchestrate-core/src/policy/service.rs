@@ -33,6 +33,8 @@ pub struct ServicePolicies {
     pub forward_headers: Vec<String>,
     /// HTTP/2 only.
     pub http2: bool,
+    /// Outbound rate limit (`rate_limit = "200/s"`), if any.
+    pub rate_limit: Option<super::rate_limit::Outbound>,
 }
 
 impl Default for ServicePolicies {
@@ -46,16 +48,17 @@ impl Default for ServicePolicies {
             retry_budget: RetryBudget::DEFAULT,
             forward_headers: Vec::new(),
             http2: false,
+            rate_limit: None,
         }
     }
 }
 
 /// The policy keys of a service (the configuration file also takes `url`).
 pub const KEYS: &[&str] =
-    &["retry", "breaker", "max_in_flight", "max_body", "retry_budget", "forward_headers", "http2"];
+    &["retry", "breaker", "max_in_flight", "max_body", "retry_budget", "forward_headers", "http2", "rate_limit"];
 
 const TOML_KEYS: &[&str] =
-    &["url", "retry", "breaker", "max_in_flight", "max_body", "retry_budget", "forward_headers", "http2"];
+    &["url", "retry", "breaker", "max_in_flight", "max_body", "retry_budget", "forward_headers", "http2", "rate_limit"];
 
 const HEADERS_EXAMPLE: Example =
     Example { dsl: "forward_headers = [\"x-tenant-id\"]", toml: "forward_headers = [\"x-tenant-id\"]" };
@@ -75,7 +78,7 @@ const HEADERS_EXAMPLE: Example =
 /// assert_eq!(
 ///     reader.problems()[0].message,
 ///     "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? \
-///      (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2)"
+///      (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit)"
 /// );
 /// ```
 pub fn read<P: Clone>(
@@ -118,6 +121,11 @@ pub fn read<P: Clone>(
                 let base = merge.then_some(policies.retry_budget);
                 if let Some(b) = retry_budget::read(reader, at, v, base) {
                     policies.retry_budget = b;
+                }
+            }
+            "rate_limit" => {
+                if let Some(limit) = super::rate_limit::outbound(reader, v) {
+                    policies.rate_limit = Some(limit);
                 }
             }
             "max_in_flight" => {

@@ -31,6 +31,7 @@ use crate::bulkhead::{Bulkhead, Ended};
 use crate::context::{DEFAULT_FORWARD_HEADERS, HOP_BY_HOP_HEADERS, RequestContext};
 use crate::error::{CallError, CallErrorKind};
 use crate::health::{ServiceHealth, Stats};
+use crate::rate_limit::OutboundLimiter;
 pub use crate::retry::CallPolicy;
 use crate::retry::{Budget, Schedule};
 use crate::service::ServiceSpec;
@@ -257,6 +258,7 @@ struct Guards {
     bulkhead: Bulkhead,
     budget: Budget,
     stats: Stats,
+    outbound: Option<OutboundLimiter>,
 }
 
 impl ServiceClient {
@@ -276,6 +278,7 @@ impl ServiceClient {
             bulkhead: Bulkhead::new(spec.max_in_flight),
             budget: Budget::new(spec.retry_budget),
             stats: Stats::new(),
+            outbound: spec.rate_limit.map(OutboundLimiter::new),
         });
         let base_url = base_url.trim_end_matches('/').to_owned();
         Self { spec, origin: Origin::parse(&base_url), base_url, forward, transport, guards }
@@ -383,6 +386,13 @@ impl ServiceClient {
         request: http::Request<Bytes>,
     ) -> Sent {
         let guards = &*self.guards;
+        // The outbound limit first: a call waiting for its turn holds no place in the bulkhead.
+        if let Some(limit) = &guards.outbound
+            && let Err(error) = limit.admit(deadline).await
+        {
+            tracing::debug!(service = self.spec.name, "outbound rate limit reached; call shed");
+            return Sent::refused(error, None);
+        }
         let place = match guards.bulkhead.enter() {
             Ok(place) => place,
             Err(error) => {

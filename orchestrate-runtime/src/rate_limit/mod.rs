@@ -56,11 +56,13 @@
 mod client;
 pub mod gcra;
 mod memory;
+mod outbound;
 mod shared;
 
 pub use client::UserKey;
 pub use orchestrate_core::policy::rate_limit::Scope;
 pub use orchestrate_core::policy::{Rate, RateLimitSettings, RateLimits};
+pub use outbound::OutboundLimiter;
 
 use crate::spec::EndpointSpec;
 use crate::store::Store;
