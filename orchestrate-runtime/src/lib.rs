@@ -36,6 +36,7 @@ pub mod endpoint;
 pub mod error;
 mod executor;
 pub mod health;
+mod idempotency;
 pub mod ops;
 pub mod outcome;
 pub mod recent;

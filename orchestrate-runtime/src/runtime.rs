@@ -4,6 +4,7 @@
 use crate::cache::{Cache, CacheSettings};
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
+use crate::idempotency::Idempotency;
 use crate::recent::{Recent, RecentRequests};
 use crate::service::ServiceSpec;
 use crate::spec::EndpointSpec;
@@ -37,6 +38,7 @@ struct Inner {
     server_timing: bool,
     cache: Cache,
     recent: Recent,
+    idempotency: Idempotency,
 }
 
 impl fmt::Debug for Runtime {
@@ -112,6 +114,11 @@ impl Runtime {
     /// The response cache of the calls and endpoints that declare `cache(..)` (see [`Cache`]).
     pub fn cache(&self) -> &Cache {
         &self.inner.cache
+    }
+
+    /// The records of idempotency keys, for replaying client retries.
+    pub(crate) fn idempotency(&self) -> &Idempotency {
+        &self.inner.idempotency
     }
 
     /// Where the state shared between instances lives: [`Store::Memory`] unless a Redis URL is
@@ -446,7 +453,8 @@ impl RuntimeBuilder {
         }
         let cache = Cache::new(self.cache, &store);
         let recent = Recent::new(self.recent);
-        let inner = Inner { services: clients.into_boxed_slice(), store, server_timing, cache, recent };
+        let idempotency = Idempotency::new(&store);
+        let inner = Inner { services: clients.into_boxed_slice(), store, server_timing, cache, recent, idempotency };
         Ok(Runtime { inner: Arc::new(inner) })
     }
 }

@@ -378,6 +378,9 @@ pub struct EndpointSpec {
     /// How the assembled answers are cached, if they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<CachePolicy>,
+    /// Whether a client's retry with the same `Idempotency-Key` gets the first response back
+    /// instead of running again (`idempotent_requests`).
+    pub idempotent_requests: bool,
 }
 
 impl EndpointSpec {
@@ -391,12 +394,26 @@ impl EndpointSpec {
         inputs: &'static [InputSpec],
         nodes: &'static [NodeSpec],
     ) -> Self {
-        Self { name, method, route, timeout, inputs, nodes, cache: None }
+        Self { name, method, route, timeout, inputs, nodes, cache: None, idempotent_requests: false }
     }
 
     /// Caches the assembled answers (a GET endpoint's).
     pub const fn with_cache(mut self, cache: CachePolicy) -> Self {
         self.cache = Some(cache);
+        self
+    }
+
+    /// Replays the first response to a client's retry with the same `Idempotency-Key` (or not).
+    ///
+    /// ```
+    /// use orchestrate_runtime::{EndpointSpec, Method};
+    /// const PLACE: EndpointSpec =
+    ///     EndpointSpec::new("Place", Method::Post, "/orders", std::time::Duration::from_secs(3), &[], &[])
+    ///         .with_idempotent_requests(true);
+    /// assert!(PLACE.idempotent_requests);
+    /// ```
+    pub const fn with_idempotent_requests(mut self, on: bool) -> Self {
+        self.idempotent_requests = on;
         self
     }
 

@@ -15,6 +15,7 @@
 //! | response cache (call, endpoint) | [`cache`] | `cache(ttl = "60s", stale = "30s", key = .., tags = [..])` | `[cache]` (capacity, shared) |
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
 //! | compensation of a call | [`saga`] | `compensate = post("/refunds", .., timeout = "2s", retry(..))` | – |
+//! | replay of client retries | [`idempotency`] | `#[endpoint(.., idempotent_requests)]` | – |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
 //! | the shared store | [`store`] | – | `[store]` |
 //! | recent requests kept for `/_orchestrate` | [`recent`] | – (the runtime builder) | `[recent]` |
@@ -36,6 +37,7 @@
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
+pub mod idempotency;
 pub mod recent;
 pub mod retry;
 pub mod retry_budget;

@@ -293,6 +293,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         let policy = cache_policy(&cache.policy);
         quote!(.with_cache(#policy))
     });
+    let replays = endpoint.replays().then(|| quote!(.with_idempotent_requests(true)));
     quote! {
         ::orchestrate::EndpointSpec::new(
             #name,
@@ -303,6 +304,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
             &[#(#nodes),*],
         )
         #cache
+        #replays
     }
 }
 

@@ -74,7 +74,20 @@ pub(crate) struct Endpoint {
     pub(crate) cache: Option<CacheAttr>,
     /// `saga`: every side effect after which a required step can fail must have a compensation.
     pub(crate) saga: Option<Ident>,
+    /// `idempotent_requests` / `idempotent_requests = false`: whether client retries with an
+    /// `Idempotency-Key` are replayed (default: a POST with a side-effecting call).
+    pub(crate) idempotent_requests: Option<bool>,
     pub(crate) fields: Vec<Field>,
+}
+
+impl Endpoint {
+    /// Whether client retries are replayed, given or by default.
+    pub(crate) fn replays(&self) -> bool {
+        self.idempotent_requests.unwrap_or_else(|| {
+            let side_effect = self.fields.iter().any(|f| matches!(&f.kind, FieldKind::Call(c) if c.side_effect()));
+            orchestrate_core::policy::idempotency::on_by_default(self.method.upper(), side_effect)
+        })
+    }
 }
 
 impl Endpoint {

@@ -13,7 +13,7 @@ use syn::parse::Parse;
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
 
-const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache", "saga"];
+const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache", "saga", "idempotent_requests"];
 const CALL_KEYS: &[&str] = &[
     "service",
     "timeout",
@@ -112,12 +112,23 @@ pub(crate) fn parse(args: TokenStream, item: &mut ItemStruct, errors: &mut Error
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
     let head_ok = head.is_some();
-    let (method, route, timeout, max_body, cache, saga) =
-        head.unwrap_or_else(|| (HttpMethod::Get, LitStr::new("/", item.ident.span()), None, None, None, None));
-    Some(Endpoint { ident: item.ident.clone(), head_ok, method, route, timeout, max_body, cache, saga, fields })
+    let (method, route, timeout, max_body, cache, (saga, idempotent_requests)) =
+        head.unwrap_or_else(|| (HttpMethod::Get, LitStr::new("/", item.ident.span()), None, None, None, (None, None)));
+    Some(Endpoint {
+        ident: item.ident.clone(),
+        head_ok,
+        method,
+        route,
+        timeout,
+        max_body,
+        cache,
+        saga,
+        idempotent_requests,
+        fields,
+    })
 }
 
-type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>, Option<CacheAttr>, Option<Ident>);
+type Head = (HttpMethod, LitStr, Option<Timed>, Option<u64>, Option<CacheAttr>, (Option<Ident>, Option<bool>));
 
 fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Option<Head>> {
     const USAGE: &str = "write `#[endpoint(POST \"/checkout/summary\", timeout = \"2s\")]`";
@@ -138,6 +149,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
     let mut max_body = None;
     let mut cache = None;
     let mut saga = None;
+    let mut idempotent_requests = None;
     let mut seen = Seen::new("#[endpoint]");
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
@@ -158,6 +170,17 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             }
             "cache" => cache = Some(parse_cache(input, &key, errors)?),
             "saga" => saga = Some(flag(input, &key)?),
+            "idempotent_requests" => {
+                if input.peek(Token![=]) {
+                    input.parse::<Token![=]>()?;
+                    let on: syn::LitBool = input.parse().map_err(|e| {
+                        syn::Error::new(e.span(), "write `idempotent_requests` or `idempotent_requests = false`")
+                    })?;
+                    idempotent_requests = Some(on.value);
+                } else {
+                    idempotent_requests = Some(true);
+                }
+            }
             "max_body" => {
                 let lit = kw::eq_str(input, &key)?;
                 match orchestrate_core::size::parse_size(&lit.value()) {
@@ -178,7 +201,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some((method, route, timeout, max_body, cache, saga)))
+    Ok(Some((method, route, timeout, max_body, cache, (saga, idempotent_requests))))
 }
 
 fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<Input> {
