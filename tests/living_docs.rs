@@ -73,7 +73,10 @@ async fn orchestrate_json_describes_every_endpoint_and_service_over_http() {
     let names: Vec<&str> = endpoints.iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Summary", "PlaceOrder"]);
     let summary = &endpoints[0];
-    assert_eq!(endpoints[1]["idempotentRequests"], true);
+    assert_eq!(
+        (&summary["idempotentRequests"], &endpoints[1]["idempotentRequests"]),
+        (&Value::from(false), &Value::from(true))
+    );
     let refund = &endpoints[1]["nodes"][3]["compensation"];
     assert_eq!(
         (&refund["method"], &refund["path"], &refund["idempotencyKey"]),
