@@ -93,7 +93,7 @@ fn options() -> Result<Options, String> {
         }
     }
     if options.port_base > u16::MAX - mocks::SERVICES.len() as u16 {
-        return Err(format!("`--port-base {}` leaves no room for five ports", options.port_base));
+        return Err(format!("`--port-base {}` leaves no room for six ports", options.port_base));
     }
     Ok(options)
 }

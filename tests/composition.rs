@@ -48,12 +48,8 @@ async fn routers_merge_nest_and_take_layers() {
     assert_eq!(response.headers()["x-served-by"], "orchestrate");
     assert_eq!(response.json::<Value>().await.unwrap()["total"], 16234);
 
-    let response = http
-        .get(format!("{url}/api/v1/dashboard"))
-        .bearer_auth(dashboard_app::dev_token("u7"))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        http.get(format!("{url}/api/v1/dashboard")).bearer_auth(dashboard_app::dev_token("u7")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["profile"]["id"], "u7");
 

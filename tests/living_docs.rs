@@ -70,8 +70,18 @@ async fn orchestrate_json_describes_every_endpoint_and_service_over_http() {
     let json: Value = serde_json::from_str(&text).unwrap();
 
     let endpoints = json["endpoints"].as_array().unwrap();
-    assert_eq!(endpoints.len(), 1);
+    let names: Vec<&str> = endpoints.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Summary", "PlaceOrder"]);
     let summary = &endpoints[0];
+    assert_eq!(
+        (&summary["idempotentRequests"], &endpoints[1]["idempotentRequests"]),
+        (&Value::from(false), &Value::from(true))
+    );
+    let refund = &endpoints[1]["nodes"][3]["compensation"];
+    assert_eq!(
+        (&refund["method"], &refund["path"], &refund["idempotencyKey"]),
+        (&Value::from("POST"), &Value::from("/charges/{payment.id}/refund"), &Value::from(true))
+    );
     assert_eq!(
         (&summary["name"], &summary["method"], &summary["route"], &summary["timeoutMs"]),
         (&Value::from("Summary"), &Value::from("POST"), &Value::from("/checkout/summary"), &Value::from(2000))
@@ -149,7 +159,14 @@ async fn orchestrate_json_describes_every_endpoint_and_service_over_http() {
     let hosts: Vec<&str> = services.iter().map(|s| s["host"].as_str().unwrap()).collect();
     assert_eq!(
         hosts,
-        ["cart.test:8080", "inventory.test:8080", "pricing.test:8080", "shipping.test:8080", "tax.test:8080"]
+        [
+            "cart.test:8080",
+            "inventory.test:8080",
+            "pricing.test:8080",
+            "shipping.test:8080",
+            "tax.test:8080",
+            "payment.test:8080"
+        ]
     );
     let cart = &services[0];
     assert_eq!(cart["retry"]["attempts"], 3);

@@ -124,4 +124,25 @@ async fn metrics_count_each_call_outcome_and_show_the_breaker_opening() {
     assert_eq!(delta(&|s| calls(s, "pricing", "ok") + calls(s, "pricing", "failed")), 0.0);
     let failed = [("method", "POST"), ("route", "/checkout/summary"), ("status", "502")];
     assert_eq!(delta(&|s| value(s, "orchestrate_request_duration_seconds_count", &failed)), 1.0);
+
+    // Placing an order while shipping fails (its breaker is open by now): the charge and the
+    // reservation are compensated, each counted once.
+    let before = after;
+    mocks.get("cart").set_fault(Fault::None);
+    let response = http
+        .post(format!("{url}/checkout/place-order"))
+        .json(&json!({"cartId": "c1", "userId": "u1", "paymentMethod": "card"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let after = scrape(&http, &url).await;
+    let compensations = |s: &[Sample], call: &str, outcome: &str| {
+        let labels = [("endpoint", "PlaceOrder"), ("call", call), ("outcome", outcome)];
+        value(s, "orchestrate_compensations_total", &labels)
+    };
+    for call in ["payment", "reservation"] {
+        assert_eq!(compensations(&after, call, "compensated") - compensations(&before, call, "compensated"), 1.0);
+        assert_eq!(compensations(&after, call, "failed"), 0.0);
+    }
 }

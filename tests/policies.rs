@@ -619,7 +619,7 @@ fn config_mistakes_stop_the_start_with_the_place_and_the_fix() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "`services.carts` (from <config>:1:11): unknown service `carts`; did you mean `cart`? declared services are: cart, inventory, pricing, shipping, tax"
+        "`services.carts` (from <config>:1:11): unknown service `carts`; did you mean `cart`? declared services are: cart, inventory, pricing, shipping, tax, payment"
     );
 
     let err = Runtime::builder(app::services::ALL)

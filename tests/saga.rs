@@ -331,3 +331,84 @@ fn the_spec_describes_each_compensation() {
     assert_eq!(compensation.policy.timeout, ms(300));
     assert!(compensation.idempotency_key);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The checkout example's place-order saga, end to end over real HTTP against its mocks.
+
+mod support;
+
+#[path = "../examples/checkout/app.rs"]
+mod app;
+
+mod place_order {
+    use super::app;
+    use super::support;
+    use super::support::mocks::{Fault, Mocks};
+    use serde_json::json;
+
+    async fn checkout(mocks: &Mocks) -> String {
+        let runtime = mocks.runtime(app::services::ALL).build().unwrap();
+        support::serve(orchestrate::router::app(app::checkout::router(&runtime))).await
+    }
+
+    async fn place(url: &str, key: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{url}/checkout/place-order"))
+            .header("idempotency-key", key)
+            .json(&json!({"cartId": "c1", "userId": "u1", "paymentMethod": "card"}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    fn paths(mocks: &Mocks, service: &str) -> Vec<String> {
+        mocks.get(service).seen().iter().map(|s| format!("{} {}", s.method, s.path)).collect()
+    }
+
+    #[tokio::test]
+    async fn an_order_is_reserved_charged_and_shipped() {
+        let mocks = Mocks::start(0.0).await.unwrap();
+        let url = checkout(&mocks).await;
+        let response = place(&url, "order-1").await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "reservation": {"id": "res-c1"},
+                "payment": {"id": "ch-res-c1", "amount": 14997},
+                "shipment": {"id": "shp-res-c1", "status": "created"},
+                "partialData": false
+            })
+        );
+        let charge = &mocks.get("payment").seen()[0];
+        assert_eq!(charge.headers["idempotency-key"], "u1:c1:charge");
+        assert_eq!(paths(&mocks, "inventory"), ["POST /reservations"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_shipment_refunds_the_charge_and_releases_the_reservation_once() {
+        let mocks = Mocks::start(0.0).await.unwrap();
+        mocks.get("shipping").set_fault(Fault::Status(500));
+        let url = checkout(&mocks).await;
+        let response = place(&url, "order-2").await;
+        assert_eq!(response.status(), 502);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["failedServices"], json!(["shipping"]));
+        assert_eq!(body["error"]["compensated"], json!(["payment", "inventory"]));
+        assert_eq!(paths(&mocks, "payment"), ["POST /charges", "POST /charges/ch-res-c1/refund"]);
+        assert_eq!(paths(&mocks, "inventory"), ["POST /reservations", "POST /reservations/res-c1/release"]);
+        let refund = &mocks.get("payment").seen()[1];
+        assert_eq!(refund.headers["idempotency-key"], "ch-res-c1:refund");
+        let sent: serde_json::Value = serde_json::from_slice(&refund.body).unwrap();
+        assert_eq!(sent, json!({"chargeId": "ch-res-c1", "amount": 14997}));
+
+        // The client retries with the same key: the same answer, nothing charged or undone again.
+        let retry = place(&url, "order-2").await;
+        assert_eq!(retry.status(), 502);
+        assert_eq!(retry.headers()["idempotent-replayed"], "true");
+        assert_eq!(retry.json::<serde_json::Value>().await.unwrap(), body);
+        assert_eq!(mocks.get("payment").requests(), 2);
+        assert_eq!(mocks.get("inventory").requests(), 2);
+    }
+}

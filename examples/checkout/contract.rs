@@ -7,12 +7,13 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 /// Template average latencies.
-pub const LATENCIES: [(&str, Duration); 5] = [
+pub const LATENCIES: [(&str, Duration); 6] = [
     ("cart", Duration::from_millis(45)),
     ("inventory", Duration::from_millis(80)),
     ("pricing", Duration::from_millis(35)),
     ("shipping", Duration::from_millis(120)),
     ("tax", Duration::from_millis(60)),
+    ("payment", Duration::from_millis(250)),
 ];
 
 /// The latency of `service` in the template.
@@ -60,6 +61,23 @@ pub fn answer(service: &str, method: &str, path: &str, body: &Value) -> (u16, Va
             // 8.25%, rounded half up to the cent.
             let amount = (subtotal * 825 + 5_000) / 10_000;
             (200, json!({"amount": amount, "rate": 0.0825}))
+        }
+        // Place order: reserve, charge, ship, and the compensations' release and refund.
+        ("inventory", "POST", "/reservations") => {
+            (200, json!({"id": format!("res-{}", body["cartId"].as_str().unwrap_or("")), "items": body["items"]}))
+        }
+        ("inventory", "POST", p) if p.starts_with("/reservations/") && p.ends_with("/release") => {
+            (200, json!({"released": true}))
+        }
+        ("payment", "POST", "/charges") => (
+            200,
+            json!({"id": format!("ch-{}", body["reservationId"].as_str().unwrap_or("")), "amount": body["amount"]}),
+        ),
+        ("payment", "POST", p) if p.starts_with("/charges/") && p.ends_with("/refund") => {
+            (200, json!({"refunded": true}))
+        }
+        ("shipping", "POST", "/shipments") => {
+            (200, json!({"id": format!("shp-{}", body["reservationId"].as_str().unwrap_or("")), "status": "created"}))
         }
         _ => (404, json!({"error": "not found"})),
     }

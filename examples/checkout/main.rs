@@ -4,11 +4,15 @@
 //! cargo run --example checkout
 //! curl -s -X POST http://127.0.0.1:3000/checkout/summary \
 //!      -H 'content-type: application/json' -d '{"cartId":"c1","userId":"u1"}'
+//! curl -s -X POST http://127.0.0.1:3000/checkout/place-order -H 'idempotency-key: order-1' \
+//!      -H 'content-type: application/json' -d '{"cartId":"c1","userId":"u1","paymentMethod":"card"}'
 //! ```
 //!
 //! - `ORCHESTRATE_LISTEN` (default `127.0.0.1:3000`): where the BFF listens.
 //! - `ORCHESTRATE_<SERVICE>_URL` (e.g. `ORCHESTRATE_CART_URL`): call that URL instead of the
 //!   embedded mock of the service.
+//! - `ORCHESTRATE_MOCK_FAIL` (e.g. `shipping` or `shipping,payment`): those embedded mocks answer
+//!   500, to watch the place-order saga undo itself and the summary go partial.
 //! - `ORCHESTRATE_MOCK_LATENCY_SCALE` (default `1`): multiplies the mocks' template latencies
 //!   (`0` for zero-latency load tests).
 //! - `RUST_LOG` (default `info`): which spans and events are logged, one structured line each
@@ -45,6 +49,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
 
     let mocks = mocks::Mocks::start(scale).await?;
+    if let Ok(text) = std::env::var(mocks::FAIL_ENV) {
+        for service in mocks::parse_fail(&text)? {
+            mocks.get(service).set_fault(mocks::Fault::Status(500));
+            println!("  {service:<9} answers 500 ({})", mocks::FAIL_ENV);
+        }
+    }
     // `endpoints` re-checks every endpoint's worst case against the configured policies.
     let mut builder = Runtime::builder(app::services::ALL).endpoints(app::checkout::ENDPOINTS);
     for service in mocks::SERVICES {
@@ -71,6 +81,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("checkout BFF listening on http://{addr}");
     println!(
         "  curl -s -X POST http://{addr}/checkout/summary -H 'content-type: application/json' -d '{{\"cartId\":\"c1\",\"userId\":\"u1\"}}'"
+    );
+    println!(
+        "  curl -s -X POST http://{addr}/checkout/place-order -H 'content-type: application/json' -H 'idempotency-key: order-1' -d '{{\"cartId\":\"c1\",\"userId\":\"u1\",\"paymentMethod\":\"card\"}}'"
     );
     println!(
         "  operations: http://{addr}/metrics, http://{addr}/health, http://{addr}/_orchestrate (with recent requests)"

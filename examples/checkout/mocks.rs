@@ -268,16 +268,41 @@ impl Mock {
     }
 }
 
-/// The five checkout services.
+/// The six checkout services.
 #[derive(Debug, Clone)]
 pub struct Mocks {
     services: Arc<HashMap<&'static str, Arc<Mock>>>,
 }
 
-pub const SERVICES: [&str; 5] = ["cart", "inventory", "pricing", "shipping", "tax"];
+pub const SERVICES: [&str; 6] = ["cart", "inventory", "pricing", "shipping", "tax", "payment"];
+
+/// The services of `POST /checkout/summary`.
+pub const SUMMARY_SERVICES: [&str; 5] = ["cart", "inventory", "pricing", "shipping", "tax"];
+
+/// `ORCHESTRATE_MOCK_FAIL`: a comma-separated list of embedded mock services that answer 500.
+pub const FAIL_ENV: &str = "ORCHESTRATE_MOCK_FAIL";
+
+/// The services named in a `ORCHESTRATE_MOCK_FAIL` value (`"shipping,payment"`).
+///
+/// # Errors
+///
+/// A name that is no mock service.
+pub fn parse_fail(text: &str) -> Result<Vec<&'static str>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            SERVICES
+                .iter()
+                .copied()
+                .find(|s| *s == name)
+                .ok_or_else(|| format!("{FAIL_ENV}: no mock service `{name}`; name some of {}", SERVICES.join(", ")))
+        })
+        .collect()
+}
 
 impl Mocks {
-    /// Starts the five services on free loopback ports with the template's latencies times
+    /// Starts the six services on free loopback ports with the template's latencies times
     /// `latency_scale` (0.0 for zero latency).
     pub async fn start(latency_scale: f64) -> std::io::Result<Self> {
         let mut services = HashMap::new();
@@ -296,8 +321,9 @@ impl Mocks {
         self.get(name).url()
     }
 
+    /// The five services the summary calls (not `payment`, which only placing an order does).
     pub fn all(&self) -> impl Iterator<Item = &Mock> {
-        SERVICES.iter().map(|name| &*self.services[name])
+        SUMMARY_SERVICES.iter().map(|name| &*self.services[name])
     }
 
     /// A runtime builder for the checkout services pointed at these mocks, ignoring
@@ -307,7 +333,7 @@ impl Mocks {
     }
 
     pub fn reset(&self) {
-        for mock in self.all() {
+        for mock in SERVICES.iter().map(|name| &*self.services[name]) {
             mock.set_fault(Fault::None);
             mock.set_chaos(Chaos::default());
             mock.reset_log();

@@ -39,6 +39,7 @@ pub mod endpoint;
 pub mod error;
 mod executor;
 pub mod health;
+mod idempotency;
 pub mod ops;
 pub mod outcome;
 pub mod rate_limit;

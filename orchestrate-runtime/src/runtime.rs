@@ -5,6 +5,7 @@ use crate::auth::{AuthSettings, Authenticator};
 use crate::cache::{Cache, CacheSettings};
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
+use crate::idempotency::Idempotency;
 use crate::rate_limit::{RateLimitSettings, RateLimiter};
 use crate::recent::{Recent, RecentRequests};
 use crate::service::ServiceSpec;
@@ -42,6 +43,7 @@ struct Inner {
     rate_limiter: RateLimiter,
     auth: Option<Authenticator>,
     ops_token: Option<String>,
+    idempotency: Idempotency,
 }
 
 impl fmt::Debug for Runtime {
@@ -156,6 +158,11 @@ impl Runtime {
     /// The response cache of the calls and endpoints that declare `cache(..)` (see [`Cache`]).
     pub fn cache(&self) -> &Cache {
         &self.inner.cache
+    }
+
+    /// The records of idempotency keys, for replaying client retries.
+    pub(crate) fn idempotency(&self) -> &Idempotency {
+        &self.inner.idempotency
     }
 
     /// Where the state shared between instances lives: [`Store::Memory`] unless a Redis URL is
@@ -549,6 +556,7 @@ impl RuntimeBuilder {
         let cache = Cache::new(self.cache, &store);
         let recent = Recent::new(self.recent);
         self.check_rate_limit_endpoints()?;
+        let idempotency = Idempotency::new(&store);
         let rate_limiter = RateLimiter::new(std::mem::take(&mut self.rate_limit), &store);
         let ops_token = self.ops_token.take();
         let inner = Inner {
@@ -560,6 +568,7 @@ impl RuntimeBuilder {
             rate_limiter,
             auth,
             ops_token,
+            idempotency,
         };
         Ok(Runtime { inner: Arc::new(inner) })
     }

@@ -393,6 +393,9 @@ pub struct EndpointSpec {
     /// when it is.
     #[serde(skip_serializing_if = "is_open")]
     pub auth: Auth,
+    /// Whether a client's retry with the same `Idempotency-Key` gets the first response back
+    /// instead of running again (`idempotent_requests`).
+    pub idempotent_requests: bool,
 }
 
 fn is_open(auth: &Auth) -> bool {
@@ -421,6 +424,7 @@ impl EndpointSpec {
             rate_limit: RateLimits::NONE,
             slo: None,
             auth: Auth::None,
+            idempotent_requests: false,
         }
     }
 
@@ -463,6 +467,20 @@ impl EndpointSpec {
     /// ```
     pub const fn with_slo(mut self, slo: Slo) -> Self {
         self.slo = Some(slo);
+        self
+    }
+
+    /// Replays the first response to a client's retry with the same `Idempotency-Key` (or not).
+    ///
+    /// ```
+    /// use orchestrate_runtime::{EndpointSpec, Method};
+    /// const PLACE: EndpointSpec =
+    ///     EndpointSpec::new("Place", Method::Post, "/orders", std::time::Duration::from_secs(3), &[], &[])
+    ///         .with_idempotent_requests(true);
+    /// assert!(PLACE.idempotent_requests);
+    /// ```
+    pub const fn with_idempotent_requests(mut self, on: bool) -> Self {
+        self.idempotent_requests = on;
         self
     }
 

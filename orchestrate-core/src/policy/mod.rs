@@ -15,6 +15,7 @@
 //! | response cache (call, endpoint) | [`cache`] | `cache(ttl = "60s", stale = "30s", key = .., tags = [..])` | `[cache]` (capacity, shared) |
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
 //! | compensation of a call | [`saga`] | `compensate = post("/refunds", .., timeout = "2s", retry(..))` | – |
+//! | replay of client retries | [`idempotency`] | `#[endpoint(.., idempotent_requests)]` | – |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
 //! | inbound rate limits (module, endpoint) | [`rate_limit`] | `rate_limit(per_user = "100/min", per_ip = "500/min", per_endpoint = "50/min", global = "10000/min")` | `[rate_limit]`, `[rate_limit.endpoints.Summary]` |
 //! | service-level objective (endpoint) | [`slo`] | `slo(availability = "99.9%", p99 = "300ms")` | – |
@@ -40,6 +41,7 @@ pub mod auth;
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
+pub mod idempotency;
 pub mod rate_limit;
 pub mod recent;
 pub mod retry;

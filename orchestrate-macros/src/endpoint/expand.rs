@@ -320,6 +320,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         quote!(.with_slo(#policy))
     });
     let auth = (endpoint.effective_auth() == Auth::Jwt).then(|| quote!(.with_auth(::orchestrate::auth::Auth::Jwt)));
+    let replays = endpoint.replays().then(|| quote!(.with_idempotent_requests(true)));
     quote! {
         ::orchestrate::EndpointSpec::new(
             #name,
@@ -333,6 +334,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         #rate_limit
         #slo
         #auth
+        #replays
     }
 }
 

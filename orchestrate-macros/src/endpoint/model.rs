@@ -83,6 +83,9 @@ pub(crate) struct Endpoint {
     pub(crate) auth: Option<(Auth, Span)>,
     /// `auth = ..` of the `#[api]` module the endpoint is in.
     pub(crate) module_auth: Option<Auth>,
+    /// `idempotent_requests` / `idempotent_requests = false`: whether client retries with an
+    /// `Idempotency-Key` are replayed (default: a POST with a side-effecting call).
+    pub(crate) idempotent_requests: Option<bool>,
     pub(crate) fields: Vec<Field>,
 }
 
@@ -92,6 +95,16 @@ impl Endpoint {
         self.auth.map(|(a, _)| a).or(self.module_auth).unwrap_or(Auth::None)
     }
 
+    /// Whether client retries are replayed, given or by default.
+    pub(crate) fn replays(&self) -> bool {
+        self.idempotent_requests.unwrap_or_else(|| {
+            let side_effect = self.fields.iter().any(|f| matches!(&f.kind, FieldKind::Call(c) if c.side_effect()));
+            orchestrate_core::policy::idempotency::on_by_default(self.method.upper(), side_effect)
+        })
+    }
+}
+
+impl Endpoint {
     pub(crate) fn field(&self, name: &str) -> Option<(usize, &Field)> {
         self.fields.iter().enumerate().find(|(_, f)| f.ident == name)
     }

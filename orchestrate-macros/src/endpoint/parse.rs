@@ -13,7 +13,8 @@ use syn::parse::Parse;
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
 
-const ENDPOINT_KEYS: &[&str] = &["timeout", "max_body", "cache", "auth", "rate_limit", "saga", "slo"];
+const ENDPOINT_KEYS: &[&str] =
+    &["timeout", "max_body", "cache", "auth", "rate_limit", "saga", "slo", "idempotent_requests"];
 const CALL_KEYS: &[&str] = &[
     "service",
     "timeout",
@@ -117,17 +118,19 @@ pub(crate) fn parse(
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
     let head_ok = head.is_some();
-    let Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo } = head.unwrap_or_else(|| Head {
-        method: HttpMethod::Get,
-        route: LitStr::new("/", item.ident.span()),
-        timeout: None,
-        max_body: None,
-        cache: None,
-        auth: None,
-        rate_limit: RateLimits::NONE,
-        saga: None,
-        slo: None,
-    });
+    let Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo, idempotent_requests } = head
+        .unwrap_or_else(|| Head {
+            method: HttpMethod::Get,
+            route: LitStr::new("/", item.ident.span()),
+            timeout: None,
+            max_body: None,
+            cache: None,
+            auth: None,
+            rate_limit: RateLimits::NONE,
+            saga: None,
+            slo: None,
+            idempotent_requests: None,
+        });
     Some(Endpoint {
         ident: item.ident.clone(),
         head_ok,
@@ -141,6 +144,7 @@ pub(crate) fn parse(
         rate_limit,
         saga,
         slo,
+        idempotent_requests,
         fields,
     })
 }
@@ -156,6 +160,7 @@ struct Head {
     saga: Option<Ident>,
     slo: Option<SloAttr>,
     auth: Option<(Auth, Span)>,
+    idempotent_requests: Option<bool>,
 }
 
 /// `auth = jwt` / `auth = none` (the words are the policy grammar's).
@@ -198,6 +203,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
     let mut rate_limit = RateLimits::NONE;
     let mut saga = None;
     let mut slo = None;
+    let mut idempotent_requests = None;
     let mut seen = Seen::new("#[endpoint]");
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
@@ -221,6 +227,17 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "rate_limit" => rate_limit = parse_rate_limit(input, &key, errors)?,
             "saga" => saga = Some(flag(input, &key)?),
             "slo" => slo = parse_slo(input, &key, errors)?,
+            "idempotent_requests" => {
+                if input.peek(Token![=]) {
+                    input.parse::<Token![=]>()?;
+                    let on: syn::LitBool = input.parse().map_err(|e| {
+                        syn::Error::new(e.span(), "write `idempotent_requests` or `idempotent_requests = false`")
+                    })?;
+                    idempotent_requests = Some(on.value);
+                } else {
+                    idempotent_requests = Some(true);
+                }
+            }
             "max_body" => {
                 let lit = kw::eq_str(input, &key)?;
                 match orchestrate_core::size::parse_size(&lit.value()) {
@@ -241,7 +258,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some(Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo }))
+    Ok(Some(Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo, idempotent_requests }))
 }
 
 /// `rate_limit(per_user = "100/min", ..)` of an endpoint or an `#[api]` module: the rates and

@@ -17,6 +17,7 @@ use crate::Runtime;
 use crate::auth::{Auth, AuthFailure, Reason};
 use crate::context::RequestContext;
 use crate::endpoint::Endpoint;
+use crate::idempotency::{Begin, Claim, Stored};
 use crate::recent::Served;
 use crate::spec::InputSource;
 use crate::telemetry::{Correlation, REQUEST_ID, TRACERESPONSE, metrics, server_timing};
@@ -25,6 +26,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::header::HeaderName;
 use http::{StatusCode, header};
+use orchestrate_core::policy::idempotency;
 use serde::Serialize;
 use std::future::Future;
 use tokio::time::Instant;
@@ -164,6 +166,77 @@ where
     if let Some(policy) = E::SPEC.cache {
         return cache::answer::<E>(runtime, &parts.uri, inbound, inputs, correlation, policy).await;
     }
+    // A client's retry with the key of an answered request gets its response; the first runs.
+    let mut claim = None;
+    if E::SPEC.idempotent_requests
+        && let Some(key) = inbound.headers().get(idempotency::HEADER).cloned()
+    {
+        if !crate::idempotency::valid_key(key.as_bytes()) {
+            return rejected(plain_error(StatusCode::BAD_REQUEST, "INVALID_IDEMPOTENCY_KEY", idempotency::INVALID_KEY));
+        }
+        let key = String::from_utf8_lossy(key.as_bytes()).into_owned();
+        let fp = crate::idempotency::fingerprint(&parts.method, &parts.uri, inbound.raw_body());
+        // Running at most the endpoint's timeout and a minute for its compensations.
+        let running = E::SPEC.timeout + std::time::Duration::from_secs(60);
+        match runtime.idempotency().begin(E::SPEC.name, &key, fp, running).await {
+            Begin::Run(run) => claim = Some(run),
+            Begin::Replay(stored) => return rejected(replay(stored)),
+            Begin::InProgress => {
+                return rejected(plain_error(StatusCode::CONFLICT, "REQUEST_IN_PROGRESS", idempotency::IN_PROGRESS));
+            }
+            Begin::Mismatch => {
+                let status = StatusCode::UNPROCESSABLE_ENTITY;
+                return rejected(plain_error(status, "IDEMPOTENCY_KEY_REUSED", idempotency::KEY_REUSED));
+            }
+            Begin::Unavailable => {}
+        }
+    }
+    let answered = run::<E>(runtime, inbound, inputs, correlation).await;
+    match claim {
+        Some(claim) => keep(claim, answered).await,
+        None => answered,
+    }
+}
+
+/// Keeps the response of a claimed key for replay, except a shed (503) or rate-limited (429)
+/// one, which ran nothing a retry would repeat: then the claim is released.
+async fn keep(claim: Claim, answered: Answered) -> Answered {
+    let status = answered.response.status();
+    if matches!(status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) {
+        return answered;
+    }
+    let (parts, body) = answered.response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Answered { response: parts.status.into_response(), ..answered };
+    };
+    let headers = idempotency::REPLAYED_HEADERS
+        .iter()
+        .filter_map(|name| Some(((*name).to_owned(), parts.headers.get(*name)?.to_str().ok()?.to_owned())))
+        .collect();
+    let stored = Stored { status: status.as_u16(), headers, body: String::from_utf8_lossy(&bytes).into_owned() };
+    claim.finish(stored, idempotency::DEFAULT_TTL).await;
+    Answered { response: Response::from_parts(parts, axum::body::Body::from(bytes)), ..answered }
+}
+
+/// A kept response, marked as replayed.
+fn replay(stored: Stored) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, stored.body).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in &stored.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), http::HeaderValue::from_str(value)) {
+            headers.insert(name, value);
+        }
+    }
+    headers.insert(HeaderName::from_static(idempotency::REPLAYED), http::HeaderValue::from_static("true"));
+    response
+}
+
+/// Runs the graph and turns its outcome or failure into the response.
+async fn run<E>(runtime: &Runtime, inbound: Inbound, inputs: E::Inputs, correlation: &Correlation) -> Answered
+where
+    E: Extract + Serialize,
+{
     let context = RequestContext::from_headers(inbound.into_headers()).with_trace(correlation.trace().clone());
     // Boxed once here: the graph's future holds every call's future (kilobytes), and the request's
     // future is moved several times on its way through axum and hyper; one allocation costs less
