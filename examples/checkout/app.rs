@@ -202,8 +202,9 @@ pub struct Shipment {
 pub mod checkout {
     use super::*;
 
-    /// The checkout summary screen. Its POSTs only compute, and a repeated summary is a fresh
-    /// one: no replay of `Idempotency-Key`s.
+    // Its POSTs only compute, and a repeated summary is a fresh one: no replay of
+    // `Idempotency-Key`s.
+    /// The checkout summary screen.
     #[endpoint(
         POST "/checkout/summary",
         timeout = "2000ms",
