@@ -11,7 +11,9 @@
 use serde::Serialize;
 
 pub(crate) use orchestrate_core::policy::millis;
-pub use orchestrate_core::policy::{BreakerPolicy, CachePolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Trip};
+pub use orchestrate_core::policy::{
+    BalancePolicy, BreakerPolicy, CachePolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Trip,
+};
 
 /// The host (and port) of a URL: no scheme, user info, path or query, so a serialized spec never
 /// shows credentials or internal paths.
@@ -22,7 +24,8 @@ pub(crate) fn host_of(url: &str) -> &str {
 }
 
 fn host_only<S: serde::Serializer>(url: &&'static str, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(host_of(url))
+    let hosts: Vec<&str> = orchestrate_core::url::base_urls(url).map(host_of).collect();
+    serializer.serialize_str(&hosts.join(", "))
 }
 
 /// Implemented by the marker type `services!` generates for each service.
@@ -105,6 +108,9 @@ pub struct ServiceSpec {
     /// Speak HTTP/2 only: h2c with prior knowledge over `http://`, h2 over `https://`. Without it,
     /// HTTPS services negotiate HTTP/2 by ALPN and plain HTTP uses HTTP/1.1 keep-alive.
     pub http2: bool,
+    /// How calls are spread over the service's instances when its base URL lists several, and
+    /// when an instance is ejected.
+    pub balance: BalancePolicy,
 }
 
 impl ServiceSpec {
@@ -124,6 +130,7 @@ impl ServiceSpec {
             retry_budget: RetryBudget::DEFAULT,
             forward_headers: &[],
             http2: false,
+            balance: BalancePolicy::DEFAULT,
         }
     }
 
@@ -154,6 +161,12 @@ impl ServiceSpec {
     /// Sets the response body cap in bytes.
     pub const fn with_max_body(mut self, bytes: u64) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// Sets the balancing and ejection over the service's instances.
+    pub const fn with_balance(mut self, balance: BalancePolicy) -> Self {
+        self.balance = balance;
         self
     }
 

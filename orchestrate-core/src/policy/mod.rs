@@ -13,6 +13,7 @@
 //! | circuit breaker | [`breaker`] | `breaker(failure_rate = "50%", min_calls = 20, within = "10s", open_for = "30s", probes = 3)` or `breaker(failures = 5, ..)` | `breaker = { .. }` |
 //! | concurrency limit | [`bulkhead`] | `max_in_flight = auto` or `max_in_flight = 64` | the same (`"auto"`) |
 //! | response cache (call, endpoint) | [`cache`] | `cache(ttl = "60s", stale = "30s", key = .., tags = [..])` | `[cache]` (capacity, shared) |
+//! | balancing over instances, outlier ejection | [`balance`] | `balance(failures = 5, eject_for = "30s", max_ejected = "50%")` | `balance = { .. }` |
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
 //! | service-level objective (endpoint) | [`slo`] | `slo(availability = "99.9%", p99 = "300ms")` | – |
@@ -33,6 +34,7 @@
 //! assert_eq!(problem.message, "more than 10 attempts multiplies load on a failing service; use at most 10");
 //! ```
 
+pub mod balance;
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
@@ -44,6 +46,7 @@ pub mod slo;
 pub mod store;
 mod value;
 
+pub use balance::BalancePolicy;
 pub use breaker::{BreakerPolicy, Trip};
 pub use bulkhead::Concurrency;
 pub use cache::{CachePolicy, CacheSettings};
