@@ -17,6 +17,11 @@
 //! answer is 503 (`"status":"unavailable"`) when a required service is not usable, else 200:
 //! `"ok"` when every breaker is closed and the store answers, `"degraded"` otherwise.
 //!
+//! `/health/live` is the liveness probe: 200 `{"status":"ok"}` whenever the process serves HTTP,
+//! whatever the downstream services and the store do. Restarting an instance because a service
+//! it calls is down would not bring that service back; readiness (whether to send it traffic) is
+//! `/health`.
+//!
 //! The [shared store](crate::store) is shown under `store` (`"backend":"memory"` alone when there
 //! is no Redis). The route pings it first (within its command timeout; at once while the store is
 //! known to be down), so its `status` is current even without traffic. A store that does not
@@ -306,13 +311,18 @@ fn service_report(health: &ServiceHealth, required: bool, now: SystemTime) -> Se
 pub fn routes(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::Router {
     let runtime = runtime.clone();
     let endpoints: std::sync::Arc<[&'static EndpointSpec]> = endpoints.into();
-    axum::Router::new().route(
-        "/health",
-        get(move || {
-            let (runtime, endpoints) = (runtime.clone(), endpoints.clone());
-            async move { answer(&runtime, &endpoints).await }
-        }),
-    )
+    axum::Router::new()
+        .route(
+            "/health",
+            get(move || {
+                let (runtime, endpoints) = (runtime.clone(), endpoints.clone());
+                async move { answer(&runtime, &endpoints).await }
+            }),
+        )
+        .route(
+            "/health/live",
+            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], "{\"status\":\"ok\"}") }),
+        )
 }
 
 async fn answer(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> Response {
