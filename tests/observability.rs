@@ -304,6 +304,10 @@ mod health {
         assert_eq!((status, &report["status"]), (503, &json!("unavailable")), "{report}");
         let stock = service(&report, "stock");
         assert_eq!((&stock["breaker"], &stock["usable"]), (&json!("open"), &json!(false)), "{report}");
+        // Liveness does not follow the downstreams: restarting the BFF would not mend `stock`.
+        let live = http.get(format!("{url}/health/live")).send().await.unwrap();
+        assert_eq!(live.status(), 200);
+        assert_eq!(live.json::<Value>().await.unwrap(), json!({"status": "ok"}));
         // One success before, one while promos failed, then the two failures.
         assert_eq!((stock["recentAttempts"].as_u64(), stock["errorRate"].as_f64()), (Some(4), Some(0.5)), "{stock}");
 

@@ -8,6 +8,42 @@
 //! assert_eq!(check_base_url("cart.internal").unwrap_err(), "must start with `http://` or `https://`");
 //! ```
 
+/// The base URLs of a text that lists several instances separated by commas (one without a
+/// comma is one instance).
+///
+/// ```
+/// use orchestrate_core::url::base_urls;
+/// assert_eq!(base_urls("http://a:1, http://b:2").collect::<Vec<_>>(), ["http://a:1", "http://b:2"]);
+/// ```
+pub fn base_urls(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim)
+}
+
+/// Checks every base URL of a comma-separated list ([`base_urls`]), as [`check_base_url`] does.
+///
+/// # Errors
+///
+/// As [`check_base_url`] for a single URL; for a list, which instance and what is wrong with it.
+///
+/// ```
+/// use orchestrate_core::url::check_base_urls;
+/// assert!(check_base_urls("http://a:1, http://b:2").is_ok());
+/// assert_eq!(check_base_urls("http://a:1, b").unwrap_err(), "lists `b`, which must start with `http://` or `https://`");
+/// assert_eq!(check_base_urls("http://a:1,").unwrap_err(), "lists an empty URL; separate the instances' URLs with one comma");
+/// ```
+pub fn check_base_urls(text: &str) -> Result<(), String> {
+    if !text.contains(',') {
+        return check_base_url(text);
+    }
+    for url in base_urls(text) {
+        if url.is_empty() {
+            return Err("lists an empty URL; separate the instances' URLs with one comma".to_owned());
+        }
+        check_base_url(url).map_err(|reason| format!("lists `{url}`, which {reason}"))?;
+    }
+    Ok(())
+}
+
 /// Checks that `url` is an absolute `http://` or `https://` URL with a host, a valid port if any,
 /// no whitespace and no query or fragment.
 ///

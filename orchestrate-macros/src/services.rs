@@ -69,7 +69,7 @@ fn parse_services(input: ParseStream<'_>, errors: &mut Errors) -> syn::Result<Ve
                 format!("the base URL of `{name}` is a string, e.g. \"http://{name}.internal:8080\""),
             )
         })?;
-        if let Err(reason) = orchestrate_core::url::check_base_url(&url.value()) {
+        if let Err(reason) = orchestrate_core::url::check_base_urls(&url.value()) {
             errors.at(url.span(), format!("base URL of `{name}` {reason}"));
         }
         let mut policies = ServicePolicies::default();
@@ -255,6 +255,12 @@ fn spec_tokens(s: &ServiceDecl) -> TokenStream {
         let (percent, min) = (b.percent, b.min_retries);
         let within = millis(b.within);
         spec = quote!(#spec.with_retry_budget(::orchestrate::RetryBudget::new(#percent, #within, #min)));
+    }
+    if p.balance != defaults.balance {
+        let b = &p.balance;
+        let (rtt, decay, eject_for) = (millis(b.rtt), millis(b.decay), millis(b.eject_for));
+        let (failures, share) = (b.failures, b.max_ejected_percent);
+        spec = quote!(#spec.with_balance(::orchestrate::BalancePolicy::DEFAULT.with_estimate(#rtt, #decay).with_ejection(#failures, #eject_for, #share)));
     }
     if !p.forward_headers.is_empty() {
         let headers = &p.forward_headers;

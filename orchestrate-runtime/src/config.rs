@@ -367,6 +367,7 @@ fn policies_of(spec: &ServiceSpec) -> ServicePolicies {
     policies.forward_headers = spec.forward_headers.iter().map(|h| (*h).to_owned()).collect();
     policies.http2 = spec.http2;
     policies.rate_limit = spec.rate_limit;
+    policies.balance = spec.balance;
     policies
 }
 
@@ -378,6 +379,7 @@ fn apply_policies(spec: &mut ServiceSpec, policies: ServicePolicies) {
     spec.retry_budget = policies.retry_budget;
     spec.http2 = policies.http2;
     spec.rate_limit = policies.rate_limit;
+    spec.balance = policies.balance;
     let unchanged = policies.forward_headers.iter().map(String::as_str).eq(spec.forward_headers.iter().copied());
     if !unchanged {
         // Start-up configuration lives as long as the process: leaking the list once gives the
@@ -497,8 +499,8 @@ pub fn env_var_name(service: &str) -> String {
 ///
 /// A sentence saying what is wrong.
 pub fn validate_base_url(url: &str) -> Result<(), String> {
-    orchestrate_core::url::check_base_url(url)?;
-    if url.starts_with("https://") && !cfg!(feature = "tls") {
+    orchestrate_core::url::check_base_urls(url)?;
+    if url.contains("https://") && !cfg!(feature = "tls") {
         return Err("needs the `tls` feature of orchestrate (https)".to_owned());
     }
     Ok(())
@@ -779,7 +781,7 @@ http2 = "yes"
         .unwrap_err();
         let expected = [
             "`services.carts` (from app.toml:1:11): unknown service `carts`; did you mean `cart`? declared services are: cart, shipping",
-            "`max_in_flite` of service `cart` (from app.toml:5:1): unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit)",
+            "`max_in_flite` of service `cart` (from app.toml:5:1): unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit, balance)",
             "`retry.attempts` of service `cart` (from app.toml:6:22): more than 10 attempts multiplies load on a failing service; use at most 10",
             "`retry.backoff` of service `cart` (from app.toml:6:36): invalid `backoff`: durations have no spaces; write \"100ms\"",
             "`max_body` of service `cart` (from app.toml:7:12): invalid `max_body`: sizes have no spaces; write \"8MB\"",

@@ -239,6 +239,7 @@ impl Calls for Downstream<'_> {
             CallDone::new(value, sent.attempts, sent.status)
                 .ended_at(sent.ended)
                 .with_attempts(sent.attempt_log, sent.breaker)
+                .on_instance(sent.instance)
         }
     }
 

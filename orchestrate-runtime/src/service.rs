@@ -13,7 +13,7 @@ use serde::Serialize;
 pub(crate) use orchestrate_core::policy::millis;
 pub use orchestrate_core::policy::rate_limit::Outbound;
 pub use orchestrate_core::policy::{
-    BreakerPolicy, CachePolicy, CompensationPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Trip,
+    BalancePolicy, BreakerPolicy, CachePolicy, CompensationPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Trip,
 };
 
 /// The host (and port) of a URL: no scheme, user info, path or query, so a serialized spec never
@@ -25,7 +25,8 @@ pub(crate) fn host_of(url: &str) -> &str {
 }
 
 fn host_only<S: serde::Serializer>(url: &&'static str, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(host_of(url))
+    let hosts: Vec<&str> = orchestrate_core::url::base_urls(url).map(host_of).collect();
+    serializer.serialize_str(&hosts.join(", "))
 }
 
 /// Implemented by the marker type `services!` generates for each service.
@@ -112,6 +113,9 @@ pub struct ServiceSpec {
     /// shed at once, or waits for its turn within the deadline (`wait`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<Outbound>,
+    /// How calls are spread over the service's instances when its base URL lists several, and
+    /// when an instance is ejected.
+    pub balance: BalancePolicy,
 }
 
 impl ServiceSpec {
@@ -132,6 +136,7 @@ impl ServiceSpec {
             forward_headers: &[],
             http2: false,
             rate_limit: None,
+            balance: BalancePolicy::DEFAULT,
         }
     }
 
@@ -168,6 +173,12 @@ impl ServiceSpec {
     /// Sets the response body cap in bytes.
     pub const fn with_max_body(mut self, bytes: u64) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// Sets the balancing and ejection over the service's instances.
+    pub const fn with_balance(mut self, balance: BalancePolicy) -> Self {
+        self.balance = balance;
         self
     }
 

@@ -22,8 +22,10 @@ orchestrate::services! {
     s17: "http://s17.internal" { max_body = "8mb" },
     s18: "http://s18.internal" { forward_headers = ["Connection"] },
     s19: "http://s19.internal" { http2 = "yes" },
-    s20: "http://s20.internal" { max_in_flite = 4 },
-    s21: "http://s21.internal" { rate_limit = "200/sek" },
+    s20: "http://s20.internal" { balance(failures = 0) },
+    s21: "http://s21.internal" { balance(max_ejected = "150%") },
+    s22: "http://s22.internal" { rate_limit = "200/sek" },
+    s23: "http://s23.internal" { max_in_flite = 4 },
 }
 
 fn main() {}

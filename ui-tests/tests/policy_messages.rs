@@ -118,13 +118,19 @@ const ROWS: &[Row] = &[
         "`connection` is a hop-by-hop header and is never forwarded",
     ),
     row("http2 = \"yes\"", "http2 = \"yes\"", "`http2` takes `true` or `false`; found a string"),
+    row("balance(failures = 0)", "balance = { failures = 0 }", "`failures` must be at least 1"),
+    row(
+        "balance(max_ejected = \"150%\")",
+        "balance = { max_ejected = \"150%\" }",
+        "`max_ejected` is a share of calls, at most \"100%\"",
+    ),
     Row {
         dsl: "max_in_flite = 4",
         toml: "max_in_flite = 4",
-        message: "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit)",
+        message: "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit, balance)",
         // The configuration file also takes the service's `url`.
         toml_message: Some(
-            "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit)",
+            "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit, balance)",
         ),
     },
     row(

@@ -13,6 +13,7 @@
 //! | circuit breaker | [`breaker`] | `breaker(failure_rate = "50%", min_calls = 20, within = "10s", open_for = "30s", probes = 3)` or `breaker(failures = 5, ..)` | `breaker = { .. }` |
 //! | concurrency limit | [`bulkhead`] | `max_in_flight = auto` or `max_in_flight = 64` | the same (`"auto"`) |
 //! | response cache (call, endpoint) | [`cache`] | `cache(ttl = "60s", stale = "30s", key = .., tags = [..])` | `[cache]` (capacity, shared) |
+//! | balancing over instances, outlier ejection | [`balance`] | `balance(failures = 5, eject_for = "30s", max_ejected = "50%")` | `balance = { .. }` |
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
 //! | compensation of a call | [`saga`] | `compensate = post("/refunds", .., timeout = "2s", retry(..))` | – |
 //! | replay of client retries | [`idempotency`] | `#[endpoint(.., idempotent_requests)]` | – |
@@ -38,6 +39,7 @@
 //! ```
 
 pub mod auth;
+pub mod balance;
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
@@ -53,6 +55,7 @@ pub mod store;
 mod value;
 
 pub use auth::{Auth, AuthSettings};
+pub use balance::BalancePolicy;
 pub use breaker::{BreakerPolicy, Trip};
 pub use bulkhead::Concurrency;
 pub use cache::{CachePolicy, CacheSettings};

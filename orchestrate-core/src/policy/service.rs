@@ -2,7 +2,10 @@
 //! { .. } }` and inside `[services.name]` of the configuration file.
 
 use super::value::{Entry, Example, Reader, Syntax, Value};
-use super::{BreakerPolicy, Concurrency, RetryBudget, RetryPolicy, breaker, bulkhead, retry, retry_budget};
+use super::{
+    BalancePolicy, BreakerPolicy, Concurrency, RetryBudget, RetryPolicy, balance, breaker, bulkhead, retry,
+    retry_budget,
+};
 
 /// Default response body cap: 8 MiB.
 pub const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
@@ -35,6 +38,8 @@ pub struct ServicePolicies {
     pub http2: bool,
     /// Outbound rate limit (`rate_limit = "200/s"`), if any.
     pub rate_limit: Option<super::rate_limit::Outbound>,
+    /// Balancing over several instances and their ejection.
+    pub balance: BalancePolicy,
 }
 
 impl Default for ServicePolicies {
@@ -49,16 +54,36 @@ impl Default for ServicePolicies {
             forward_headers: Vec::new(),
             http2: false,
             rate_limit: None,
+            balance: BalancePolicy::DEFAULT,
         }
     }
 }
 
 /// The policy keys of a service (the configuration file also takes `url`).
-pub const KEYS: &[&str] =
-    &["retry", "breaker", "max_in_flight", "max_body", "retry_budget", "forward_headers", "http2", "rate_limit"];
+pub const KEYS: &[&str] = &[
+    "retry",
+    "breaker",
+    "max_in_flight",
+    "max_body",
+    "retry_budget",
+    "forward_headers",
+    "http2",
+    "rate_limit",
+    "balance",
+];
 
-const TOML_KEYS: &[&str] =
-    &["url", "retry", "breaker", "max_in_flight", "max_body", "retry_budget", "forward_headers", "http2", "rate_limit"];
+const TOML_KEYS: &[&str] = &[
+    "url",
+    "retry",
+    "breaker",
+    "max_in_flight",
+    "max_body",
+    "retry_budget",
+    "forward_headers",
+    "http2",
+    "rate_limit",
+    "balance",
+];
 
 const HEADERS_EXAMPLE: Example =
     Example { dsl: "forward_headers = [\"x-tenant-id\"]", toml: "forward_headers = [\"x-tenant-id\"]" };
@@ -78,7 +103,7 @@ const HEADERS_EXAMPLE: Example =
 /// assert_eq!(
 ///     reader.problems()[0].message,
 ///     "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? \
-///      (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit)"
+///      (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit, balance)"
 /// );
 /// ```
 pub fn read<P: Clone>(
@@ -98,11 +123,28 @@ pub fn read<P: Clone>(
         let (at, v) = (&entry.at, &entry.value);
         match entry.key.as_str() {
             "url" => {
-                if let Some(url) = reader.string(v, "url", "\"http://cart.internal:8080\"") {
-                    match crate::url::check_base_url(url) {
-                        Ok(()) => policies.url = Some(url.to_owned()),
+                // Several instances: a list of URLs, or one string with them separated by commas.
+                let joined = match v {
+                    Value::List(items, _) if items.iter().all(|i| matches!(i, Value::Str(..))) => Some(
+                        items
+                            .iter()
+                            .filter_map(|i| if let Value::Str(s, _) = i { Some(s.as_str()) } else { None })
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                    _ => reader.string(v, "url", "\"http://cart.internal:8080\"").map(str::to_owned),
+                };
+                if let Some(url) = joined {
+                    match crate::url::check_base_urls(&url) {
+                        Ok(()) => policies.url = Some(url),
                         Err(reason) => reader.fail(v.at(), "url", format!("`{url}` {reason}")),
                     }
+                }
+            }
+            "balance" => {
+                let base = merge.then_some(policies.balance);
+                if let Some(b) = balance::read(reader, v, base) {
+                    policies.balance = b;
                 }
             }
             "retry" => {

@@ -26,6 +26,7 @@ pub use custom::{CustomLogic, custom_logic};
 pub use http_transport::HttpTransport;
 pub use target::Target;
 
+use crate::balance::{InstanceHealth, Instances};
 use crate::breaker::{Breaker, BreakerState, Verdict};
 use crate::bulkhead::{Bulkhead, Ended};
 use crate::context::{DEFAULT_FORWARD_HEADERS, HOP_BY_HOP_HEADERS, RequestContext};
@@ -83,12 +84,23 @@ pub struct Sent {
     /// The state the call left the service's circuit breaker in, or found it in when it refused
     /// the call (`None` without a breaker, or when the call got no further than the bulkhead).
     pub breaker: Option<BreakerState>,
+    /// The instance the last attempt went to (its position in the service's base URLs), when
+    /// the service has several.
+    pub instance: Option<u16>,
 }
 
 impl Sent {
     /// A call that ended before any attempt: `error`, no request sent.
     fn refused(error: CallError, breaker: Option<BreakerState>) -> Self {
-        Self { result: Err(error), attempts: 0, status: None, ended: None, attempt_log: AttemptLog::new(), breaker }
+        Self {
+            result: Err(error),
+            attempts: 0,
+            status: None,
+            ended: None,
+            attempt_log: AttemptLog::new(),
+            breaker,
+            instance: None,
+        }
     }
 }
 
@@ -259,11 +271,23 @@ struct Guards {
     budget: Budget,
     stats: Stats,
     outbound: Option<OutboundLimiter>,
+    /// The instances when the base URL lists several: what the balancer knows of each, and each
+    /// one's origin (the first is `ServiceClient::origin`).
+    instances: Option<(Instances, Vec<Option<Origin>>)>,
 }
 
 impl ServiceClient {
-    /// A client for `spec` at `base_url` over `transport`.
+    /// A client for `spec` at `base_url` over `transport`. A `base_url` that lists several
+    /// instances separated by commas balances the calls over them (see [`balance`](crate::balance)).
     pub fn new(spec: ServiceSpec, base_url: &str, transport: Transport) -> Self {
+        let urls: Vec<String> =
+            orchestrate_core::url::base_urls(base_url).map(|u| u.trim_end_matches('/').to_owned()).collect();
+        let instances = (urls.len() > 1).then(|| {
+            let hosts = urls.iter().map(|u| crate::service::host_of(u).to_owned()).collect();
+            let origins = urls.iter().map(|u| Origin::parse(u)).collect();
+            (Instances::new(hosts, spec.balance, Instant::now()), origins)
+        });
+        let base_url = urls.first().map_or(base_url, String::as_str);
         let mut forward: Vec<HeaderName> = Vec::new();
         for name in DEFAULT_FORWARD_HEADERS.iter().chain(spec.forward_headers) {
             if let Ok(name) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
@@ -279,6 +303,7 @@ impl ServiceClient {
             budget: Budget::new(spec.retry_budget),
             stats: Stats::new(),
             outbound: spec.rate_limit.map(OutboundLimiter::new),
+            instances,
         });
         let base_url = base_url.trim_end_matches('/').to_owned();
         Self { spec, origin: Origin::parse(&base_url), base_url, forward, transport, guards }
@@ -294,9 +319,35 @@ impl ServiceClient {
         &self.spec
     }
 
-    /// The base URL calls go to.
+    /// The base URL calls go to (the first instance's, when there are several).
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// Each instance's host, latency estimate and ejection, when the service has several
+    /// (empty otherwise).
+    ///
+    /// ```
+    /// use orchestrate_runtime::{Runtime, ServiceSpec};
+    /// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://10.0.0.1:80, http://10.0.0.2:80")];
+    /// let runtime = Runtime::builder(SERVICES).read_env(false).build().unwrap();
+    /// let instances = runtime.service("cart").unwrap().instances();
+    /// assert_eq!(instances.iter().map(|i| i.host.as_str()).collect::<Vec<_>>(), ["10.0.0.1:80", "10.0.0.2:80"]);
+    /// assert!(!instances[0].ejected);
+    /// ```
+    pub fn instances(&self) -> Vec<InstanceHealth> {
+        self.guards.instances.as_ref().map_or_else(Vec::new, |(set, _)| set.health(Instant::now()))
+    }
+
+    /// Points `request` (built for the first instance) at instance `index`.
+    fn retarget(&self, request: &mut http::Request<Bytes>, index: usize) {
+        let Some((_, origins)) = &self.guards.instances else { return };
+        let (Some(Some(to)), Some(from)) = (origins.get(index), &self.origin) else { return };
+        let Some(path) = request.uri().path_and_query().map(|p| p.as_str().to_owned()) else { return };
+        let path = path.strip_prefix(from.prefix.as_str()).map(str::to_owned).unwrap_or(path);
+        if let Ok(uri) = to.uri(path) {
+            *request.uri_mut() = uri;
+        }
     }
 
     /// Inbound headers forwarded to this service.
@@ -415,6 +466,8 @@ impl ServiceClient {
         let mut attempts = 0;
         let mut call_started = None;
         let mut attempt_log = AttemptLog::new();
+        // The instance the last attempt went to and whether it failed there.
+        let mut instance: Option<(usize, bool)> = None;
         let (result, status, ended) = loop {
             // The last possible attempt takes the request itself, so it is always there.
             let request = if schedule.has_more() { template.as_ref().map(copy_request) } else { template.take() };
@@ -433,10 +486,29 @@ impl ServiceClient {
                 call_started = Some(started);
             }
             attempts += 1;
+            let mut request = request;
+            // A retry goes to another instance than the one that failed.
+            let load = guards.instances.as_ref().map(|(set, _)| {
+                let avoid = instance.and_then(|(i, failed)| failed.then_some(i));
+                let index = set.pick(avoid, started);
+                if index != 0 {
+                    self.retarget(&mut request, index);
+                }
+                (index, set.start(index))
+            });
             let (result, status) = self.attempt(policy, deadline, started, request).await;
             let ended = Instant::now();
             attempt_log.push(started, ended);
             let verdict = result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success);
+            if let Some((index, load)) = load {
+                let failed = match verdict {
+                    Verdict::Success => Some(false),
+                    Verdict::Failure => Some(true),
+                    Verdict::Neutral => None,
+                };
+                load.finish(ended.saturating_duration_since(started), failed, ended);
+                instance = Some((index, result.is_err()));
+            }
             tracing::debug!(
                 service = self.spec.name,
                 attempt = attempts,
@@ -482,7 +554,8 @@ impl ServiceClient {
             Err(_) => Ended::Unknown,
         };
         place.done(how, elapsed, ended);
-        Sent { result, attempts, status, ended: Some(ended), attempt_log, breaker }
+        let instance = instance.and_then(|(i, _)| u16::try_from(i).ok());
+        Sent { result, attempts, status, ended: Some(ended), attempt_log, breaker, instance }
     }
 
     /// One attempt starting `now`: the smaller of the call's timeout and the time left.

@@ -411,7 +411,7 @@ impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
             fallback: done.fallback,
             cached: done.cached,
             breaker: done.breaker,
-            instance: None,
+            instance: done.instance,
         };
         if done.skipped {
             record.outcome = CallOutcome::Skipped;

@@ -72,6 +72,8 @@ pub struct CallDone<V> {
     pub attempt_log: AttemptLog,
     /// The state the service's circuit breaker was left in, if it has one and was reached.
     pub breaker: Option<BreakerState>,
+    /// The instance of the service the last attempt went to, when it has several.
+    pub instance: Option<u16>,
 }
 
 impl<V> CallDone<V> {
@@ -88,6 +90,7 @@ impl<V> CallDone<V> {
             ended: None,
             attempt_log: AttemptLog::new(),
             breaker: None,
+            instance: None,
         }
     }
 
@@ -107,6 +110,12 @@ impl<V> CallDone<V> {
     pub fn with_attempts(mut self, attempt_log: AttemptLog, breaker: Option<BreakerState>) -> Self {
         self.attempt_log = attempt_log;
         self.breaker = breaker;
+        self
+    }
+
+    /// The same call, answered by the service's instance `instance` (of several).
+    pub fn on_instance(mut self, instance: Option<u16>) -> Self {
+        self.instance = instance;
         self
     }
 
@@ -139,6 +148,7 @@ impl<V> CallDone<V> {
             ended: self.ended,
             attempt_log: self.attempt_log,
             breaker: self.breaker,
+            instance: self.instance,
         }
     }
 
@@ -170,6 +180,7 @@ impl<V> CallDone<V> {
                 ended: self.ended,
                 attempt_log: self.attempt_log,
                 breaker: self.breaker,
+                instance: self.instance,
             },
             Err(error) => CallDone {
                 value: Ok(fallback()),
@@ -182,6 +193,7 @@ impl<V> CallDone<V> {
                 ended: self.ended,
                 attempt_log: self.attempt_log,
                 breaker: self.breaker,
+                instance: self.instance,
             },
         }
     }

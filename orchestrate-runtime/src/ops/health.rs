@@ -17,6 +17,11 @@
 //! answer is 503 (`"status":"unavailable"`) when a required service is not usable, else 200:
 //! `"ok"` when every breaker is closed and the store answers, `"degraded"` otherwise.
 //!
+//! `/health/live` is the liveness probe: 200 `{"status":"ok"}` whenever the process serves HTTP,
+//! whatever the downstream services and the store do. Restarting an instance because a service
+//! it calls is down would not bring that service back; readiness (whether to send it traffic) is
+//! `/health`.
+//!
 //! The [shared store](crate::store) is shown under `store` (`"backend":"memory"` alone when there
 //! is no Redis). The route pings it first (within its command timeout; at once while the store is
 //! known to be down), so its `status` is current even without traffic. A store that does not
@@ -92,6 +97,34 @@ pub struct ServiceReport {
     pub in_flight: u32,
     /// Its concurrency limit now (the adaptive limit's current value, or the fixed one).
     pub max_in_flight: u32,
+    /// Each instance, when its base URL lists several (left out otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceReport>,
+}
+
+/// One instance of a service with several, in the report.
+///
+/// ```
+/// use orchestrate_runtime::ops::health::HealthReport;
+/// use orchestrate_runtime::{Runtime, ServiceSpec};
+/// const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("cart", "http://10.0.0.1:80, http://10.0.0.2:80")];
+/// let report = HealthReport::of(&Runtime::builder(SERVICES).read_env(false).build().unwrap(), &[]);
+/// let json = serde_json::to_value(&report.services[0].instances[1]).unwrap();
+/// assert_eq!(json, serde_json::json!({"host": "10.0.0.2:80", "estimateMs": 30.0, "inFlight": 0, "ejected": false, "ejections": 0}));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceReport {
+    /// Host and port (no scheme, credentials or path).
+    pub host: String,
+    /// The balancer's latency estimate, in milliseconds.
+    pub estimate_ms: f64,
+    /// Attempts in flight.
+    pub in_flight: u32,
+    /// Whether it is ejected now (no calls go to it).
+    pub ejected: bool,
+    /// How often it was ejected.
+    pub ejections: u32,
 }
 
 /// The shared store in the report.
@@ -199,7 +232,20 @@ impl HealthReport {
             .iter()
             .map(|client| {
                 let health = client.health();
-                service_report(&health, endpoints.is_empty() || requires(endpoints, health.service), now)
+                let mut report =
+                    service_report(&health, endpoints.is_empty() || requires(endpoints, health.service), now);
+                report.instances = client
+                    .instances()
+                    .into_iter()
+                    .map(|i| InstanceReport {
+                        host: i.host,
+                        estimate_ms: (i.estimate.as_secs_f64() * 1e6).round() / 1e3,
+                        in_flight: i.in_flight,
+                        ejected: i.ejected,
+                        ejections: i.ejections,
+                    })
+                    .collect();
+                report
             })
             .collect();
         let store = runtime.store().health();
@@ -251,6 +297,7 @@ fn service_report(health: &ServiceHealth, required: bool, now: SystemTime) -> Se
         last_success_seconds_ago: ago.map(|ago| (ago.as_secs_f64() * 1000.0).round() / 1000.0),
         in_flight: health.in_flight,
         max_in_flight: health.max_in_flight,
+        instances: Vec::new(),
     }
 }
 
@@ -264,13 +311,18 @@ fn service_report(health: &ServiceHealth, required: bool, now: SystemTime) -> Se
 pub fn routes(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::Router {
     let runtime = runtime.clone();
     let endpoints: std::sync::Arc<[&'static EndpointSpec]> = endpoints.into();
-    axum::Router::new().route(
-        "/health",
-        get(move || {
-            let (runtime, endpoints) = (runtime.clone(), endpoints.clone());
-            async move { answer(&runtime, &endpoints).await }
-        }),
-    )
+    axum::Router::new()
+        .route(
+            "/health",
+            get(move || {
+                let (runtime, endpoints) = (runtime.clone(), endpoints.clone());
+                async move { answer(&runtime, &endpoints).await }
+            }),
+        )
+        .route(
+            "/health/live",
+            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], "{\"status\":\"ok\"}") }),
+        )
 }
 
 async fn answer(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> Response {

@@ -201,6 +201,9 @@ fn scrape(runtime: &Runtime) -> Response {
     };
     for service in runtime.services() {
         names::breaker(service.name(), service.breaker_state().as_gauge());
+        for instance in service.instances() {
+            names::instance(service.name(), &instance.host, instance.estimate, instance.ejected);
+        }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render()).into_response()
 }

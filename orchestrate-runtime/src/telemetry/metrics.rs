@@ -17,6 +17,8 @@
 //! | `orchestrate_calls_in_flight` | gauge | `service` (downstream requests under way, retries included) |
 //! | `orchestrate_retries_total` | counter | `service`, `reason` (the failure retried, e.g. `timeout`, `status`) |
 //! | `orchestrate_breaker_state` | gauge | `service`: 0 closed, 1 half-open, 2 open |
+//! | `orchestrate_instance_estimate_seconds` | gauge | `service`, `instance` (host and port): the balancer's latency estimate, for services with several instances |
+//! | `orchestrate_instance_ejected` | gauge | `service`, `instance`: 1 while ejected |
 //! | `orchestrate_cache_requests_total` | counter | `endpoint`, `call` (the endpoint's name for its own cache), `result` (`hit`, `stale`, `miss`, `coalesced`, `error`) |
 //! | `orchestrate_rate_limited_total` | counter | `endpoint`, `scope` (`per_ip`, `per_user`, `per_endpoint`, `global`) |
 //! | `orchestrate_rate_limit_fallbacks_total` | counter | `scope`: checks of a shared limit made by the instance alone because the store did not answer |
@@ -75,6 +77,20 @@ pub const RETRIES: &str = "orchestrate_retries_total";
 /// assert_eq!(orchestrate_runtime::telemetry::metrics::BREAKER_STATE, "orchestrate_breaker_state");
 /// ```
 pub const BREAKER_STATE: &str = "orchestrate_breaker_state";
+
+/// The balancer's latency estimate of each instance of a service with several.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::INSTANCE_ESTIMATE, "orchestrate_instance_estimate_seconds");
+/// ```
+pub const INSTANCE_ESTIMATE: &str = "orchestrate_instance_estimate_seconds";
+
+/// 1 while an instance is ejected, else 0.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::INSTANCE_EJECTED, "orchestrate_instance_ejected");
+/// ```
+pub const INSTANCE_EJECTED: &str = "orchestrate_instance_ejected";
 
 /// Cache lookups, per endpoint, call and result.
 ///
@@ -158,6 +174,8 @@ fn describe() {
     metrics::describe_gauge!(CALLS_IN_FLIGHT, "Downstream requests under way.");
     metrics::describe_counter!(RETRIES, "Retries sent, by the failure that was retried.");
     metrics::describe_gauge!(BREAKER_STATE, "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
+    metrics::describe_gauge!(INSTANCE_ESTIMATE, Unit::Seconds, "The balancer's latency estimate of an instance.");
+    metrics::describe_gauge!(INSTANCE_EJECTED, "1 while an instance is ejected for failing.");
     metrics::describe_counter!(CACHE_REQUESTS, "Cache lookups by what they found.");
     metrics::describe_counter!(RATE_LIMITED, "Requests refused by an inbound rate limit, by endpoint and scope.");
     metrics::describe_counter!(AUTH_FAILURES, "Requests refused for their bearer token, by reason.");
@@ -376,6 +394,16 @@ pub(crate) fn rate_limited(endpoint: &'static str, scope: &'static str) {
             || metrics::counter!(RATE_LIMITED, "endpoint" => endpoint, "scope" => scope),
         )
         .increment(1);
+    }
+}
+
+/// Instance `host` of `service`: its latency estimate and whether it is ejected (read at scrape
+/// time; hosts come from the configuration, so the label values are bounded).
+pub(crate) fn instance(service: &'static str, host: &str, estimate: Duration, ejected: bool) {
+    if enabled() {
+        let labels = [("service", service.to_owned()), ("instance", host.to_owned())];
+        metrics::gauge!(INSTANCE_ESTIMATE, &labels).set(estimate.as_secs_f64());
+        metrics::gauge!(INSTANCE_EJECTED, &labels).set(if ejected { 1.0 } else { 0.0 });
     }
 }
 
