@@ -24,8 +24,8 @@ orchestrate::services! {
     s19: "http://s19.internal" { http2 = "yes" },
     s20: "http://s20.internal" { balance(failures = 0) },
     s21: "http://s21.internal" { balance(max_ejected = "150%") },
-    s22: "http://s22.internal" { rate_limit = "200/sek" },
-    s23: "http://s23.internal" { max_in_flite = 4 },
+    s22: "http://s22.internal" { max_in_flite = 4 },
+    s23: "http://s23.internal" { rate_limit = "200/sek" },
 }
 
 fn main() {}
