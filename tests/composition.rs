@@ -18,7 +18,14 @@ async fn routers_merge_nest_and_take_layers() {
     let checkout = mocks.runtime(checkout_app::services::ALL);
     let checkout = checkout.build().unwrap();
     let dashboard_mocks = support::serve(dashboard_app::mock_services(Default::default(), 0.0)).await;
-    let mut dashboard = Runtime::builder(dashboard_app::services::ALL).read_env(false);
+    // The dashboard verifies its development tokens; here with the key configured statically.
+    let key = orchestrate::auth::StaticKey::pem(orchestrate::auth::Algorithm::EdDsa, dashboard_app::DEV_PUBLIC_KEY)
+        .with_kid("dev-1");
+    let auth = orchestrate::auth::AuthSettings::default()
+        .with_issuer(dashboard_app::DEV_ISSUER)
+        .with_audience(dashboard_app::AUDIENCE)
+        .with_key(key);
+    let mut dashboard = Runtime::builder(dashboard_app::services::ALL).read_env(false).auth(auth);
     for service in dashboard_app::services::ALL {
         dashboard = dashboard.base_url(service.name, &dashboard_mocks);
     }
@@ -45,7 +52,8 @@ async fn routers_merge_nest_and_take_layers() {
     assert_eq!(response.headers()["x-served-by"], "orchestrate");
     assert_eq!(response.json::<Value>().await.unwrap()["total"], 16234);
 
-    let response = http.get(format!("{url}/api/v1/dashboard/u7")).send().await.unwrap();
+    let token = dashboard_app::dev_token("u7");
+    let response = http.get(format!("{url}/api/v1/dashboard")).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap()["profile"]["id"], "u7");
 
