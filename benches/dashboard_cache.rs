@@ -50,7 +50,9 @@ fn mocks() -> Transport {
 }
 
 fn router(redis: Option<&str>) -> axum::Router {
-    let mut builder = Runtime::builder(app::services::ALL).read_env(false).server_timing(false);
+    // The cache is measured, not the example's rate limits.
+    let no_limits = "[rate_limit]\nper_user = \"off\"\nper_ip = \"off\"\nper_endpoint = \"off\"\nglobal = \"off\"\n";
+    let mut builder = Runtime::builder(app::services::ALL).read_env(false).server_timing(false).config_str(no_limits);
     for service in app::services::ALL {
         builder = builder.transport(service.name, mocks());
     }
