@@ -60,7 +60,10 @@ fn router(redis: Option<&str>) -> axum::Router {
         .with_issuer(app::DEV_ISSUER)
         .with_audience(app::AUDIENCE)
         .with_key(key);
-    let mut builder = Runtime::builder(app::services::ALL).read_env(false).server_timing(false).auth(auth);
+    // The cache is measured, not the example's rate limits.
+    let no_limits = "[rate_limit]\nper_user = \"off\"\nper_ip = \"off\"\nper_endpoint = \"off\"\nglobal = \"off\"\n";
+    let mut builder =
+        Runtime::builder(app::services::ALL).read_env(false).server_timing(false).auth(auth).config_str(no_limits);
     for service in app::services::ALL {
         builder = builder.transport(service.name, mocks());
     }

@@ -144,3 +144,16 @@ async fn the_dashboard_is_cached_per_user_and_the_webhook_drops_it() {
     http.get(format!("{url}/dashboard")).bearer_auth(&u2).send().await.unwrap();
     assert_eq!(profile_calls(), 3, "u1 asked again, u2 still cached");
 }
+
+#[test]
+fn every_dashboard_endpoint_has_the_templates_rate_limits() {
+    let minute = Duration::from_secs(60);
+    let template = orchestrate::RateLimits::NONE
+        .with_per_user(orchestrate::Rate::new(100, minute))
+        .with_per_ip(orchestrate::Rate::new(500, minute))
+        .with_per_endpoint(orchestrate::Rate::new(50, minute))
+        .with_global(orchestrate::Rate::new(10_000, minute));
+    for spec in app::dashboard::ENDPOINTS {
+        assert_eq!(spec.rate_limit, template, "{}", spec.name);
+    }
+}

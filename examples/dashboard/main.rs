@@ -73,6 +73,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "  curl -s -X POST http://{addr}/webhooks/user-updated -H 'content-type: application/json' -d '{{\"userId\":\"u1\"}}'"
     );
     println!("  operations: http://{addr}/metrics, http://{addr}/health, http://{addr}/_orchestrate");
+    let limits = app::dashboard::ENDPOINTS.first().map(|spec| runtime.rate_limiter().limits_of(spec).describe());
+    let kept = if runtime.store().redis().is_some() { "shared in Redis" } else { "in memory" };
+    println!("  rate limits: {} ({kept})", limits.unwrap_or_default());
+    // The peer address is what `per_ip` counts.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(orchestrate::router::shutdown_signal()).await?;
     Ok(())
 }
