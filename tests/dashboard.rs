@@ -157,3 +157,45 @@ fn every_dashboard_endpoint_has_the_templates_rate_limits() {
         assert_eq!(spec.rate_limit, template, "{}", spec.name);
     }
 }
+
+/// A development token for `sub` with a `jti` of its own, so two tokens of one user differ.
+fn token_with_id(sub: &str, jti: &str) -> String {
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(include_bytes!("../examples/dashboard/dev_key.pem")).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = serde_json::json!({
+        "sub": sub, "jti": jti, "iss": app::DEV_ISSUER, "aud": app::AUDIENCE, "iat": now, "exp": now + 600,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("dev-1".to_owned());
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn the_per_user_limits_count_the_tokens_subject_not_the_token() {
+    let mocks = support::serve(app::mock_services(Default::default(), 0.0)).await;
+    // Three an hour on the endpoint, so no request's turn comes back while the test runs.
+    let (runtime, _auth) =
+        builder_with(&mocks, |b| b.config_str("[rate_limit.endpoints.Dashboard]\nper_endpoint = \"3/h\"\n")).await;
+    let url = support::serve(orchestrate::router::app(app::dashboard::router(&runtime))).await;
+    let http = reqwest::Client::new();
+    let get = |token: String| {
+        let request = http.get(format!("{url}/dashboard")).bearer_auth(token);
+        async move { request.send().await.unwrap() }
+    };
+    let (a, b) = (token_with_id("u1", "a"), token_with_id("u1", "b"));
+    assert_ne!(a, b);
+    for token in [&a, &b, &a] {
+        assert_eq!(get(token.clone()).await.status(), 200);
+    }
+    // The fourth of u1's requests, with another of u1's tokens: over u1's limit.
+    let refused = get(b.clone()).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(
+        (body["error"]["code"].as_str(), body["error"]["scope"].as_str()),
+        (Some("RATE_LIMITED"), Some("per_endpoint"))
+    );
+    // Another user is not affected.
+    assert_eq!(get(token_with_id("u2", "c")).await.status(), 200);
+}

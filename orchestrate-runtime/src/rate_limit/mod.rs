@@ -34,9 +34,9 @@
 //! The client address is the peer's: serve the application with
 //! `app.into_make_service_with_connect_info::<SocketAddr>()` (without it, `per_ip` cannot apply and
 //! says so once in the log). `X-Forwarded-For` and `Forwarded` are believed only from the
-//! configured `trusted_proxies`. The user comes from [`UserKey`]; a request without one counts
-//! under its address. When verified JWT claims are available the user key becomes the token's
-//! `sub` (a new [`UserKey`] variant; nothing else changes).
+//! configured `trusted_proxies`. The user of an endpoint with `auth = jwt` is its verified token's
+//! `sub` claim ([`RateLimiter::check_as`]); elsewhere it comes from [`UserKey`]; a request without
+//! one counts under its address.
 //!
 //! # State
 //!
@@ -268,6 +268,17 @@ impl RateLimiter {
     ///
     /// [`Limited`] with the first limit reached; limits after it are not counted.
     pub async fn check(&self, spec: &EndpointSpec, parts: &Parts) -> Result<(), Limited> {
+        self.check_as(spec, parts, None).await
+    }
+
+    /// [`check`](Self::check) for a request whose user is known: `subject` (the verified token's
+    /// `sub` claim of an endpoint with `auth = jwt`) is the user of `per_user` and `per_endpoint`,
+    /// in place of what [`UserKey`] reads from the request.
+    ///
+    /// # Errors
+    ///
+    /// [`Limited`] with the first limit reached; limits after it are not counted.
+    pub async fn check_as(&self, spec: &EndpointSpec, parts: &Parts, subject: Option<&str>) -> Result<(), Limited> {
         if !self.overrides && spec.rate_limit.is_none() {
             return Ok(());
         }
@@ -286,7 +297,8 @@ impl RateLimiter {
                         continue;
                     }
                 },
-                Scope::PerUser | Scope::PerEndpoint => match self.user.of(parts) {
+                Scope::PerUser | Scope::PerEndpoint => match subject.map(str::as_bytes).or_else(|| self.user.of(parts))
+                {
                     Some(user) => Kind::User(user),
                     None => Kind::Ip(ip),
                 },

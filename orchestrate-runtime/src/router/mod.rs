@@ -151,7 +151,9 @@ where
         },
     };
     // Before the body is read and before anything downstream.
-    if let Err(limited) = runtime.rate_limiter().check(E::SPEC, &parts).await {
+    // The user of the per-user limits is the verified token's subject when there is one.
+    let subject = claims.as_ref().and_then(|c| c.raw("sub")).and_then(serde_json::Value::as_str);
+    if let Err(limited) = runtime.rate_limiter().check_as(E::SPEC, &parts, subject).await {
         return rejected(limited.into_response());
     }
     let reads_body = E::SPEC.inputs.iter().any(|i| matches!(i.source, InputSource::Body));
