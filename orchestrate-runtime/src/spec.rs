@@ -394,7 +394,8 @@ pub struct EndpointSpec {
     #[serde(skip_serializing_if = "is_open")]
     pub auth: Auth,
     /// Whether a client's retry with the same `Idempotency-Key` gets the first response back
-    /// instead of running again (`idempotent_requests`).
+    /// instead of running again (`idempotent_requests`); in the JSON only when it does.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub idempotent_requests: bool,
 }
 
