@@ -122,7 +122,7 @@ const ROWS: &[Row] = &[
     row(
         "balance(max_ejected = \"150%\")",
         "balance = { max_ejected = \"150%\" }",
-        "`max_ejected` is a share of calls, at most \"100%\"",
+        "`max_ejected` is a percentage, at most \"100%\"",
     ),
     Row {
         dsl: "max_in_flite = 4",

@@ -278,7 +278,7 @@ impl<P: Clone> Reader<P> {
         match digits.map(str::trim).map(str::parse::<u32>) {
             Some(Ok(n)) if n <= 100 => Some(n),
             Some(Ok(_)) => {
-                self.fail(value.at(), key, format!("`{name}` is a share of calls, at most \"100%\""));
+                self.fail(value.at(), key, format!("`{name}` is a percentage, at most \"100%\""));
                 None
             }
             _ => {
