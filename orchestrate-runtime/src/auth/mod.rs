@@ -34,6 +34,7 @@ use jwks::Jwks;
 use keys::Key;
 pub use orchestrate_core::policy::auth::{Algorithm, Auth, AuthSettings, StaticKey};
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Why a token was refused; its [`as_str`](Self::as_str) is the metric's `reason` label.
@@ -227,6 +228,22 @@ struct Inner {
     leeway: u64,
     keys: Vec<Key>,
     jwks: Option<Jwks>,
+    /// Tokens whose signature verified, by their SHA-256, with their claims and `exp`: a client
+    /// sends the same token with every request, and an Ed25519 or RSA check costs tens of
+    /// microseconds where this lookup costs a hash. Bounded in entries and kept at most
+    /// [`REMEMBERED_FOR`]; an entry is used only while its `exp` (with the leeway) holds.
+    verified: moka::sync::Cache<[u8; 32], (Claims, u64)>,
+}
+
+/// How long a verified token is remembered at most: a key removed from the issuer's JWK Set
+/// stops accepting the tokens it signed within this time.
+const REMEMBERED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How many verified tokens are remembered at most.
+const REMEMBERED_TOKENS: u64 = 10_000;
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl Authenticator {
@@ -249,6 +266,10 @@ impl Authenticator {
                 leeway: settings.leeway.as_secs(),
                 keys,
                 jwks,
+                verified: moka::sync::Cache::builder()
+                    .max_capacity(REMEMBERED_TOKENS)
+                    .time_to_live(REMEMBERED_FOR)
+                    .build(),
             }),
         })
     }
@@ -284,8 +305,15 @@ impl Authenticator {
 
     async fn check(&self, headers: &HeaderMap) -> Result<Claims, AuthFailure> {
         let token = bearer(headers).ok_or(AuthFailure::new(Reason::Missing))?;
-        let head = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::new(Reason::Malformed))?;
         let inner = &*self.inner;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some((claims, exp)) = inner.verified.get(&digest) {
+            if now_secs() <= exp.saturating_add(inner.leeway) {
+                return Ok(claims);
+            }
+            inner.verified.invalidate(&digest);
+        }
+        let head = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::new(Reason::Malformed))?;
         let kid = head.kid.as_deref();
         let key = match inner.find(kid) {
             Some(key) => key,
@@ -317,7 +345,12 @@ impl Authenticator {
         validation.set_required_spec_claims(&required);
         let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key.key, &validation)
             .map_err(|e| AuthFailure::new(reason_of(e.kind())))?;
-        Ok(Claims(Arc::new(data.claims)))
+        let exp = data.claims.get("exp").and_then(serde_json::Value::as_u64);
+        let claims = Claims(Arc::new(data.claims));
+        if let Some(exp) = exp {
+            inner.verified.insert(digest, (claims.clone(), exp));
+        }
+        Ok(claims)
     }
 }
 
@@ -373,5 +406,49 @@ mod tests {
         assert_eq!(bearer(&headers("Basic abc")), None);
         assert_eq!(bearer(&headers("Bearer ")), None);
         assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+
+    fn hs256(secret: &str) -> Authenticator {
+        let settings = AuthSettings::default().with_key(StaticKey::secret(secret).with_kid("k"));
+        Authenticator::new(settings).unwrap()
+    }
+
+    fn signed(secret: &str, claims: serde_json::Value) -> HeaderMap {
+        let mut head = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        head.kid = Some("k".to_owned());
+        let token =
+            jsonwebtoken::encode(&head, &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap())
+                .unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        headers
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_remembered_until_its_exp_and_a_refused_one_never() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let auth = hs256(secret);
+        let good = signed(secret, serde_json::json!({"sub": "u1", "exp": now_secs() + 600}));
+        assert_eq!(auth.check(&good).await.unwrap().raw("sub"), Some(&serde_json::json!("u1")));
+        auth.inner.verified.run_pending_tasks();
+        assert_eq!(auth.inner.verified.entry_count(), 1);
+        assert!(auth.check(&good).await.is_ok(), "answered from memory");
+
+        // Signed with another secret: refused, and not remembered.
+        let forged =
+            signed("another secret, also 32 bytes long", serde_json::json!({"sub": "u1", "exp": now_secs() + 600}));
+        assert_eq!(auth.check(&forged).await.unwrap_err().reason(), Reason::Signature);
+        auth.inner.verified.run_pending_tasks();
+        assert_eq!(auth.inner.verified.entry_count(), 1);
+
+        // A remembered token whose `exp` has passed is checked again (and refused as expired).
+        let token = bearer(&good).unwrap();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let claims = auth.inner.verified.get(&digest).unwrap().0;
+        auth.inner.verified.insert(digest, (claims, now_secs() - 3600));
+        let aged = signed(secret, serde_json::json!({"sub": "u1", "exp": now_secs() - 3600}));
+        let aged_digest: [u8; 32] = Sha256::digest(bearer(&aged).unwrap().as_bytes()).into();
+        auth.inner.verified.insert(aged_digest, (auth.check(&good).await.unwrap(), now_secs() - 3600));
+        assert_eq!(auth.check(&aged).await.unwrap_err().reason(), Reason::Expired);
     }
 }
