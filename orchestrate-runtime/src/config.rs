@@ -202,11 +202,15 @@ pub(crate) fn apply(
     };
     let mut urls = FileUrls::new();
     let mut redis_url_at = None;
+    let mut section_problems = Vec::new();
     for (key, value) in document.get_ref() {
-        if key.get_ref() == policy::store::SECTION {
-            let mut reader = Reader::new(Syntax::Toml);
-            match policy::store::read(&mut reader, &to_value(value), Some(&*sections.store)) {
-                Some(settings) => {
+        let problems = &mut section_problems;
+        let value_of = || to_value(value);
+        match key.get_ref() {
+            k if k == policy::store::SECTION => {
+                if let Some(settings) =
+                    section(problems, |r| policy::store::read(r, &value_of(), Some(&*sections.store)))
+                {
                     if let DeValue::Table(table) = value.get_ref()
                         && let Some((_, url)) = table.iter().find(|(key, _)| key.get_ref() == "redis_url")
                     {
@@ -214,75 +218,47 @@ pub(crate) fn apply(
                     }
                     *sections.store = settings;
                 }
-                None => {
-                    for Problem { at, key, message, .. } in reader.into_problems() {
-                        fail(&mut errors, at, None, &key, message);
-                    }
-                }
+                continue;
             }
-            continue;
-        }
-        if key.get_ref() == policy::cache::SECTION {
-            let mut reader = Reader::new(Syntax::Toml);
-            match policy::cache::settings(&mut reader, &to_value(value), Some(*sections.cache)) {
-                Some(read) => *sections.cache = read,
-                None => {
-                    for Problem { at, key, message, .. } in reader.into_problems() {
-                        fail(&mut errors, at, None, &key, message);
-                    }
+            k if k == policy::cache::SECTION => {
+                if let Some(read) =
+                    section(problems, |r| policy::cache::settings(r, &value_of(), Some(*sections.cache)))
+                {
+                    *sections.cache = read;
                 }
+                continue;
             }
-            continue;
-        }
-        if key.get_ref() == policy::rate_limit::SECTION {
-            let mut reader = Reader::new(Syntax::Toml);
-            let declared = std::mem::take(sections.rate_limit);
-            match policy::rate_limit::settings(&mut reader, &to_value(value), Some(declared.clone())) {
-                Some(read) => *sections.rate_limit = read,
-                None => {
-                    *sections.rate_limit = declared;
-                    for Problem { at, key, message, .. } in reader.into_problems() {
-                        fail(&mut errors, at, None, &key, message);
-                    }
+            k if k == policy::rate_limit::SECTION => {
+                let declared = sections.rate_limit.clone();
+                if let Some(read) = section(problems, |r| policy::rate_limit::settings(r, &value_of(), Some(declared)))
+                {
+                    *sections.rate_limit = read;
                 }
+                continue;
             }
-            continue;
-        }
-        if key.get_ref() == policy::auth::SECTION {
-            let mut reader = Reader::new(Syntax::Toml);
-            match policy::auth::read(&mut reader, &to_value(value), sections.auth.as_ref()) {
-                Some(read) => *sections.auth = Some(read),
-                None => {
-                    for Problem { at, key, message, .. } in reader.into_problems() {
-                        fail(&mut errors, at, None, &key, message);
-                    }
+            k if k == policy::auth::SECTION => {
+                if let Some(read) = section(problems, |r| policy::auth::read(r, &value_of(), sections.auth.as_ref())) {
+                    *sections.auth = Some(read);
                 }
+                continue;
             }
-            continue;
-        }
-        if key.get_ref() == policy::auth::OPS_SECTION {
-            let mut reader = Reader::new(Syntax::Toml);
-            match policy::auth::read_ops(&mut reader, &to_value(value), sections.ops_token.as_deref()) {
-                Some(read) => *sections.ops_token = read,
-                None => {
-                    for Problem { at, key, message, .. } in reader.into_problems() {
-                        fail(&mut errors, at, None, &key, message);
-                    }
+            k if k == policy::auth::OPS_SECTION => {
+                let ops = |r: &mut Reader<Range<usize>>| {
+                    policy::auth::read_ops(r, &value_of(), sections.ops_token.as_deref())
+                };
+                if let Some(read) = section(problems, ops) {
+                    *sections.ops_token = read;
                 }
+                continue;
             }
-            continue;
-        }
-        if key.get_ref() == policy::recent::SECTION {
-            let mut reader = Reader::new(Syntax::Toml);
-            match policy::recent::read(&mut reader, &to_value(value), Some(*sections.recent)) {
-                Some(read) => *sections.recent = read,
-                None => {
-                    for Problem { at, key, message, .. } in reader.into_problems() {
-                        fail(&mut errors, at, None, &key, message);
-                    }
+            k if k == policy::recent::SECTION => {
+                if let Some(read) = section(problems, |r| policy::recent::read(r, &value_of(), Some(*sections.recent)))
+                {
+                    *sections.recent = read;
                 }
+                continue;
             }
-            continue;
+            _ => {}
         }
         if key.get_ref() != "services" {
             let name = key.get_ref();
@@ -331,8 +307,25 @@ pub(crate) fn apply(
             }
         }
     }
+    for Problem { at, key, message, .. } in section_problems {
+        fail(&mut errors, at, None, &key, message);
+    }
     errors.sort_by_key(|(at, _)| *at);
     collect(errors.into_iter().map(|(_, e)| e).collect()).map(|()| FileConfig { urls, redis_url_at })
+}
+
+/// Reads one top-level section with its policy's `read`: its settings, or `None` with what is
+/// wrong added to `problems` (the section then keeps what it had).
+fn section<T>(
+    problems: &mut Vec<Problem<Range<usize>>>,
+    read: impl FnOnce(&mut Reader<Range<usize>>) -> Option<T>,
+) -> Option<T> {
+    let mut reader = Reader::new(Syntax::Toml);
+    let settings = read(&mut reader);
+    if settings.is_none() {
+        problems.extend(reader.into_problems());
+    }
+    settings
 }
 
 /// A TOML table as policy entries, each value with its byte range in the file.
