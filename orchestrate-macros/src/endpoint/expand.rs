@@ -708,19 +708,6 @@ fn resolved_as_macro(expr: &syn::Expr) -> TokenStream {
 
 /// Builds the `Outgoing` of an HTTP call: template, body, query, headers, idempotency key.
 fn outgoing(call: &Call, method: HttpMethod, parts: &[TemplatePart]) -> TokenStream {
-    let p = quote!(::orchestrate::__private);
-    let method = format_ident!("{}", method.upper());
-    let pushes = parts.iter().map(|part| match part {
-        TemplatePart::Literal(text) => quote!(__target.literal(#text);),
-        TemplatePart::Value { expr, in_query: false } => {
-            let expr = resolved_as_macro(expr);
-            quote!(__target.segment(&(#expr));)
-        }
-        TemplatePart::Value { expr, in_query: true } => {
-            let expr = resolved_as_macro(expr);
-            quote!(__target.query_value(&(#expr));)
-        }
-    });
     let mut chain = TokenStream::new();
     if let Some(body) = &call.body {
         let expr = &body.expr;
@@ -748,28 +735,11 @@ fn outgoing(call: &Call, method: HttpMethod, parts: &[TemplatePart]) -> TokenStr
             chain.extend(quote!(.cache_tags(::std::vec![#(#tags),*])));
         }
     }
-    quote!({
-        let mut __target = #p::Target::new();
-        #(#pushes)*
-        #p::Outgoing::new(#p::HttpMethod::#method, __target) #chain
-    })
+    new_outgoing(method, parts, chain)
 }
 
 /// Builds the `Outgoing` of a compensation: template, body, headers, idempotency key.
 fn compensation_outgoing(c: &Compensate) -> TokenStream {
-    let p = quote!(::orchestrate::__private);
-    let method = format_ident!("{}", c.method.upper());
-    let pushes = c.parts.iter().map(|part| match part {
-        TemplatePart::Literal(text) => quote!(__target.literal(#text);),
-        TemplatePart::Value { expr, in_query: false } => {
-            let expr = resolved_as_macro(expr);
-            quote!(__target.segment(&(#expr));)
-        }
-        TemplatePart::Value { expr, in_query: true } => {
-            let expr = resolved_as_macro(expr);
-            quote!(__target.query_value(&(#expr));)
-        }
-    });
     let mut chain = TokenStream::new();
     if let Some(body) = &c.body {
         let expr = &body.expr;
@@ -783,6 +753,25 @@ fn compensation_outgoing(c: &Compensate) -> TokenStream {
         let expr = &key.expr;
         chain.extend(quote_spanned!(expr_span(expr)=> .idempotency_key(&(#expr))));
     }
+    new_outgoing(c.method, &c.parts, chain)
+}
+
+/// `Outgoing::new(method, target)` with the target's template written part by part (values
+/// percent-encoded as path segments or query values), then the builder calls of `chain`.
+fn new_outgoing(method: HttpMethod, parts: &[TemplatePart], chain: TokenStream) -> TokenStream {
+    let p = quote!(::orchestrate::__private);
+    let method = format_ident!("{}", method.upper());
+    let pushes = parts.iter().map(|part| match part {
+        TemplatePart::Literal(text) => quote!(__target.literal(#text);),
+        TemplatePart::Value { expr, in_query: false } => {
+            let expr = resolved_as_macro(expr);
+            quote!(__target.segment(&(#expr));)
+        }
+        TemplatePart::Value { expr, in_query: true } => {
+            let expr = resolved_as_macro(expr);
+            quote!(__target.query_value(&(#expr));)
+        }
+    });
     quote!({
         let mut __target = #p::Target::new();
         #(#pushes)*
