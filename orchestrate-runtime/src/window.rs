@@ -10,47 +10,76 @@ use tokio::time::Instant;
 const BUCKETS: usize = 10;
 
 /// `K` counters summed over the last `within`, in ten buckets of `within / 10`.
+///
+/// The sums of the buckets inside the window are kept as the events come (a bucket leaving the
+/// window is taken off them), so reading them costs no walk over the buckets.
 #[derive(Debug)]
 pub(crate) struct Window<const K: usize> {
     origin: Instant,
     /// A bucket's width in nanoseconds (a `u64` division per event, not a `u128` one).
     width: u64,
-    /// Each bucket remembers which tick it holds, so a stale bucket is reset when reused.
-    buckets: [(u64, [u64; K]); BUCKETS],
+    /// The newest tick seen; bucket `t % 10` holds tick `t` for the ten ticks up to it.
+    last: u64,
+    /// The counters summed over those ten buckets.
+    totals: [u64; K],
+    buckets: [[u64; K]; BUCKETS],
 }
 
 impl<const K: usize> Window<K> {
     pub(crate) fn new(within: Duration) -> Self {
         let width = (within / BUCKETS as u32).max(Duration::from_millis(1));
         let width = u64::try_from(width.as_nanos()).unwrap_or(u64::MAX);
-        Self { origin: Instant::now(), width, buckets: [(0, [0; K]); BUCKETS] }
+        Self { origin: Instant::now(), width, last: 0, totals: [0; K], buckets: [[0; K]; BUCKETS] }
     }
 
+    #[inline]
     fn tick(&self, now: Instant) -> u64 {
-        let elapsed = now.saturating_duration_since(self.origin).as_nanos();
-        u64::try_from(elapsed).unwrap_or(u64::MAX) / self.width
+        let elapsed = now.saturating_duration_since(self.origin);
+        let nanos = elapsed.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(elapsed.subsec_nanos()));
+        nanos / self.width
+    }
+
+    /// The buckets that leave the window when it moves from tick `last` to `tick`.
+    fn leaving(last: u64, tick: u64) -> impl Iterator<Item = usize> {
+        let steps = tick.saturating_sub(last).min(BUCKETS as u64);
+        (1..=steps).map(move |i| ((last + i) % BUCKETS as u64) as usize)
     }
 
     /// Adds `n` to counter `k` at `now`.
+    #[inline]
     pub(crate) fn add(&mut self, now: Instant, k: usize, n: u64) {
         let tick = self.tick(now);
-        let bucket = &mut self.buckets[(tick % BUCKETS as u64) as usize];
-        if bucket.0 != tick {
-            *bucket = (tick, [0; K]);
+        if tick != self.last && !self.move_to(tick) {
+            return;
         }
-        bucket.1[k] = bucket.1[k].saturating_add(n);
+        let count = &mut self.buckets[(tick % BUCKETS as u64) as usize][k];
+        *count = count.saturating_add(n);
+        self.totals[k] = self.totals[k].saturating_add(n);
+    }
+
+    /// Moves the window on to `tick` (taking the buckets that leave it off the totals); `false`
+    /// for a tick already outside it (a clock read on another thread before the window moved).
+    #[cold]
+    fn move_to(&mut self, tick: u64) -> bool {
+        if tick < self.last {
+            return tick + BUCKETS as u64 > self.last;
+        }
+        for index in Self::leaving(self.last, tick) {
+            for (total, count) in self.totals.iter_mut().zip(&mut self.buckets[index]) {
+                *total -= *count;
+                *count = 0;
+            }
+        }
+        self.last = tick;
+        true
     }
 
     /// Every counter summed over the buckets still inside the window at `now`.
     pub(crate) fn sums(&self, now: Instant) -> [u64; K] {
-        let tick = self.tick(now);
-        let oldest = tick.saturating_sub(BUCKETS as u64 - 1);
-        let mut sums = [0; K];
-        for (bucket_tick, counts) in &self.buckets {
-            if (oldest..=tick).contains(bucket_tick) {
-                for (sum, count) in sums.iter_mut().zip(counts) {
-                    *sum += count;
-                }
+        let mut sums = self.totals;
+        for index in Self::leaving(self.last, self.tick(now)) {
+            for (sum, count) in sums.iter_mut().zip(&self.buckets[index]) {
+                *sum -= count;
             }
         }
         sums
@@ -75,5 +104,23 @@ mod tests {
         // A reused bucket starts from zero.
         w.add(start + Duration::from_secs(20), 0, 1);
         assert_eq!(w.sums(start + Duration::from_secs(20)), [1, 0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_clock_read_counts_in_its_own_bucket_and_a_stale_one_not_at_all() {
+        let mut w = Window::<1>::new(Duration::from_secs(10));
+        let start = Instant::now();
+        w.add(start + Duration::from_secs(12), 0, 1);
+        // Read at 11 s on another thread, recorded after the 12 s event: still inside.
+        w.add(start + Duration::from_secs(11), 0, 1);
+        // Read at 1 s: outside the window [3 s, 13 s) by now.
+        w.add(start + Duration::from_secs(1), 0, 1);
+        assert_eq!(w.sums(start + Duration::from_secs(12)), [2]);
+        // The 11 s bucket leaves first.
+        assert_eq!(w.sums(start + Duration::from_secs(21)), [1]);
+        assert_eq!(w.sums(start + Duration::from_secs(22)), [0]);
+        // After a gap of many windows, counting starts again from nothing.
+        w.add(start + Duration::from_secs(500), 0, 4);
+        assert_eq!(w.sums(start + Duration::from_secs(500)), [4]);
     }
 }

@@ -617,8 +617,7 @@ impl ServiceClient {
         *request.method_mut() = outgoing.method;
         *request.uri_mut() = uri;
         // The call's own headers (every value of each) take precedence over forwarded ones of the
-        // same name; the request is built in the call's header map. (Each lookup hashes the name:
-        // the order of the checks below keeps them to about one per forwarded header.)
+        // same name; the request is built in the call's header map.
         let mut headers = outgoing.headers;
         let own = !headers.is_empty();
         // The same trace, with this call as the parent of what the service does: it replaces the
@@ -629,30 +628,35 @@ impl ServiceClient {
             context.trace().map(telemetry::downstream_traceparent)
         };
         let inbound = context.headers();
-        if !inbound.is_empty() {
+        if !inbound.is_empty() && !self.forward.is_empty() {
             // Headers the client named in its `Connection` header are hop-by-hop too (RFC 9110
             // §7.6.1): they concern its connection to us, not ours to the service.
             let connection = inbound.get_all(header::CONNECTION);
-            let per_hop = |name: &HeaderName| {
-                connection
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(|v| v.split(','))
-                    .any(|listed| listed.trim().eq_ignore_ascii_case(name.as_str()))
-            };
             let named = connection.iter().next().is_some();
-            for name in &self.forward {
-                if traceparent.is_some() && *name == TRACEPARENT {
-                    continue;
-                }
-                if named && per_hop(name) {
-                    continue;
-                }
-                let mut values = inbound.get_all(name).iter().peekable();
-                if values.peek().is_none() || (own && headers.contains_key(name)) {
-                    continue;
-                }
-                for value in values {
+            let per_hop = |name: &HeaderName| {
+                named
+                    && connection
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .flat_map(|v| v.split(','))
+                        .any(|listed| listed.trim().eq_ignore_ascii_case(name.as_str()))
+            };
+            // The inbound headers are walked once (a few, each compared with the short allow-list)
+            // rather than the allow-list looked up in them (a hash per name); the values of one
+            // name come one after the other, so the decision is taken once per name.
+            let mut decided: Option<(&HeaderName, bool)> = None;
+            for (name, value) in inbound {
+                let forward = match decided {
+                    Some((last, forward)) if last == name => forward,
+                    _ => {
+                        let replaced = (traceparent.is_some() && *name == TRACEPARENT)
+                            || (own && headers.contains_key(name));
+                        let forward = self.forward.contains(name) && !replaced && !per_hop(name);
+                        decided = Some((name, forward));
+                        forward
+                    }
+                };
+                if forward {
                     headers.append(name.clone(), value.clone());
                 }
             }
@@ -737,10 +741,11 @@ mod tests {
             .with_header("connection", "authorization")
             .with_header("authorization", "Bearer t")
             .with_header("x-debug", "1")
-            .with_header("x-tenant-id", "t1");
+            .with_header("x-tenant-id", "t1")
+            .with_header("x-tenant-id", "t2");
         let request = client.build(&context, outgoing("/carts")).unwrap();
         let headers = request.headers();
-        assert_eq!(headers["x-tenant-id"], "t1");
+        assert_eq!(headers.get_all("x-tenant-id").iter().collect::<Vec<_>>(), ["t1", "t2"]);
         assert!(headers.get("x-debug").is_none());
         assert!(headers.get("authorization").is_none());
         assert!(headers.get("connection").is_none());

@@ -183,7 +183,7 @@ pub fn downstream_traceparent(trace: &TraceContext) -> HeaderValue {
     if let Some(current) = otel::current_span_context(trace) {
         return current.traceparent();
     }
-    trace.child().traceparent()
+    trace.child_traceparent()
 }
 
 /// Whether an inbound `x-request-id` is kept: 1 to 200 visible ASCII characters.

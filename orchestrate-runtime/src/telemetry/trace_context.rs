@@ -238,6 +238,12 @@ impl TraceContext {
         Self { trace_id: self.trace_id, parent_id: SpanId::random(), flags: self.flags, state: self.state.clone() }
     }
 
+    /// The `traceparent` of [`child`](Self::child) without building the child (its `tracestate`
+    /// is not needed for the header).
+    pub(crate) fn child_traceparent(&self) -> HeaderValue {
+        header(self.trace_id, SpanId::random(), self.flags)
+    }
+
     /// The trace id.
     ///
     /// ```
