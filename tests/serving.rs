@@ -318,10 +318,18 @@ mod slow_clients {
 
     /// Serves `app` through `orchestrate::server` with `limits`; its address.
     async fn listen(app: axum::Router, limits: ServerLimits) -> std::net::SocketAddr {
+        orchestrate::ops::metrics::install().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { server::serve(listener, app).limits(limits).await.unwrap() });
         addr
+    }
+
+    /// `orchestrate_server_refused_total{reason}` so far (every test of this binary counts in it).
+    fn refused(reason: &str) -> f64 {
+        let text = orchestrate::ops::metrics::installed().unwrap().render();
+        let prefix = format!("orchestrate_server_refused_total{{reason=\"{reason}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0.0, |n| n.parse().unwrap())
     }
 
     /// The checkout BFF over zero-latency mocks, with the runtime's server limits from the
@@ -405,6 +413,7 @@ mod slow_clients {
                 .unwrap();
             assert!(answered.is_empty(), "{}", String::from_utf8_lossy(&answered));
         }
+        assert!(refused("header_timeout") >= TRICKLING as f64, "{}", refused("header_timeout"));
     }
 
     #[tokio::test]
@@ -538,6 +547,7 @@ mod slow_clients {
             assert_eq!(task.await.unwrap(), (200, None, "held".to_owned()));
         }
         assert_eq!(inside.load(Ordering::SeqCst), 4, "a shed request never reached the application");
+        assert!(refused("max_requests") >= 6.0);
         // The places are free again.
         assert_eq!(http.get(format!("http://{addr}/ping")).send().await.unwrap().status(), 200);
     }
@@ -568,5 +578,6 @@ mod slow_clients {
             .unwrap();
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
         assert!(buf[..n].ends_with(b"pong"));
+        assert!(refused("max_connections") >= 1.0);
     }
 }

@@ -24,6 +24,9 @@
 //! ([`router::BodyReadTimeout`](crate::router::BodyReadTimeout)), so it holds under
 //! `axum::serve` too (with the runtime's limits); the others need this listener.
 //!
+//! Each refusal is counted in `orchestrate_server_refused_total{reason}` (`header_timeout`,
+//! `max_requests`, `max_connections`).
+//!
 //! Each request carries the peer address as axum's `ConnectInfo<SocketAddr>` (what per-IP rate
 //! limits read), as `into_make_service_with_connect_info` would give it.
 //!
@@ -35,6 +38,7 @@
 
 use crate::outcome::shed_response;
 use crate::router::BodyReadTimeout;
+use crate::telemetry::metrics;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -165,13 +169,20 @@ where
     let graceful = GracefulShutdown::new();
     loop {
         // A place first: over the cap, the next connection stays in the accept backlog.
-        let place = tokio::select! {
-            biased;
-            () = &mut signal => break,
-            place = Arc::clone(&connections).acquire_owned() => match place {
-                Ok(place) => place,
-                Err(_) => break,
-            },
+        let place = match Arc::clone(&connections).try_acquire_owned() {
+            Ok(place) => place,
+            Err(_) => {
+                metrics::server_refused("max_connections");
+                tracing::warn!(max_connections = limits.max_connections, "at the connection cap; not accepting");
+                tokio::select! {
+                    biased;
+                    () = &mut signal => break,
+                    place = Arc::clone(&connections).acquire_owned() => match place {
+                        Ok(place) => place,
+                        Err(_) => break,
+                    },
+                }
+            }
         };
         let (stream, peer) = tokio::select! {
             biased;
@@ -183,6 +194,9 @@ where
         tokio::spawn(async move {
             if let Err(error) = watched.await {
                 // A client that went away or was too slow: nothing to answer.
+                if error.is_timeout() {
+                    metrics::server_refused("header_timeout");
+                }
                 tracing::debug!(%peer, %error, "connection ended");
             }
             drop(place);
@@ -235,6 +249,7 @@ fn service(
         let shared = shared.clone();
         async move {
             let Ok(_place) = Arc::clone(&shared.requests).try_acquire_owned() else {
+                metrics::server_refused("max_requests");
                 return Ok(shed_response("this server is at its limit of requests in flight; retry shortly"));
             };
             let extensions = request.extensions_mut();
