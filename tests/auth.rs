@@ -1,6 +1,7 @@
 //! JWT authentication over real HTTP on loopback: the token matrix (each refusal's exact status,
 //! header and body, and that nothing reaches the downstream service), claims as inputs, the JWK
-//! Set's bounded refetch on an unknown `kid`, and the operations endpoints' token.
+//! Set's bounded refetch on an unknown `kid` and its periodic refresh (a rotated key set), and the
+//! operations endpoints' token.
 
 mod support;
 
@@ -429,4 +430,103 @@ async fn the_operations_endpoints_require_the_ops_token_and_count_refusals() {
         let count: f64 = line.rsplit_once(' ').unwrap().1.parse().unwrap();
         assert!(count >= 1.0, "{line}");
     }
+}
+
+/// The JWK Set of `kid`s `keys` (from the fixtures: `k1` RSA, `k2` EC, `k3` Ed25519).
+fn jwk_set(keys: &[&str]) -> String {
+    let keys = keys
+        .iter()
+        .map(|kid| {
+            let (file, alg) = match *kid {
+                "k1" => ("rsa.key", Algorithm::RS256),
+                "k2" => ("ec.key", Algorithm::ES256),
+                _ => ("ed.key", Algorithm::EdDSA),
+            };
+            let pem = fixture(file);
+            let key = match alg {
+                Algorithm::RS256 => EncodingKey::from_rsa_pem(pem.as_bytes()),
+                Algorithm::ES256 => EncodingKey::from_ec_pem(pem.as_bytes()),
+                _ => EncodingKey::from_ed_pem(pem.as_bytes()),
+            }
+            .unwrap();
+            let mut jwk = Jwk::from_encoding_key(&key, alg).unwrap();
+            jwk.common.key_id = Some((*kid).to_owned());
+            jwk
+        })
+        .collect();
+    serde_json::to_string(&JwkSet { keys }).unwrap()
+}
+
+#[tokio::test]
+async fn the_periodic_refresh_picks_up_a_rotated_key_set_without_the_unknown_kid_refetch() {
+    // The issuer publishes `k1`, and rotates to `k2` when told to.
+    let published = Arc::new(std::sync::Mutex::new(jwk_set(&["k1"])));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let (set, counted) = (Arc::clone(&published), Arc::clone(&fetches));
+    let issuer = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let set = set.lock().unwrap().clone();
+            async move { ([("content-type", "application/json")], set) }
+        }),
+    );
+    let issuer_url = support::serve(issuer).await;
+    let (downstream_url, _downstream) = downstream().await;
+    // Refreshed every 500 ms; an unknown `kid` refetches at most once an hour, so after the first
+    // one only the periodic refresh can bring new keys.
+    let settings = AuthSettings::default()
+        .with_issuer(ISSUER)
+        .with_audience(AUDIENCE)
+        .with_jwks_url(format!("{issuer_url}/jwks.json"))
+        .with_jwks_timing(Duration::from_millis(500), Duration::from_secs(3600));
+    let runtime = Runtime::builder(services::ALL)
+        .read_env(false)
+        .base_url("profile", downstream_url)
+        .endpoints(app::ENDPOINTS)
+        .auth(settings)
+        .build()
+        .unwrap();
+    let url = support::serve(orchestrate::router::app(app::router(&runtime))).await;
+    let http = reqwest::Client::new();
+    let me = |token: String| {
+        let request = http.get(format!("{url}/me")).header("authorization", format!("Bearer {token}"));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let ec = || EncodingKey::from_ec_pem(fixture("ec.key").as_bytes()).unwrap();
+    let wait_for_fetches = |n: usize| {
+        let fetches = Arc::clone(&fetches);
+        async move {
+            for _ in 0..500 {
+                if fetches.load(Ordering::SeqCst) >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the JWK Set was fetched {} times, not {n}", fetches.load(Ordering::SeqCst));
+        }
+    };
+    // Each step starts right after a fetch began (fetches hold one lock, so the one before has
+    // ended), far from the next refresh.
+    let after_next_fetch = || wait_for_fetches(fetches.load(Ordering::SeqCst) + 1);
+    after_next_fetch().await;
+    assert_eq!(me(sign(Algorithm::RS256, Some("k1"), &rsa(), &claims(json!("u1")))).await, 200);
+    // The one refetch an unknown `kid` may cause is spent now.
+    after_next_fetch().await;
+    let before = fetches.load(Ordering::SeqCst);
+    assert_eq!(me(sign(Algorithm::ES256, Some("k2"), &ec(), &claims(json!("u1")))).await, 401);
+    assert_eq!(fetches.load(Ordering::SeqCst), before + 1, "the unknown `kid` refetched once");
+
+    after_next_fetch().await;
+    *published.lock().unwrap() = jwk_set(&["k2"]);
+    let rotated = fetches.load(Ordering::SeqCst);
+    // Until the next refresh, the new key is unknown and no refetch is allowed.
+    assert_eq!(me(sign(Algorithm::ES256, Some("k2"), &ec(), &claims(json!("u2")))).await, 401);
+    assert_eq!(fetches.load(Ordering::SeqCst), rotated, "no refetch within `jwks_refetch`");
+    // Two refreshes later the first of them has certainly replaced the keys.
+    wait_for_fetches(rotated + 2).await;
+    assert_eq!(me(sign(Algorithm::ES256, Some("k2"), &ec(), &claims(json!("u3")))).await, 200);
+    // A token of the old key (one not seen before) is refused: `k1` left the set.
+    assert_eq!(me(sign(Algorithm::RS256, Some("k1"), &rsa(), &claims(json!("u4")))).await, 401);
+    assert_eq!(runtime.auth().unwrap().jwks_fetches(), fetches.load(Ordering::SeqCst) as u64);
 }

@@ -1,6 +1,6 @@
 //! The checkout BFF over real HTTP on loopback: the contract's exact JSON, the bad-input matrix
 //! (rejected before any downstream call), injection attempts in path values, and the header
-//! allow-list.
+//! allow-list; and the listener's protection against slow and abusive clients (`orchestrate::server`).
 
 mod support;
 
@@ -300,5 +300,284 @@ mod queries_and_headers {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["field"], "q");
         assert_eq!(body["error"]["location"], "query");
+    }
+}
+
+/// The listener's protection against slow and abusive clients (`orchestrate::server`), with short
+/// limits so the test is quick.
+mod slow_clients {
+    use super::*;
+    use orchestrate::server::{self, ServerLimits};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    const SHORT: Duration = Duration::from_millis(300);
+
+    /// Serves `app` through `orchestrate::server` with `limits`; its address.
+    async fn listen(app: axum::Router, limits: ServerLimits) -> std::net::SocketAddr {
+        orchestrate::ops::metrics::install().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { server::serve(listener, app).limits(limits).await.unwrap() });
+        addr
+    }
+
+    /// `orchestrate_server_refused_total{reason}` so far (every test of this binary counts in it).
+    fn refused(reason: &str) -> f64 {
+        let text = orchestrate::ops::metrics::installed().unwrap().render();
+        let prefix = format!("orchestrate_server_refused_total{{reason=\"{reason}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0.0, |n| n.parse().unwrap())
+    }
+
+    /// The checkout BFF over zero-latency mocks, with the runtime's server limits from the
+    /// configuration file.
+    async fn checkout(config: &str) -> (axum::Router, Runtime, Mocks) {
+        let mocks = Mocks::start(0.0).await.unwrap();
+        let runtime = mocks.runtime(app::services::ALL).config_str(config).build().unwrap();
+        (orchestrate::router::app(app::checkout::router(&runtime)), runtime, mocks)
+    }
+
+    /// Reads until the server closes the connection (or resets it), at most `within`.
+    async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        tokio::time::timeout(within, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await
+        .ok()?;
+        Some(seen)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn trickling_headers_are_cut_while_a_normal_client_is_served() {
+        let (app, runtime, _mocks) = checkout("[server]\nheader_read_timeout = \"300ms\"\n").await;
+        assert_eq!(runtime.server_limits().header_read_timeout, SHORT);
+        let addr = listen(app, runtime.server_limits()).await;
+        const TRICKLING: usize = 1000;
+        let connected = Arc::new(AtomicUsize::new(0));
+        let mut trickling = Vec::with_capacity(TRICKLING);
+        for _ in 0..TRICKLING {
+            let connected = Arc::clone(&connected);
+            trickling.push(tokio::spawn(async move {
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                connected.fetch_add(1, Ordering::SeqCst);
+                // One byte of a request head every 100 ms, never finishing it; what the server
+                // sent back once it closed the connection.
+                let head = b"POST /checkout/summary HTTP/1.1\r\nhost: bff\r\nx-slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+                let mut buf = [0u8; 1024];
+                let mut answered = Vec::new();
+                for byte in head.iter().cycle() {
+                    if stream.write_all(&[*byte]).await.is_err() {
+                        break;
+                    }
+                    match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await {
+                        Err(_) => continue,
+                        Ok(Ok(0) | Err(_)) => break,
+                        Ok(Ok(n)) => answered.extend_from_slice(&buf[..n]),
+                    }
+                }
+                answered
+            }));
+        }
+        while connected.load(Ordering::SeqCst) < TRICKLING {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // While they trickle, an ordinary client's requests are all answered.
+        let http = reqwest::Client::new();
+        for _ in 0..20 {
+            let response = http
+                .post(format!("http://{addr}/checkout/summary"))
+                .header("content-type", "application/json")
+                .body(r#"{"cartId":"c1","userId":"u1"}"#)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.json::<Value>().await.unwrap(), support::contract::expected_summary());
+        }
+        // Every trickling connection was closed by the server, without an answer: hyper has no
+        // request to answer until the head is complete.
+        for task in trickling {
+            let answered = tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("a trickling connection was not closed by the header read timeout")
+                .unwrap();
+            assert!(answered.is_empty(), "{}", String::from_utf8_lossy(&answered));
+        }
+        assert!(refused("header_timeout") >= TRICKLING as f64, "{}", refused("header_timeout"));
+    }
+
+    #[tokio::test]
+    async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+        let (app, runtime, _mocks) = checkout("[server]\nheader_read_timeout = \"300ms\"\n").await;
+        let addr = listen(app, runtime.server_limits()).await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"GET /health/nothing HTTP/1.1\r\nhost: bff\r\n\r\n").await.unwrap();
+        let seen =
+            read_until_closed(&mut stream, Duration::from_secs(5)).await.expect("the idle connection stayed open");
+        let text = String::from_utf8_lossy(&seen);
+        assert!(text.starts_with("HTTP/1.1 404"), "{text}");
+    }
+
+    /// Sends a JSON request head announcing 64 bytes and then one byte every 100 ms; the answer.
+    async fn trickle_body(addr: std::net::SocketAddr) -> (u16, Value) {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut read, mut write) = stream.into_split();
+        let writer = tokio::spawn(async move {
+            let head = "POST /checkout/summary HTTP/1.1\r\nhost: bff\r\ncontent-type: application/json\r\ncontent-length: 64\r\n\r\n{";
+            write.write_all(head.as_bytes()).await.unwrap();
+            for _ in 0..62 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if write.write_all(b" ").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), read.read_to_end(&mut seen))
+            .await
+            .expect("no answer to a trickled body")
+            .ok();
+        writer.abort();
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn a_trickled_body_is_answered_408_under_both_listeners() {
+        let (app, runtime, mocks) = checkout("[server]\nbody_read_timeout = \"300ms\"\n").await;
+        let ours = listen(app.clone(), runtime.server_limits()).await;
+        // `axum::serve` has no body limit of its own: the router applies the runtime's.
+        let plain = support::serve(app).await;
+        let plain: std::net::SocketAddr = plain.trim_start_matches("http://").parse().unwrap();
+        for addr in [ours, plain] {
+            let (status, body) = trickle_body(addr).await;
+            assert_eq!(status, 408);
+            assert_eq!(
+                body,
+                json!({"error": {
+                    "code": "REQUEST_TIMEOUT",
+                    "message": "the body did not arrive within the body read timeout of 300ms",
+                    "location": "body",
+                }})
+            );
+        }
+        assert_eq!(mocks.all().map(|m| m.requests()).sum::<u64>(), 0, "nothing was called downstream");
+    }
+
+    /// A router whose `/hold` answers only when `release` is notified, counting who waits.
+    fn holding_app(inside: Arc<AtomicUsize>, release: Arc<tokio::sync::Semaphore>) -> axum::Router {
+        axum::Router::new()
+            .route(
+                "/hold",
+                axum::routing::get(move || {
+                    let (inside, release) = (Arc::clone(&inside), Arc::clone(&release));
+                    async move {
+                        inside.fetch_add(1, Ordering::SeqCst);
+                        release.acquire().await.unwrap().forget();
+                        "held"
+                    }
+                }),
+            )
+            .route("/ping", axum::routing::get(|| async { "pong" }))
+    }
+
+    #[tokio::test]
+    async fn requests_over_the_cap_are_shed_with_503_and_retry_after() {
+        let inside = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let app = holding_app(Arc::clone(&inside), Arc::clone(&release));
+        let addr = listen(app, ServerLimits::DEFAULT.with_max_requests(4)).await;
+        let http = reqwest::Client::new();
+        let burst: Vec<_> = (0..10)
+            .map(|_| {
+                let request = http.get(format!("http://{addr}/hold")).send();
+                tokio::spawn(async move {
+                    let response = request.await.unwrap();
+                    let status = response.status().as_u16();
+                    let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+                    (status, retry_after, response.text().await.unwrap())
+                })
+            })
+            .collect();
+        while inside.load(Ordering::SeqCst) < 4 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut answers = Vec::new();
+        let mut held = Vec::new();
+        for task in burst {
+            if task.is_finished() {
+                answers.push(task.await.unwrap());
+            } else {
+                held.push(task);
+            }
+        }
+        // The six over the cap were answered at once, while four are held.
+        let mut waited = 0;
+        while answers.len() < 6 && waited < 200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+            let (done, still): (Vec<_>, Vec<_>) = held.into_iter().partition(|t| t.is_finished());
+            held = still;
+            for task in done {
+                answers.push(task.await.unwrap());
+            }
+        }
+        assert_eq!((answers.len(), held.len()), (6, 4));
+        for (status, retry_after, body) in &answers {
+            assert_eq!((*status, retry_after.as_deref()), (503, Some("1")));
+            let body: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(body["error"]["code"], "OVERLOADED");
+            assert_eq!(body["error"]["message"], "this server is at its limit of requests in flight; retry shortly");
+            assert_eq!(body["error"]["failedServices"], json!([]));
+        }
+        release.add_permits(4);
+        for task in held {
+            assert_eq!(task.await.unwrap(), (200, None, "held".to_owned()));
+        }
+        assert_eq!(inside.load(Ordering::SeqCst), 4, "a shed request never reached the application");
+        assert!(refused("max_requests") >= 6.0);
+        // The places are free again.
+        assert_eq!(http.get(format!("http://{addr}/ping")).send().await.unwrap().status(), 200);
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_cap_wait_until_one_closes() {
+        let app = holding_app(Arc::new(AtomicUsize::new(0)), Arc::new(tokio::sync::Semaphore::new(0)));
+        let addr = listen(app, ServerLimits::DEFAULT.with_max_connections(2)).await;
+        let ping = b"GET /ping HTTP/1.1\r\nhost: bff\r\n\r\n";
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        // Both are served (so both hold a place).
+        let mut buf = [0u8; 1024];
+        for stream in [&mut first, &mut second] {
+            stream.write_all(ping).await.unwrap();
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        }
+        // A third connects (the backlog takes it) but is not served while two are open.
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        third.write_all(ping).await.unwrap();
+        let waiting = tokio::time::timeout(Duration::from_millis(500), third.read(&mut buf)).await;
+        assert!(waiting.is_err(), "the third connection was served over the cap");
+        drop(first);
+        let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf))
+            .await
+            .expect("the third connection was not served once a place freed up")
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+        assert!(buf[..n].ends_with(b"pong"));
+        assert!(refused("max_connections") >= 1.0);
     }
 }

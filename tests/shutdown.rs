@@ -1,5 +1,6 @@
-//! Graceful shutdown: on SIGTERM the server stops accepting and the request in flight finishes.
-//! (Its own test binary: the signal is sent to this process.)
+//! Graceful shutdown of `orchestrate::server`: on SIGTERM the listener stops accepting, the
+//! request in flight finishes, and the client's idle keep-alive connection does not hold the
+//! exit up. (Its own test binary: the signal is sent to this process.)
 
 mod support;
 
@@ -18,11 +19,13 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(orchestrate::router::shutdown_signal()).await
+        orchestrate::server::serve(listener, app).with_graceful_shutdown(orchestrate::router::shutdown_signal()).await
     });
 
+    // Kept alive to the end, so its connection stays open (idle) in its pool after the answer.
+    let client = reqwest::Client::new();
     let request = tokio::spawn(
-        reqwest::Client::new()
+        client
             .post(format!("{url}/checkout/summary"))
             .header("content-type", "application/json")
             .body(r#"{"cartId":"c1","userId":"u1"}"#)
@@ -35,6 +38,8 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     let response = request.await.unwrap().expect("the request in flight was cut by the shutdown");
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["total"], 16234);
+    // Within less than the header read timeout (10 s) that would close the client's idle
+    // connection: shutting down closes it at once.
     tokio::time::timeout(Duration::from_secs(5), server).await.expect("the server did not stop").unwrap().unwrap();
     assert!(reqwest::get(format!("{url}/checkout/summary")).await.is_err(), "still accepting after shutdown");
 }

@@ -19,10 +19,17 @@
 //!   (`RUST_LOG=orchestrate_runtime=debug` adds every attempt; `warn` for load tests).
 //! - `ORCHESTRATE_SERVER_TIMING` (`1`/`0`): the `Server-Timing` header (default: on in debug builds).
 //!
-//! The operations endpoints are on the same listener: `/metrics` (Prometheus), `/health`,
-//! `/_orchestrate` (the endpoints' living documentation and their recent requests, as waterfalls;
-//! `/_orchestrate/requests.json`). An application that must not expose them
-//! serves `orchestrate::ops::router(..)` on a second, internal listener instead.
+//! - `ORCHESTRATE_OPS_LISTEN` (e.g. `127.0.0.1:9000`): serve the operations endpoints there, on a
+//!   second listener, instead of beside the API.
+//! - `ORCHESTRATE_CONFIG`: a configuration file; its `[server]` table sets the listener's limits on
+//!   slow and abusive clients (header and body read timeouts, connections, requests at once).
+//!
+//! The operations endpoints — `/metrics` (Prometheus), `/health`, `/_orchestrate` (the endpoints'
+//! living documentation and their recent requests, as waterfalls; `/_orchestrate/requests.json`)
+//! — are on the API's listener unless `ORCHESTRATE_OPS_LISTEN` names an internal one.
+//!
+//! The BFF is served by `orchestrate::server` (not `axum::serve`): header and body read timeouts,
+//! a cap on connections and on requests at once (see the runtime's `server_limits`).
 
 mod app;
 mod contract;
@@ -30,8 +37,12 @@ mod mocks;
 
 use orchestrate::{Runtime, env_var_name};
 use std::error::Error;
+use std::future::IntoFuture;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
+
+/// Where the operations endpoints listen when they are not beside the API.
+const OPS_LISTEN_ENV: &str = "ORCHESTRATE_OPS_LISTEN";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -73,11 +84,22 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let runtime = builder.build()?;
     let ops = orchestrate::ops::router(&runtime, app::checkout::ENDPOINTS);
-    let app = orchestrate::router::app(app::checkout::router(&runtime).merge(ops));
-
     let listener =
         tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
+    // The operations endpoints on a second listener when one is named, else beside the API.
+    let (app, ops_addr) = match std::env::var(OPS_LISTEN_ENV) {
+        Ok(ops_listen) => {
+            let ops_listener = tokio::net::TcpListener::bind(&ops_listen)
+                .await
+                .map_err(|e| format!("cannot listen on {ops_listen} ({OPS_LISTEN_ENV}): {e}"))?;
+            let ops_addr = ops_listener.local_addr()?;
+            let ops = orchestrate::server::serve(ops_listener, orchestrate::router::app(ops));
+            tokio::spawn(ops.limits(runtime.server_limits()).into_future());
+            (orchestrate::router::app(app::checkout::router(&runtime)), ops_addr)
+        }
+        Err(_) => (orchestrate::router::app(app::checkout::router(&runtime).merge(ops)), addr),
+    };
     println!("checkout BFF listening on http://{addr}");
     println!(
         "  curl -s -X POST http://{addr}/checkout/summary -H 'content-type: application/json' -d '{{\"cartId\":\"c1\",\"userId\":\"u1\"}}'"
@@ -86,9 +108,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "  curl -s -X POST http://{addr}/checkout/place-order -H 'content-type: application/json' -H 'idempotency-key: order-1' -d '{{\"cartId\":\"c1\",\"userId\":\"u1\",\"paymentMethod\":\"card\"}}'"
     );
     println!(
-        "  operations: http://{addr}/metrics, http://{addr}/health, http://{addr}/_orchestrate (with recent requests)"
+        "  operations: http://{ops_addr}/metrics, http://{ops_addr}/health, http://{ops_addr}/_orchestrate (with recent requests)"
     );
-    axum::serve(listener, app).with_graceful_shutdown(orchestrate::router::shutdown_signal()).await?;
+    orchestrate::server::serve(listener, app)
+        .limits(runtime.server_limits())
+        .with_graceful_shutdown(orchestrate::router::shutdown_signal())
+        .await?;
     println!("checkout BFF stopped");
     Ok(())
 }

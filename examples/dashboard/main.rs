@@ -12,7 +12,8 @@
 //!
 //! `ORCHESTRATE_LISTEN` (default `127.0.0.1:3001`), `ORCHESTRATE_<SERVICE>_URL`, `RUST_LOG` and
 //! `ORCHESTRATE_SERVER_TIMING` work as for the checkout example, and so do the operations
-//! endpoints `/metrics`, `/health` and `/_orchestrate`. The development auth service listens on
+//! endpoints `/metrics`, `/health` and `/_orchestrate` (on a second listener with
+//! `ORCHESTRATE_OPS_LISTEN`, e.g. `127.0.0.1:9001`) and the `[server]` limits of the listener. The development auth service listens on
 //! `ORCHESTRATE_AUTH_LISTEN` (default `127.0.0.1:3002`); `[auth]` in a configuration file
 //! (`ORCHESTRATE_CONFIG`) points the dashboard at a real issuer instead.
 
@@ -20,8 +21,12 @@ mod app;
 
 use orchestrate::{Runtime, env_var_name};
 use std::error::Error;
+use std::future::IntoFuture;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
+
+/// Where the operations endpoints listen when they are not beside the API.
+const OPS_LISTEN_ENV: &str = "ORCHESTRATE_OPS_LISTEN";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -51,10 +56,23 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     let runtime = builder.build()?;
     let ops = orchestrate::ops::router(&runtime, app::dashboard::ENDPOINTS);
-    let app = orchestrate::router::app(app::dashboard::router(&runtime).merge(app::webhooks(&runtime)).merge(ops));
+    let api = app::dashboard::router(&runtime).merge(app::webhooks(&runtime));
     let listener =
         tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
+    // The operations endpoints on a second listener when one is named, else beside the API.
+    let (app, ops_addr) = match std::env::var(OPS_LISTEN_ENV) {
+        Ok(ops_listen) => {
+            let ops_listener = tokio::net::TcpListener::bind(&ops_listen)
+                .await
+                .map_err(|e| format!("cannot listen on {ops_listen} ({OPS_LISTEN_ENV}): {e}"))?;
+            let ops_addr = ops_listener.local_addr()?;
+            let ops = orchestrate::server::serve(ops_listener, orchestrate::router::app(ops));
+            tokio::spawn(ops.limits(runtime.server_limits()).into_future());
+            (orchestrate::router::app(api), ops_addr)
+        }
+        Err(_) => (orchestrate::router::app(api.merge(ops)), addr),
+    };
     println!("dashboard BFF listening on http://{addr} (mock services on {mocks_url})");
     let cache = match runtime.store().redis() {
         Some(redis) if runtime.cache().is_shared() => {
@@ -72,12 +90,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "  curl -s -X POST http://{addr}/webhooks/user-updated -H 'content-type: application/json' -d '{{\"userId\":\"u1\"}}'"
     );
-    println!("  operations: http://{addr}/metrics, http://{addr}/health, http://{addr}/_orchestrate");
+    println!("  operations: http://{ops_addr}/metrics, http://{ops_addr}/health, http://{ops_addr}/_orchestrate");
     let limits = app::dashboard::ENDPOINTS.first().map(|spec| runtime.rate_limiter().limits_of(spec).describe());
     let kept = if runtime.store().redis().is_some() { "shared in Redis" } else { "in memory" };
     println!("  rate limits: {} ({kept})", limits.unwrap_or_default());
-    // The peer address is what `per_ip` counts.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(orchestrate::router::shutdown_signal()).await?;
+    // Header and body read timeouts and connection caps; the peer address (what `per_ip`
+    // counts) reaches every request.
+    orchestrate::server::serve(listener, app)
+        .limits(runtime.server_limits())
+        .with_graceful_shutdown(orchestrate::router::shutdown_signal())
+        .await?;
     Ok(())
 }

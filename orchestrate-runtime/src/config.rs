@@ -78,6 +78,17 @@
 //! within = "5m"
 //! ```
 //!
+//! And the listener's limits on slow and abusive clients (see [`server`](crate::server); every
+//! key optional, merged into what the runtime builder set):
+//!
+//! ```toml
+//! [server]
+//! header_read_timeout = "10s"
+//! body_read_timeout = "30s"
+//! max_connections = 10000
+//! max_requests = 4096
+//! ```
+//!
 //! A policy table is merged key by key into what `services!` declares, so `open_for` alone
 //! changes only that; a service that declares no retry (or no breaker) needs every key that
 //! `services!` would need. `forward_headers` replaces the declared list. Giving `backoff` without `max_backoff` sets the cap to ten times the
@@ -150,6 +161,7 @@ const TOP_LEVEL: &[&str] = &[
     policy::rate_limit::SECTION,
     policy::auth::SECTION,
     policy::auth::OPS_SECTION,
+    policy::server::SECTION,
 ];
 
 /// A base URL from the file, with where it was written.
@@ -178,6 +190,8 @@ pub(crate) struct Sections<'a> {
     pub(crate) auth: &'a mut Option<policy::AuthSettings>,
     /// `[ops] token`: the bearer token of the operations endpoints.
     pub(crate) ops_token: &'a mut Option<String>,
+    /// `[server]`: what the listener allows a client.
+    pub(crate) server: &'a mut policy::ServerLimits,
 }
 
 /// Applies the configuration `text` (named `name` in messages) to `specs` and `sections`; returns
@@ -248,6 +262,13 @@ pub(crate) fn apply(
                 };
                 if let Some(read) = section(problems, ops) {
                     *sections.ops_token = read;
+                }
+                continue;
+            }
+            k if k == policy::server::SECTION => {
+                if let Some(read) = section(problems, |r| policy::server::read(r, &value_of(), Some(*sections.server)))
+                {
+                    *sections.server = read;
                 }
                 continue;
             }
@@ -623,6 +644,7 @@ mod tests {
                 rate_limit: &mut RateLimitSettings::default(),
                 auth: &mut None,
                 ops_token: &mut None,
+                server: &mut policy::ServerLimits::default(),
             },
         )
         .map(|file| (specs, file.urls))
@@ -642,6 +664,7 @@ mod tests {
                 rate_limit: &mut RateLimitSettings::default(),
                 auth: &mut None,
                 ops_token: &mut None,
+                server: &mut policy::ServerLimits::default(),
             },
         )
         .map(|file| (store, file.redis_url_at))
@@ -657,6 +680,7 @@ mod tests {
             rate_limit: &mut RateLimitSettings::default(),
             auth: &mut None,
             ops_token: &mut None,
+            server: &mut policy::ServerLimits::default(),
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(recent)
@@ -671,9 +695,41 @@ mod tests {
             rate_limit: &mut RateLimitSettings::default(),
             auth: &mut None,
             ops_token: &mut None,
+            server: &mut policy::ServerLimits::default(),
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(cache)
+    }
+
+    fn server_of(text: &str) -> Result<policy::ServerLimits, String> {
+        let mut server = policy::ServerLimits::DEFAULT.with_max_requests(100);
+        let sections = Sections {
+            store: &mut StoreSettings::default(),
+            recent: &mut RecentRequests::default(),
+            cache: &mut CacheSettings::default(),
+            rate_limit: &mut RateLimitSettings::default(),
+            auth: &mut None,
+            ops_token: &mut None,
+            server: &mut server,
+        };
+        apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
+        Ok(server)
+    }
+
+    #[test]
+    fn the_server_table_merges_into_the_builders_limits_and_reports_its_mistakes() {
+        let server = server_of("[server]\nheader_read_timeout = \"2s\"\n").unwrap();
+        assert_eq!(server.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(server.max_requests, 100, "unset keys keep the builder's");
+        let err =
+            server_of("[server]\nbody_read_timeout = \"1ms\"\nmax_connections = 0\nmax_request = 5\n").unwrap_err();
+        for line in [
+            "`server.body_read_timeout` (from app.toml:2:21): `body_read_timeout` must be at least \"50ms\": a shorter one cuts ordinary clients on a slow network",
+            "`server.max_connections` (from app.toml:3:19): `max_connections` must be at least 1",
+            "`server.max_request` (from app.toml:4:1): unknown key `max_request` in `server`; did you mean `max_requests`?",
+        ] {
+            assert!(err.contains(line), "{line}\nnot in\n{err}");
+        }
     }
 
     #[test]
@@ -709,7 +765,7 @@ mod tests {
         let err = recent_of("[recnet]\nlast = 8\n").unwrap_err();
         assert_eq!(
             err,
-            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit, auth, ops"
+            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit, auth, ops, server"
         );
     }
 
@@ -803,12 +859,12 @@ http2 = "yes"
         let err = apply_to("listen = \"0.0.0.0:80\"").unwrap_err();
         assert_eq!(
             err,
-            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit, auth, ops"
+            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit, auth, ops, server"
         );
         let err = apply_to("[stor]\nredis_url = \"redis://cache\"").unwrap_err();
         assert!(
             err.contains(
-                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit, auth, ops"
+                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit, auth, ops, server"
             ),
             "{err}"
         );

@@ -49,6 +49,7 @@ pub mod retry;
 pub mod router;
 mod runtime;
 pub mod saga;
+pub mod server;
 pub mod service;
 pub mod spec;
 pub mod store;

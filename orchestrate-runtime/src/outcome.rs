@@ -439,14 +439,23 @@ fn saga_error_response(
     response
 }
 
+/// `Retry-After` of a shed request: a place frees up within a call's latency; one second is the
+/// least a client can be told.
+const SHED_RETRY_AFTER: HeaderValue = HeaderValue::from_static("1");
+
+/// The answer to a request the BFF sheds because one of its own limits is reached (a service's
+/// concurrency limit, the listener's requests in flight): 503 `OVERLOADED`, `Retry-After: 1`, no
+/// service named as failed.
+pub(crate) fn shed_response(message: &str) -> Response {
+    error_response(StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED", message, &[], Some(SHED_RETRY_AFTER))
+}
+
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let status = self.status();
         let retry_after = match status {
             StatusCode::TOO_MANY_REQUESTS => self.0.retry_after.clone(),
-            // Shed: a place frees up within a call's latency; one second is the least a client
-            // can be told.
-            StatusCode::SERVICE_UNAVAILABLE => Some(HeaderValue::from_static("1")),
+            StatusCode::SERVICE_UNAVAILABLE => Some(SHED_RETRY_AFTER),
             _ => None,
         };
         let (compensated, not_compensated) = (self.compensated(), self.not_compensated());

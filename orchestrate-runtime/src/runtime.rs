@@ -12,6 +12,7 @@ use crate::service::ServiceSpec;
 use crate::spec::EndpointSpec;
 use crate::store::{Store, StoreSettings};
 use crate::tls::install_tls_provider;
+use orchestrate_core::policy::ServerLimits;
 use orchestrate_core::policy::store::redact;
 use std::collections::HashMap;
 use std::fmt;
@@ -44,6 +45,7 @@ struct Inner {
     auth: Option<Authenticator>,
     ops_token: Option<String>,
     idempotency: Idempotency,
+    server_limits: ServerLimits,
 }
 
 impl fmt::Debug for Runtime {
@@ -82,6 +84,7 @@ impl Runtime {
             rate_limit: RateLimitSettings::default(),
             auth: None,
             ops_token: None,
+            server_limits: ServerLimits::DEFAULT,
         }
     }
 
@@ -95,6 +98,22 @@ impl Runtime {
     /// ```
     pub fn auth(&self) -> Option<&Authenticator> {
         self.inner.auth.as_ref()
+    }
+
+    /// What the listener allows a client (see [`server`](crate::server)): the builder's
+    /// [`server_limits`](RuntimeBuilder::server_limits) with the file's `[server]` merged in.
+    /// The body read timeout applies wherever an endpoint reads a body; pass the whole to
+    /// [`server::serve`](crate::server::serve) for the rest.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// use std::time::Duration;
+    /// let runtime = Runtime::builder(&[]).read_env(false).config_str("[server]\nmax_requests = 64\n").build().unwrap();
+    /// assert_eq!(runtime.server_limits().max_requests, 64);
+    /// assert_eq!(runtime.server_limits().header_read_timeout, Duration::from_secs(10));
+    /// ```
+    pub fn server_limits(&self) -> ServerLimits {
+        self.inner.server_limits
     }
 
     /// The bearer token the operations endpoints require (`[ops] token`,
@@ -205,6 +224,7 @@ pub struct RuntimeBuilder {
     rate_limit: RateLimitSettings,
     auth: Option<AuthSettings>,
     ops_token: Option<String>,
+    server_limits: ServerLimits,
 }
 
 /// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
@@ -446,6 +466,28 @@ impl RuntimeBuilder {
         self
     }
 
+    /// What the listener allows a client (see [`server`](crate::server)): by default heads in
+    /// 10 s, bodies in 30 s, 10 000 connections and 4096 requests at once. The `[server]` table of
+    /// the configuration file, when present, is merged over this, key by key.
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// use orchestrate_runtime::server::ServerLimits;
+    /// use std::time::Duration;
+    /// let runtime = Runtime::builder(&[])
+    ///     .read_env(false)
+    ///     .server_limits(ServerLimits::DEFAULT.with_body_read_timeout(Duration::from_secs(5)))
+    ///     .config_str("[server]\nmax_connections = 500\n")
+    ///     .build()
+    ///     .unwrap();
+    /// let limits = runtime.server_limits();
+    /// assert_eq!((limits.body_read_timeout, limits.max_connections), (Duration::from_secs(5), 500));
+    /// ```
+    pub fn server_limits(mut self, limits: ServerLimits) -> Self {
+        self.server_limits = limits;
+        self
+    }
+
     /// How inbound rate limits apply (see [`rate_limit`](crate::rate_limit)): overrides of the
     /// endpoints' declared limits, trusted proxies, the instance count for the fallback when the
     /// shared store is down, the user header, the keys kept. The `[rate_limit]` table of the
@@ -569,6 +611,7 @@ impl RuntimeBuilder {
             auth,
             ops_token,
             idempotency,
+            server_limits: self.server_limits,
         };
         Ok(Runtime { inner: Arc::new(inner) })
     }
@@ -703,6 +746,7 @@ impl RuntimeBuilder {
                     rate_limit: &mut self.rate_limit,
                     auth: &mut self.auth,
                     ops_token: &mut self.ops_token,
+                    server: &mut self.server_limits,
                 },
             ),
             Some(ConfigSource::File(path)) => {
@@ -723,6 +767,7 @@ impl RuntimeBuilder {
                         rate_limit: &mut self.rate_limit,
                         auth: &mut self.auth,
                         ops_token: &mut self.ops_token,
+                        server: &mut self.server_limits,
                     },
                 )
             }

@@ -23,6 +23,7 @@
 //! | the shared store | [`store`] | – | `[store]` |
 //! | authentication | [`auth`] | `#[api(auth = jwt)]`, `#[endpoint(.., auth = none)]` | `[auth]`, `[ops] token` |
 //! | recent requests kept for `/_orchestrate` | [`recent`] | – (the runtime builder) | `[recent]` |
+//! | the listener's limits on slow and abusive clients | [`server`] | – (the runtime builder, `server::Server`) | `[server]` |
 //!
 //! ```
 //! use orchestrate_core::policy::{Entry, Reader, Syntax, Value, service};
@@ -49,6 +50,7 @@ pub mod recent;
 pub mod retry;
 pub mod retry_budget;
 pub mod saga;
+pub mod server;
 pub mod service;
 pub mod slo;
 pub mod store;
@@ -64,6 +66,7 @@ pub use recent::RecentRequests;
 pub use retry::{RetryOn, RetryPolicy};
 pub use retry_budget::RetryBudget;
 pub use saga::CompensationPolicy;
+pub use server::ServerLimits;
 pub use service::ServicePolicies;
 pub use slo::{Availability, Slo};
 pub use store::StoreSettings;

@@ -139,9 +139,10 @@ impl Local {
         }
     }
 
-    fn check(&self, key: u64) -> Option<Duration> {
+    /// Counts a request of the key `key` computes (only a keyed limit needs it).
+    fn check(&self, key: impl FnOnce() -> u64) -> Option<Duration> {
         match self {
-            Self::Keyed(keyed) => keyed.check(key),
+            Self::Keyed(keyed) => keyed.check(key()),
             Self::Direct(direct) => direct.check(),
         }
     }
@@ -287,6 +288,8 @@ impl RateLimiter {
             return Ok(());
         }
         let ip = client::client_ip(parts, &self.settings.trusted_proxies);
+        // Read once for `per_user` and `per_endpoint`.
+        let user = subject.map(str::as_bytes).or_else(|| self.user.of(parts));
         for (scope, _rate, bucket) in resolved.iter() {
             let endpoint = (*scope == Scope::PerEndpoint).then_some((spec.method.as_str(), spec.route));
             let kind = match scope {
@@ -297,8 +300,7 @@ impl RateLimiter {
                         continue;
                     }
                 },
-                Scope::PerUser | Scope::PerEndpoint => match subject.map(str::as_bytes).or_else(|| self.user.of(parts))
-                {
+                Scope::PerUser | Scope::PerEndpoint => match user {
                     Some(user) => Kind::User(user),
                     None => Kind::Ip(ip),
                 },
@@ -306,7 +308,7 @@ impl RateLimiter {
             };
             let who = Who { endpoint, kind };
             let verdict = match &**bucket {
-                Bucket::Local(local) => local.check(self.hasher.hash_one(&who)),
+                Bucket::Local(local) => local.check(|| self.hasher.hash_one(&who)),
                 Bucket::Shared { limit, fallback } => match limit.check(&who.digest()).await {
                     Ok(verdict) => {
                         self.store_answered();
@@ -314,7 +316,7 @@ impl RateLimiter {
                     }
                     Err(error) => {
                         self.store_failed(*scope, &error);
-                        fallback.check(self.hasher.hash_one(&who))
+                        fallback.check(|| self.hasher.hash_one(&who))
                     }
                 },
             };

@@ -1,6 +1,7 @@
 //! Endpoint inputs read from an inbound request, with errors that name the field and what was
-//! expected: 400 (malformed JSON, bad path/query/header value), 413 (body over the endpoint's
-//! limit), 415 (body not JSON), 422 (JSON of the wrong shape).
+//! expected: 400 (malformed JSON, bad path/query/header value), 408 (body not received within the
+//! body read timeout), 413 (body over the endpoint's limit), 415 (body not JSON), 422 (JSON of the
+//! wrong shape).
 
 use crate::auth::{Claims, Reason, challenge};
 use axum::extract::RawPathParams;
@@ -11,6 +12,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
+use std::time::Duration;
 
 /// Where an input was read from, for error bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -113,6 +115,10 @@ impl IntoResponse for InputError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge(Reason::Claim));
         }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a trickled body is not worth waiting for: the connection is not reused.
+            response.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -194,6 +200,21 @@ pub struct Inbound {
     claims: Option<Claims>,
 }
 
+/// How long a request's body may take to arrive, set by the listener that accepted it
+/// ([`server::serve`](crate::server::serve) puts its own limit in every request's extensions);
+/// without it, the runtime's [`server_limits`](crate::Runtime::server_limits) apply, so a body
+/// that trickles is answered 408 under `axum::serve` too.
+///
+/// ```
+/// use orchestrate_runtime::router::BodyReadTimeout;
+/// use std::time::Duration;
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(BodyReadTimeout(Duration::from_secs(5)));
+/// assert_eq!(request.extensions().get::<BodyReadTimeout>(), Some(&BodyReadTimeout(Duration::from_secs(5))));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyReadTimeout(pub Duration);
+
 /// Default limit of a request body: 1 MiB (`#[endpoint(.., max_body = "..")]` changes it).
 pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
 
@@ -240,12 +261,14 @@ impl Inbound {
     /// # Errors
     ///
     /// 400 for a route parameter that is not UTF-8, 415 for a body that is not JSON, 413 for a
-    /// body over `max_body` bytes, 400 when the body cannot be read.
+    /// body over `max_body` bytes, 408 for a body not received within `body_timeout`, 400 when
+    /// the body cannot be read.
     pub async fn read(
         parts: &mut http::request::Parts,
         body: axum::body::Body,
         read_body: bool,
         max_body: u64,
+        body_timeout: Duration,
     ) -> Result<Self, InputError> {
         use axum::extract::FromRequestParts;
         use axum::extract::rejection::RawPathParamsRejection;
@@ -263,7 +286,8 @@ impl Inbound {
                 ));
             }
         };
-        let body = if read_body { read_json_body(&parts.headers, body, max_body).await? } else { Bytes::new() };
+        let body =
+            if read_body { read_json_body(&parts.headers, body, max_body, body_timeout).await? } else { Bytes::new() };
         Ok(Self {
             params,
             query: parts.uri.query().map(str::to_owned),
@@ -437,7 +461,12 @@ fn strip_position(message: &str) -> &str {
     message.find(" at line ").map_or(message, |i| &message[..i])
 }
 
-async fn read_json_body(headers: &HeaderMap, body: axum::body::Body, max_body: u64) -> Result<Bytes, InputError> {
+async fn read_json_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    max_body: u64,
+    timeout: Duration,
+) -> Result<Bytes, InputError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -470,7 +499,17 @@ async fn read_json_body(headers: &HeaderMap, body: axum::body::Body, max_body: u
     if declared.is_some_and(|len| len > max_body) {
         return Err(too_large());
     }
-    match Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX)).collect().await {
+    let collect = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX)).collect();
+    let Ok(collected) = tokio::time::timeout(timeout, collect).await else {
+        return Err(InputError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            Location::Body,
+            None,
+            format!("the body did not arrive within the body read timeout of {timeout:?}"),
+        ));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Err(error) => Err(InputError::new(

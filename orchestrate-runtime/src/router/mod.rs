@@ -10,7 +10,7 @@ mod cache;
 mod extract;
 mod shutdown;
 
-pub use extract::{DEFAULT_MAX_BODY, FromParam, Inbound, InputError, Location};
+pub use extract::{BodyReadTimeout, DEFAULT_MAX_BODY, FromParam, Inbound, InputError, Location};
 pub use shutdown::shutdown_signal;
 
 use crate::Runtime;
@@ -157,7 +157,9 @@ where
         return rejected(limited.into_response());
     }
     let reads_body = E::SPEC.inputs.iter().any(|i| matches!(i.source, InputSource::Body));
-    let inbound = match Inbound::read(&mut parts, body, reads_body, E::MAX_BODY).await {
+    let body_timeout =
+        parts.extensions.get::<BodyReadTimeout>().map_or(runtime.server_limits().body_read_timeout, |limit| limit.0);
+    let inbound = match Inbound::read(&mut parts, body, reads_body, E::MAX_BODY, body_timeout).await {
         Ok(inbound) => inbound.with_claims(claims),
         Err(rejection) => return rejected(rejection.into_response()),
     };

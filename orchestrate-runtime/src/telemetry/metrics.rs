@@ -145,6 +145,15 @@ pub const COMPENSATIONS: &str = "orchestrate_compensations_total";
 /// assert_eq!(orchestrate_runtime::telemetry::metrics::AUTH_FAILURES, "orchestrate_auth_failures_total");
 /// ```
 pub const AUTH_FAILURES: &str = "orchestrate_auth_failures_total";
+/// What the listener ([`server`](crate::server)) refused or cut, per reason: `header_timeout` (a
+/// connection closed for not sending a request head in time), `max_requests` (a request answered
+/// 503), `max_connections` (the listener reached its connection cap and stopped accepting, until a
+/// connection closes).
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::SERVER_REFUSED, "orchestrate_server_refused_total");
+/// ```
+pub const SERVER_REFUSED: &str = "orchestrate_server_refused_total";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -179,6 +188,7 @@ fn describe() {
     metrics::describe_counter!(CACHE_REQUESTS, "Cache lookups by what they found.");
     metrics::describe_counter!(RATE_LIMITED, "Requests refused by an inbound rate limit, by endpoint and scope.");
     metrics::describe_counter!(AUTH_FAILURES, "Requests refused for their bearer token, by reason.");
+    metrics::describe_counter!(SERVER_REFUSED, "Connections and requests the listener refused or cut, by reason.");
     metrics::describe_counter!(
         RATE_LIMIT_FALLBACKS,
         "Checks of shared rate limits made locally while the store did not answer."
@@ -419,6 +429,13 @@ pub(crate) fn store_error(operation: &str, kind: &'static str) {
 pub(crate) fn compensation(endpoint: &'static str, call: &'static str, outcome: &'static str) {
     if enabled() {
         metrics::counter!(COMPENSATIONS, "endpoint" => endpoint, "call" => call, "outcome" => outcome).increment(1);
+    }
+}
+
+/// The listener refused or cut a connection or request, for `reason` (one of a fixed set).
+pub(crate) fn server_refused(reason: &'static str) {
+    if enabled() {
+        metrics::counter!(SERVER_REFUSED, "reason" => reason).increment(1);
     }
 }
 
