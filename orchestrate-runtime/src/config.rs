@@ -150,6 +150,7 @@ const TOP_LEVEL: &[&str] = &[
     policy::rate_limit::SECTION,
     policy::auth::SECTION,
     policy::auth::OPS_SECTION,
+    policy::canary::SECTION,
 ];
 
 /// A base URL from the file, with where it was written.
@@ -178,6 +179,8 @@ pub(crate) struct Sections<'a> {
     pub(crate) auth: &'a mut Option<policy::AuthSettings>,
     /// `[ops] token`: the bearer token of the operations endpoints.
     pub(crate) ops_token: &'a mut Option<String>,
+    /// `[canary.<Endpoint>]`: changed weights and rollback rules of canary versions.
+    pub(crate) canary: &'a mut policy::CanarySettings,
 }
 
 /// Applies the configuration `text` (named `name` in messages) to `specs` and `sections`; returns
@@ -248,6 +251,13 @@ pub(crate) fn apply(
                 };
                 if let Some(read) = section(problems, ops) {
                     *sections.ops_token = read;
+                }
+                continue;
+            }
+            k if k == policy::canary::SECTION => {
+                let declared = sections.canary.clone();
+                if let Some(read) = section(problems, |r| policy::canary::settings(r, &value_of(), declared)) {
+                    *sections.canary = read;
                 }
                 continue;
             }
@@ -623,6 +633,7 @@ mod tests {
                 rate_limit: &mut RateLimitSettings::default(),
                 auth: &mut None,
                 ops_token: &mut None,
+                canary: &mut Vec::new(),
             },
         )
         .map(|file| (specs, file.urls))
@@ -642,6 +653,7 @@ mod tests {
                 rate_limit: &mut RateLimitSettings::default(),
                 auth: &mut None,
                 ops_token: &mut None,
+                canary: &mut Vec::new(),
             },
         )
         .map(|file| (store, file.redis_url_at))
@@ -657,6 +669,7 @@ mod tests {
             rate_limit: &mut RateLimitSettings::default(),
             auth: &mut None,
             ops_token: &mut None,
+            canary: &mut Vec::new(),
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(recent)
@@ -671,6 +684,7 @@ mod tests {
             rate_limit: &mut RateLimitSettings::default(),
             auth: &mut None,
             ops_token: &mut None,
+            canary: &mut Vec::new(),
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(cache)
@@ -709,7 +723,7 @@ mod tests {
         let err = recent_of("[recnet]\nlast = 8\n").unwrap_err();
         assert_eq!(
             err,
-            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit, auth, ops"
+            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit, auth, ops, canary"
         );
     }
 
@@ -803,12 +817,12 @@ http2 = "yes"
         let err = apply_to("listen = \"0.0.0.0:80\"").unwrap_err();
         assert_eq!(
             err,
-            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit, auth, ops"
+            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit, auth, ops, canary"
         );
         let err = apply_to("[stor]\nredis_url = \"redis://cache\"").unwrap_err();
         assert!(
             err.contains(
-                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit, auth, ops"
+                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit, auth, ops, canary"
             ),
             "{err}"
         );

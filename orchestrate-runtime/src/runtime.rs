@@ -3,6 +3,7 @@
 
 use crate::auth::{AuthSettings, Authenticator};
 use crate::cache::{Cache, CacheSettings};
+use crate::canary::Canaries;
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
 use crate::idempotency::Idempotency;
@@ -12,6 +13,7 @@ use crate::service::ServiceSpec;
 use crate::spec::EndpointSpec;
 use crate::store::{Store, StoreSettings};
 use crate::tls::install_tls_provider;
+use orchestrate_core::policy::CanarySettings;
 use orchestrate_core::policy::store::redact;
 use std::collections::HashMap;
 use std::fmt;
@@ -44,6 +46,7 @@ struct Inner {
     auth: Option<Authenticator>,
     ops_token: Option<String>,
     idempotency: Idempotency,
+    canaries: Canaries,
 }
 
 impl fmt::Debug for Runtime {
@@ -82,7 +85,20 @@ impl Runtime {
             rate_limit: RateLimitSettings::default(),
             auth: None,
             ops_token: None,
+            canary: Vec::new(),
         }
+    }
+
+    /// The routes with canary versions and the file's changes to them (see
+    /// [`canary`](crate::canary)).
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).build().unwrap();
+    /// assert!(runtime.canaries().report().is_empty());
+    /// ```
+    pub fn canaries(&self) -> &Canaries {
+        &self.inner.canaries
     }
 
     /// How bearer tokens are verified for the endpoints with `auth = jwt` (see
@@ -205,6 +221,7 @@ pub struct RuntimeBuilder {
     rate_limit: RateLimitSettings,
     auth: Option<AuthSettings>,
     ops_token: Option<String>,
+    canary: CanarySettings,
 }
 
 /// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
@@ -559,6 +576,8 @@ impl RuntimeBuilder {
         let idempotency = Idempotency::new(&store);
         let rate_limiter = RateLimiter::new(std::mem::take(&mut self.rate_limit), &store);
         let ops_token = self.ops_token.take();
+        self.check_canaries()?;
+        let canaries = Canaries::new(std::mem::take(&mut self.canary));
         let inner = Inner {
             services: clients.into_boxed_slice(),
             store,
@@ -569,12 +588,55 @@ impl RuntimeBuilder {
             auth,
             ops_token,
             idempotency,
+            canaries,
         };
         Ok(Runtime { inner: Arc::new(inner) })
     }
 }
 
 impl RuntimeBuilder {
+    /// Refuses a `[canary.<Name>]` that names no canary endpoint, and changed weights of one
+    /// route adding up to more than 100 (when the endpoints are known: [`RuntimeBuilder::endpoints`]).
+    fn check_canaries(&self) -> Result<(), ConfigError> {
+        if self.endpoints.is_empty() || self.canary.is_empty() {
+            return Ok(());
+        }
+        let invalid = |key: String, reason: String| ConfigError::Invalid {
+            service: None,
+            key,
+            origin: "the configuration".to_owned(),
+            reason,
+        };
+        let known: Vec<&str> = self.endpoints.iter().filter(|e| e.canary.is_some()).map(|e| e.name).collect();
+        for (name, _) in &self.canary {
+            if !known.contains(&name.as_str()) {
+                let near = orchestrate_core::suggest::did_you_mean(name, known.iter().copied());
+                let reason = format!("no canary endpoint is named `{name}`{near} (canaries: {})", known.join(", "));
+                return Err(invalid(format!("canary.{name}"), reason));
+            }
+        }
+        let mut routes: Vec<(String, u32)> = Vec::new();
+        for spec in &self.endpoints {
+            let Some(canary) = spec.canary else { continue };
+            let change = self.canary.iter().find(|(name, _)| name == spec.name).map(|(_, c)| *c).unwrap_or_default();
+            let route = format!("{} {}", spec.method.as_str(), spec.route);
+            let weight = change.apply(canary).weight;
+            match routes.iter_mut().find(|(r, _)| *r == route) {
+                Some((_, total)) => *total += weight,
+                None => routes.push((route, weight)),
+            }
+        }
+        for (route, total) in routes {
+            if total > 100 {
+                return Err(invalid(
+                    "canary".to_owned(),
+                    orchestrate_core::policy::canary::weights_over(&route, total),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a `[rate_limit.endpoints.<Name>]` that names none of the endpoints (when they are
     /// known: [`RuntimeBuilder::endpoints`]).
     fn check_rate_limit_endpoints(&self) -> Result<(), ConfigError> {
@@ -703,6 +765,7 @@ impl RuntimeBuilder {
                     rate_limit: &mut self.rate_limit,
                     auth: &mut self.auth,
                     ops_token: &mut self.ops_token,
+                    canary: &mut self.canary,
                 },
             ),
             Some(ConfigSource::File(path)) => {
@@ -723,6 +786,7 @@ impl RuntimeBuilder {
                         rate_limit: &mut self.rate_limit,
                         auth: &mut self.auth,
                         ops_token: &mut self.ops_token,
+                        canary: &mut self.canary,
                     },
                 )
             }

@@ -35,7 +35,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::LocalKey;
 use std::time::Duration;
 
-/// Time from the request's arrival to its response, per endpoint and status.
+/// Time from the request's arrival to its response, per route (`method`, `route`), `status` and
+/// `version` (`stable`, or a canary's version, see [`canary`](crate::canary)).
 ///
 /// ```
 /// assert_eq!(orchestrate_runtime::telemetry::metrics::REQUEST_DURATION, "orchestrate_request_duration_seconds");
@@ -145,6 +146,13 @@ pub const COMPENSATIONS: &str = "orchestrate_compensations_total";
 /// assert_eq!(orchestrate_runtime::telemetry::metrics::AUTH_FAILURES, "orchestrate_auth_failures_total");
 /// ```
 pub const AUTH_FAILURES: &str = "orchestrate_auth_failures_total";
+/// Canary versions rolled back by themselves ([`canary`](crate::canary)), per endpoint and
+/// version.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::CANARY_ROLLBACKS, "orchestrate_canary_rollbacks_total");
+/// ```
+pub const CANARY_ROLLBACKS: &str = "orchestrate_canary_rollbacks_total";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -179,6 +187,10 @@ fn describe() {
     metrics::describe_counter!(CACHE_REQUESTS, "Cache lookups by what they found.");
     metrics::describe_counter!(RATE_LIMITED, "Requests refused by an inbound rate limit, by endpoint and scope.");
     metrics::describe_counter!(AUTH_FAILURES, "Requests refused for their bearer token, by reason.");
+    metrics::describe_counter!(
+        CANARY_ROLLBACKS,
+        "Canary versions rolled back for doing worse than the stable version."
+    );
     metrics::describe_counter!(
         RATE_LIMIT_FALLBACKS,
         "Checks of shared rate limits made locally while the store did not answer."
@@ -303,11 +315,12 @@ impl Drop for InFlight {
 /// A request of `spec` answered `status` after `elapsed`.
 pub(crate) fn request(spec: &EndpointSpec, status: u16, elapsed: Duration) {
     if enabled() {
-        let (method, route) = (spec.method.as_str(), spec.route);
+        let (method, route, version) = (spec.method.as_str(), spec.route, spec.version());
         let mut handle = key(REQUEST_DURATION, &[method, route]);
         handle[3] = (usize::from(status), 0);
+        handle[4] = (version.as_ptr() as usize, version.len());
         cached(&HISTOGRAMS, handle, || {
-            metrics::histogram!(REQUEST_DURATION, "method" => method, "route" => route, "status" => status.to_string())
+            metrics::histogram!(REQUEST_DURATION, "method" => method, "route" => route, "status" => status.to_string(), "version" => version)
         })
         .record(elapsed.as_secs_f64());
     }
@@ -419,6 +432,13 @@ pub(crate) fn store_error(operation: &str, kind: &'static str) {
 pub(crate) fn compensation(endpoint: &'static str, call: &'static str, outcome: &'static str) {
     if enabled() {
         metrics::counter!(COMPENSATIONS, "endpoint" => endpoint, "call" => call, "outcome" => outcome).increment(1);
+    }
+}
+
+/// Canary `version` of `endpoint` was rolled back.
+pub(crate) fn canary_rollback(endpoint: &'static str, version: &'static str) {
+    if enabled() {
+        metrics::counter!(CANARY_ROLLBACKS, "endpoint" => endpoint, "version" => version).increment(1);
     }
 }
 
