@@ -1,8 +1,9 @@
 //! Canary versions of an endpoint over real HTTP: two structs on `GET /quote`, the canary with
 //! 5% of the users by their `x-user-id`; assignment sticky per user and near the weight, the
-//! forcing header, the configuration file's weight, and the automatic rollback when the
-//! canary's downstream starts failing (then every user is on the stable version, and `/health`,
-//! `/_orchestrate/canaries.json` and `/metrics` say so).
+//! forcing header, assignment by the verified token's `sub`, the configuration file's weight,
+//! and the automatic rollback when the canary's downstream starts failing (then every user is on
+//! the stable version, and `/health`, `/_orchestrate`, `/_orchestrate/canaries.json` and
+//! `/metrics` say so).
 
 mod support;
 
@@ -41,6 +42,36 @@ pub mod quotes {
         #[call(service = "pricing_next", timeout = "500ms", required, get = "/price")]
         price: Price,
     }
+}
+
+/// The same route with authentication, its canary assigned by the token's subject.
+#[orchestrate::api(auth = jwt)]
+pub mod accounts {
+    use super::*;
+
+    #[endpoint(GET "/account", timeout = "1s")]
+    #[derive(Serialize)]
+    pub struct Account {
+        #[call(service = "pricing", timeout = "500ms", required, get = "/price")]
+        price: Price,
+    }
+
+    #[endpoint(GET "/account", timeout = "1s", canary(version = "v2", weight = 10, key = "sub"))]
+    #[derive(Serialize)]
+    pub struct AccountV2 {
+        #[call(service = "pricing_next", timeout = "500ms", required, get = "/price")]
+        price: Price,
+    }
+}
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-canary";
+
+/// A token of `sub`, different for each `nonce`.
+fn token(sub: &str, nonce: u64) -> String {
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 600;
+    let claims = serde_json::json!({ "sub": sub, "exp": exp, "jti": nonce });
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key).unwrap()
 }
 
 /// A pricing service answering `{"amount": amount}`, or the status `failing` holds when it is
@@ -131,6 +162,46 @@ async fn users_stay_on_their_version_and_about_five_percent_get_the_canary() {
             assert_eq!(bff.version_of(user).await, first, "{user} changed version");
         }
     }
+}
+
+#[tokio::test]
+async fn by_subject_a_user_keeps_the_version_across_tokens_and_no_token_is_the_stable_refusal() {
+    let (stable_url, _) = pricing(100).await;
+    let (canary_url, _) = pricing(90).await;
+    let runtime = Runtime::builder(services::ALL)
+        .read_env(false)
+        .base_url("pricing", &stable_url)
+        .base_url("pricing_next", &canary_url)
+        .endpoints(accounts::ENDPOINTS)
+        .auth(orchestrate::auth::AuthSettings::default().with_key(orchestrate::auth::StaticKey::secret(SECRET)))
+        .build()
+        .unwrap();
+    let url = support::serve(orchestrate::router::app(accounts::router(&runtime))).await;
+    let http = reqwest::Client::new();
+    let version = |token: Option<String>| {
+        let mut request = http.get(format!("{url}/account"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let version = response.headers()["x-orchestrate-version"].to_str().unwrap().to_owned();
+            (version, response.status().as_u16())
+        }
+    };
+    let mut on_canary = 0;
+    for user in 0..400 {
+        let sub = format!("user-{user}");
+        let (first, status) = version(Some(token(&sub, 1))).await;
+        assert_eq!(status, 200);
+        // A new token of the same user (another `jti`): the same version.
+        assert_eq!(version(Some(token(&sub, 2))).await.0, first, "{sub}");
+        on_canary += usize::from(first == "v2");
+    }
+    // 10% of 400 is 40; three standard deviations are 18.
+    assert!((22..=58).contains(&on_canary), "{on_canary} of 400 users on the canary");
+    assert_eq!(version(None).await, ("stable".to_owned(), 401));
+    assert_eq!(version(Some("not.a.token".to_owned())).await, ("stable".to_owned(), 401));
 }
 
 #[tokio::test]

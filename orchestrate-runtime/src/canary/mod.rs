@@ -39,7 +39,7 @@
 //! and `/_orchestrate/canaries.json`.
 //!
 //! Written here rather than taken from a crate: the assignment is a hash and a range, the window
-//! is the runtime's own [`window`](crate::window) and the rule is two comparisons; no crate does
+//! is the runtime's own bucketed sliding window and the rule is two comparisons; no crate does
 //! canary judgement inside a process.
 
 use crate::spec::EndpointSpec;
