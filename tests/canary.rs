@@ -226,6 +226,14 @@ async fn the_configuration_file_sets_the_weight_at_start_up() {
     }
     let canaries = bff.json("/_orchestrate/canaries.json").await;
     assert_eq!((&canaries[0]["weight"], &canaries[0]["configuredWeight"]), (&Value::from(0), &Value::from(0)));
+    // The spec describes the canary as declared in the code.
+    let spec = bff.json("/_orchestrate.json").await;
+    let v2 = spec["endpoints"].as_array().unwrap().iter().find(|e| e["name"] == "QuoteV2").unwrap();
+    assert_eq!(
+        v2["canary"],
+        serde_json::json!({"version": "v2", "weight": 5, "key": "header:x-user-id",
+            "rollback": {"errorMarginPercent": 5, "p99MarginMs": 100, "windowMs": 60000, "minRequests": 20}})
+    );
 
     let err = Runtime::builder(services::ALL)
         .read_env(false)

@@ -844,6 +844,32 @@ mod tests {
     }
 
     #[test]
+    fn the_files_canary_weights_of_one_route_may_not_add_up_to_more_than_100() {
+        use crate::spec::{Canary, CanaryKey, Method, Rollback};
+        const fn canary(name: &'static str, version: &'static str) -> EndpointSpec {
+            EndpointSpec::new(name, Method::Get, "/quote", Duration::from_secs(1), &[], &[]).with_canary(Canary::new(
+                version,
+                10,
+                CanaryKey::RequestId,
+                Rollback::DEFAULT,
+            ))
+        }
+        static STABLE: EndpointSpec =
+            EndpointSpec::new("Quote", Method::Get, "/quote", Duration::from_secs(1), &[], &[]);
+        static V2: EndpointSpec = canary("QuoteV2", "v2");
+        static V3: EndpointSpec = canary("QuoteV3", "v3");
+        let build = |config: &str| {
+            Runtime::builder(&[]).read_env(false).endpoints(&[&STABLE, &V2, &V3]).config_str(config).build()
+        };
+        assert!(build("[canary.QuoteV2]\nweight = 90\n").is_ok(), "90 + 10");
+        let err = build("[canary.QuoteV2]\nweight = 60\n[canary.QuoteV3]\nweight = 50\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`canary` (from the configuration): the canary weights of `GET /quote` add up to 110%; at most 100% can go to canaries (the stable version gets the rest): lower a `weight`"
+        );
+    }
+
+    #[test]
     fn builder_rejects_unknown_services_and_bad_urls() {
         let err = Runtime::builder(SERVICES).read_env(false).base_url("carts", "http://x").build().unwrap_err();
         assert_eq!(
