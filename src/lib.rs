@@ -85,7 +85,8 @@ pub use orchestrate_runtime::{CallOutcome, CallRecord, Timeline};
 
 // The static description of endpoints (documentation, start-up checks, `/_orchestrate`).
 pub use orchestrate_runtime::{
-    CallSpec, CallTarget, CompensationSpec, EndpointSpec, InputSource, InputSpec, Method, NodeKind, NodeSpec,
+    CallSpec, CallTarget, Canary, CanaryKey, CompensationSpec, EndpointSpec, InputSource, InputSpec, Method, NodeKind,
+    NodeSpec, Rollback,
 };
 
 // Start-up configuration.
@@ -96,7 +97,7 @@ pub use orchestrate_runtime::{
 // Namespaces: serving, operations, telemetry, configuration, the downstream client.
 pub use orchestrate_runtime::{Outbound, Rate, RateLimits};
 pub use orchestrate_runtime::{
-    auth, cache, client, config, ops, rate_limit, recent, router, server, store, telemetry, timeline,
+    auth, cache, canary, client, config, ops, rate_limit, recent, router, server, store, telemetry, timeline,
 };
 
 /// The names most endpoint modules need.

@@ -681,7 +681,7 @@ fn retries_configured_past_an_endpoints_deadline_are_refused_at_start_up() {
 }
 
 #[test]
-fn the_environment_names_the_config_file_and_overrides_its_urls() {
+fn the_environment_names_the_config_file_and_overrides_its_urls_with_one_or_several_instances() {
     const SERVICES: &[ServiceSpec] = &[ServiceSpec::new("policies-env-test", "http://a.internal:1")];
     let dir = std::env::temp_dir().join(format!("orchestrate-env-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -704,6 +704,22 @@ fn the_environment_names_the_config_file_and_overrides_its_urls() {
     let from_env = Runtime::builder(SERVICES).build().unwrap();
     let client = from_env.service("policies-env-test").unwrap();
     assert_eq!((client.base_url(), client.spec().max_in_flight.fixed()), ("http://c.internal:3", Some(3)));
+    // A comma-separated list is the service's instances, balanced (spaces around commas allowed).
+    unsafe {
+        std::env::set_var(
+            "ORCHESTRATE_POLICIES_ENV_TEST_URL",
+            "http://c1.internal:3, http://c2.internal:4,http://c3.internal:5",
+        )
+    };
+    let listed = Runtime::builder(SERVICES).build().unwrap();
+    let hosts: Vec<String> =
+        listed.service("policies-env-test").unwrap().instances().into_iter().map(|i| i.host).collect();
+    assert_eq!(hosts, ["c1.internal:3", "c2.internal:4", "c3.internal:5"]);
+    let health = orchestrate::ops::health::HealthReport::of(&listed, &[]);
+    assert_eq!(health.services[0].instances.len(), 3);
+    unsafe { std::env::set_var("ORCHESTRATE_POLICIES_ENV_TEST_URL", "http://c1.internal:3,c2.internal") };
+    let err = Runtime::builder(SERVICES).build().unwrap_err().to_string();
+    assert!(err.contains("(from ORCHESTRATE_POLICIES_ENV_TEST_URL)") && err.contains("c2.internal"), "{err}");
     unsafe { std::env::set_var("ORCHESTRATE_POLICIES_ENV_TEST_URL", "c.internal") };
     let err = Runtime::builder(SERVICES).build().unwrap_err();
     assert_eq!(

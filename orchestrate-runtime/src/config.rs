@@ -162,6 +162,7 @@ const TOP_LEVEL: &[&str] = &[
     policy::auth::SECTION,
     policy::auth::OPS_SECTION,
     policy::server::SECTION,
+    policy::canary::SECTION,
 ];
 
 /// A base URL from the file, with where it was written.
@@ -192,6 +193,8 @@ pub(crate) struct Sections<'a> {
     pub(crate) ops_token: &'a mut Option<String>,
     /// `[server]`: what the listener allows a client.
     pub(crate) server: &'a mut policy::ServerLimits,
+    /// `[canary.<Endpoint>]`: changed weights and rollback rules of canary versions.
+    pub(crate) canary: &'a mut policy::CanarySettings,
 }
 
 /// Applies the configuration `text` (named `name` in messages) to `specs` and `sections`; returns
@@ -269,6 +272,13 @@ pub(crate) fn apply(
                 if let Some(read) = section(problems, |r| policy::server::read(r, &value_of(), Some(*sections.server)))
                 {
                     *sections.server = read;
+                }
+                continue;
+            }
+            k if k == policy::canary::SECTION => {
+                let declared = sections.canary.clone();
+                if let Some(read) = section(problems, |r| policy::canary::settings(r, &value_of(), declared)) {
+                    *sections.canary = read;
                 }
                 continue;
             }
@@ -645,6 +655,7 @@ mod tests {
                 auth: &mut None,
                 ops_token: &mut None,
                 server: &mut policy::ServerLimits::default(),
+                canary: &mut Vec::new(),
             },
         )
         .map(|file| (specs, file.urls))
@@ -665,6 +676,7 @@ mod tests {
                 auth: &mut None,
                 ops_token: &mut None,
                 server: &mut policy::ServerLimits::default(),
+                canary: &mut Vec::new(),
             },
         )
         .map(|file| (store, file.redis_url_at))
@@ -681,6 +693,7 @@ mod tests {
             auth: &mut None,
             ops_token: &mut None,
             server: &mut policy::ServerLimits::default(),
+            canary: &mut Vec::new(),
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(recent)
@@ -696,6 +709,7 @@ mod tests {
             auth: &mut None,
             ops_token: &mut None,
             server: &mut policy::ServerLimits::default(),
+            canary: &mut Vec::new(),
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(cache)
@@ -765,7 +779,7 @@ mod tests {
         let err = recent_of("[recnet]\nlast = 8\n").unwrap_err();
         assert_eq!(
             err,
-            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit, auth, ops, server"
+            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit, auth, ops, server, canary"
         );
     }
 
@@ -859,12 +873,12 @@ http2 = "yes"
         let err = apply_to("listen = \"0.0.0.0:80\"").unwrap_err();
         assert_eq!(
             err,
-            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit, auth, ops, server"
+            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit, auth, ops, server, canary"
         );
         let err = apply_to("[stor]\nredis_url = \"redis://cache\"").unwrap_err();
         assert!(
             err.contains(
-                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit, auth, ops, server"
+                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit, auth, ops, server, canary"
             ),
             "{err}"
         );

@@ -32,6 +32,7 @@ pub mod balance;
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
+pub mod canary;
 pub mod client;
 pub mod config;
 pub mod context;
@@ -74,8 +75,8 @@ pub use service::{
     Service, ServiceSpec, Trip,
 };
 pub use spec::{
-    Availability, CallSpec, CallTarget, CompensationSpec, EndpointSpec, InputSource, InputSpec, Method, NodeKind,
-    NodeSpec, Slo,
+    Availability, CallSpec, CallTarget, Canary, CanaryKey, CompensationSpec, EndpointSpec, InputSource, InputSpec,
+    Method, NodeKind, NodeSpec, Rollback, Slo,
 };
 pub use timeline::{CallOutcome, CallRecord, Timeline};
 pub use tls::install_tls_provider;
@@ -83,10 +84,11 @@ pub use tls::install_tls_provider;
 /// Items the generated code uses. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::canary::Versions;
     pub use crate::client::{CustomLogic, Outgoing, Target, custom_logic};
     pub use crate::downstream::Downstream;
     pub use crate::executor::{CallDone, Calls, Driver, Exec, IntoFallback, Report, Slot};
-    pub use crate::router::{Extract, FromParam, Inbound, InputError, serve};
+    pub use crate::router::{Extract, FromParam, Inbound, InputError, answered_version, choose_version, serve};
     pub use crate::service::UnknownService;
     pub use crate::timeline::Tally;
     pub use axum;

@@ -3,6 +3,7 @@
 
 use crate::auth::{AuthSettings, Authenticator};
 use crate::cache::{Cache, CacheSettings};
+use crate::canary::Canaries;
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
 use crate::idempotency::Idempotency;
@@ -12,7 +13,7 @@ use crate::service::ServiceSpec;
 use crate::spec::EndpointSpec;
 use crate::store::{Store, StoreSettings};
 use crate::tls::install_tls_provider;
-use orchestrate_core::policy::ServerLimits;
+use orchestrate_core::policy::{CanarySettings, ServerLimits};
 use orchestrate_core::policy::store::redact;
 use std::collections::HashMap;
 use std::fmt;
@@ -46,6 +47,7 @@ struct Inner {
     ops_token: Option<String>,
     idempotency: Idempotency,
     server_limits: ServerLimits,
+    canaries: Canaries,
 }
 
 impl fmt::Debug for Runtime {
@@ -85,7 +87,20 @@ impl Runtime {
             auth: None,
             ops_token: None,
             server_limits: ServerLimits::DEFAULT,
+            canary: Vec::new(),
         }
+    }
+
+    /// The routes with canary versions and the file's changes to them (see
+    /// [`canary`](crate::canary)).
+    ///
+    /// ```
+    /// use orchestrate_runtime::Runtime;
+    /// let runtime = Runtime::builder(&[]).read_env(false).build().unwrap();
+    /// assert!(runtime.canaries().report().is_empty());
+    /// ```
+    pub fn canaries(&self) -> &Canaries {
+        &self.inner.canaries
     }
 
     /// How bearer tokens are verified for the endpoints with `auth = jwt` (see
@@ -225,6 +240,7 @@ pub struct RuntimeBuilder {
     auth: Option<AuthSettings>,
     ops_token: Option<String>,
     server_limits: ServerLimits,
+    canary: CanarySettings,
 }
 
 /// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
@@ -601,6 +617,8 @@ impl RuntimeBuilder {
         let idempotency = Idempotency::new(&store);
         let rate_limiter = RateLimiter::new(std::mem::take(&mut self.rate_limit), &store);
         let ops_token = self.ops_token.take();
+        self.check_canaries()?;
+        let canaries = Canaries::new(std::mem::take(&mut self.canary));
         let inner = Inner {
             services: clients.into_boxed_slice(),
             store,
@@ -612,12 +630,55 @@ impl RuntimeBuilder {
             ops_token,
             idempotency,
             server_limits: self.server_limits,
+            canaries,
         };
         Ok(Runtime { inner: Arc::new(inner) })
     }
 }
 
 impl RuntimeBuilder {
+    /// Refuses a `[canary.<Name>]` that names no canary endpoint, and changed weights of one
+    /// route adding up to more than 100 (when the endpoints are known: [`RuntimeBuilder::endpoints`]).
+    fn check_canaries(&self) -> Result<(), ConfigError> {
+        if self.endpoints.is_empty() || self.canary.is_empty() {
+            return Ok(());
+        }
+        let invalid = |key: String, reason: String| ConfigError::Invalid {
+            service: None,
+            key,
+            origin: "the configuration".to_owned(),
+            reason,
+        };
+        let known: Vec<&str> = self.endpoints.iter().filter(|e| e.canary.is_some()).map(|e| e.name).collect();
+        for (name, _) in &self.canary {
+            if !known.contains(&name.as_str()) {
+                let near = orchestrate_core::suggest::did_you_mean(name, known.iter().copied());
+                let reason = format!("no canary endpoint is named `{name}`{near} (canaries: {})", known.join(", "));
+                return Err(invalid(format!("canary.{name}"), reason));
+            }
+        }
+        let mut routes: Vec<(String, u32)> = Vec::new();
+        for spec in &self.endpoints {
+            let Some(canary) = spec.canary else { continue };
+            let change = self.canary.iter().find(|(name, _)| name == spec.name).map(|(_, c)| *c).unwrap_or_default();
+            let route = format!("{} {}", spec.method.as_str(), spec.route);
+            let weight = change.apply(canary).weight;
+            match routes.iter_mut().find(|(r, _)| *r == route) {
+                Some((_, total)) => *total += weight,
+                None => routes.push((route, weight)),
+            }
+        }
+        for (route, total) in routes {
+            if total > 100 {
+                return Err(invalid(
+                    "canary".to_owned(),
+                    orchestrate_core::policy::canary::weights_over(&route, total),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a `[rate_limit.endpoints.<Name>]` that names none of the endpoints (when they are
     /// known: [`RuntimeBuilder::endpoints`]).
     fn check_rate_limit_endpoints(&self) -> Result<(), ConfigError> {
@@ -747,6 +808,7 @@ impl RuntimeBuilder {
                     auth: &mut self.auth,
                     ops_token: &mut self.ops_token,
                     server: &mut self.server_limits,
+                    canary: &mut self.canary,
                 },
             ),
             Some(ConfigSource::File(path)) => {
@@ -768,6 +830,7 @@ impl RuntimeBuilder {
                         auth: &mut self.auth,
                         ops_token: &mut self.ops_token,
                         server: &mut self.server_limits,
+                        canary: &mut self.canary,
                     },
                 )
             }
@@ -822,6 +885,32 @@ mod tests {
         assert!(validate_base_url("ftp://x").unwrap_err().contains("http://"));
         assert!(validate_base_url("http://x/?a=1").unwrap_err().contains("query"));
         assert!(validate_base_url("http://exa mple").is_err());
+    }
+
+    #[test]
+    fn the_files_canary_weights_of_one_route_may_not_add_up_to_more_than_100() {
+        use crate::spec::{Canary, CanaryKey, Method, Rollback};
+        const fn canary(name: &'static str, version: &'static str) -> EndpointSpec {
+            EndpointSpec::new(name, Method::Get, "/quote", Duration::from_secs(1), &[], &[]).with_canary(Canary::new(
+                version,
+                10,
+                CanaryKey::RequestId,
+                Rollback::DEFAULT,
+            ))
+        }
+        static STABLE: EndpointSpec =
+            EndpointSpec::new("Quote", Method::Get, "/quote", Duration::from_secs(1), &[], &[]);
+        static V2: EndpointSpec = canary("QuoteV2", "v2");
+        static V3: EndpointSpec = canary("QuoteV3", "v3");
+        let build = |config: &str| {
+            Runtime::builder(&[]).read_env(false).endpoints(&[&STABLE, &V2, &V3]).config_str(config).build()
+        };
+        assert!(build("[canary.QuoteV2]\nweight = 90\n").is_ok(), "90 + 10");
+        let err = build("[canary.QuoteV2]\nweight = 60\n[canary.QuoteV3]\nweight = 50\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`canary` (from the configuration): the canary weights of `GET /quote` add up to 110%; at most 100% can go to canaries (the stable version gets the rest): lower a `weight`"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::service::{CachePolicy, CompensationPolicy, RetryPolicy, millis};
 use orchestrate_core::policy::{Auth, RateLimits};
-pub use orchestrate_core::policy::{Availability, Slo};
+pub use orchestrate_core::policy::{Availability, Canary, CanaryKey, Rollback, Slo};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -397,6 +397,10 @@ pub struct EndpointSpec {
     /// instead of running again (`idempotent_requests`); in the JSON only when it does.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub idempotent_requests: bool,
+    /// The canary version this endpoint is of its route (`canary(..)`), if it is one; the
+    /// endpoint of the same method and path without it is the stable version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
 }
 
 fn is_open(auth: &Auth) -> bool {
@@ -426,6 +430,29 @@ impl EndpointSpec {
             slo: None,
             auth: Auth::None,
             idempotent_requests: false,
+            canary: None,
+        }
+    }
+
+    /// Makes the endpoint a canary version of its route (`canary(..)`; see
+    /// [`canary`](crate::canary)).
+    ///
+    /// ```
+    /// use orchestrate_runtime::{Canary, CanaryKey, EndpointSpec, Method, Rollback};
+    /// const V2: EndpointSpec = EndpointSpec::new("PingV2", Method::Get, "/ping", std::time::Duration::from_secs(1), &[], &[])
+    ///     .with_canary(Canary::new("v2", 5, CanaryKey::RequestId, Rollback::DEFAULT));
+    /// assert_eq!(V2.version(), "v2");
+    /// ```
+    pub const fn with_canary(mut self, canary: Canary) -> Self {
+        self.canary = Some(canary);
+        self
+    }
+
+    /// The version's name: the canary's, or `"stable"`.
+    pub const fn version(&self) -> &'static str {
+        match &self.canary {
+            Some(canary) => canary.version,
+            None => orchestrate_core::policy::canary::STABLE,
         }
     }
 

@@ -19,6 +19,7 @@
 //! | replay of client retries | [`idempotency`] | `#[endpoint(.., idempotent_requests)]` | – |
 //! | a service's policies | [`service`] | `cart: ".." { .. }` | `[services.cart]` |
 //! | inbound rate limits (module, endpoint) | [`rate_limit`] | `rate_limit(per_user = "100/min", per_ip = "500/min", per_endpoint = "50/min", global = "10000/min")` | `[rate_limit]`, `[rate_limit.endpoints.Summary]` |
+//! | canary version of an endpoint, its rollback | [`canary`] | `canary(version = "v2", weight = 5, key = "sub")` | `[canary.SummaryV2]` |
 //! | service-level objective (endpoint) | [`slo`] | `slo(availability = "99.9%", p99 = "300ms")` | – |
 //! | the shared store | [`store`] | – | `[store]` |
 //! | authentication | [`auth`] | `#[api(auth = jwt)]`, `#[endpoint(.., auth = none)]` | `[auth]`, `[ops] token` |
@@ -44,6 +45,7 @@ pub mod balance;
 pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
+pub mod canary;
 pub mod idempotency;
 pub mod rate_limit;
 pub mod recent;
@@ -61,6 +63,7 @@ pub use balance::BalancePolicy;
 pub use breaker::{BreakerPolicy, Trip};
 pub use bulkhead::Concurrency;
 pub use cache::{CachePolicy, CacheSettings};
+pub use canary::{Canary, CanaryKey, CanaryOverride, CanarySettings, Rollback};
 pub use rate_limit::{Rate, RateLimitSettings, RateLimits};
 pub use recent::RecentRequests;
 pub use retry::{RetryOn, RetryPolicy};

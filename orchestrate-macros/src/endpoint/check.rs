@@ -27,6 +27,7 @@ pub(crate) fn check(endpoint: &Endpoint, errors: &mut Errors) -> Option<Plan> {
     check_inputs(endpoint, errors);
     check_endpoint_cache(endpoint, errors);
     check_slo(endpoint, errors);
+    check_canary(endpoint, errors);
     for field in &endpoint.fields {
         if let FieldKind::Call(call) = &field.kind {
             check_call(field, call, errors);
@@ -348,6 +349,14 @@ fn report_cycle(endpoint: &Endpoint, uses: &Uses, cycle: &[usize], errors: &mut 
 }
 
 /// The SLO's `p99` fits in the endpoint's `timeout` (which cuts every request at that time).
+/// A canary assigned by the token's subject needs a token.
+fn check_canary(endpoint: &Endpoint, errors: &mut Errors) {
+    let Some(canary) = &endpoint.canary else { return };
+    if canary.policy.key == orchestrate_core::policy::CanaryKey::Subject && endpoint.effective_auth() != Auth::Jwt {
+        errors.at(canary.key_span, orchestrate_core::policy::canary::SUBJECT_NEEDS_AUTH);
+    }
+}
+
 fn check_slo(endpoint: &Endpoint, errors: &mut Errors) {
     let (Some(slo), Some(timeout)) = (&endpoint.slo, &endpoint.timeout) else { return };
     if let Some(message) =

@@ -321,6 +321,21 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
     });
     let auth = (endpoint.effective_auth() == Auth::Jwt).then(|| quote!(.with_auth(::orchestrate::auth::Auth::Jwt)));
     let replays = endpoint.replays().then(|| quote!(.with_idempotent_requests(true)));
+    let canary = endpoint.canary.as_ref().map(|canary| {
+        use orchestrate_core::policy::CanaryKey;
+        let c = &canary.policy;
+        let (version, weight) = (&c.version, c.weight);
+        let key = match &c.key {
+            CanaryKey::Subject => quote!(::orchestrate::CanaryKey::Subject),
+            CanaryKey::Header(name) => quote!(::orchestrate::CanaryKey::Header(#name)),
+            CanaryKey::RequestId => quote!(::orchestrate::CanaryKey::RequestId),
+        };
+        let r = &c.rollback;
+        let (margin, p99, window, min) =
+            (r.error_margin_percent, millis(r.p99_margin), millis(r.window), r.min_requests);
+        quote!(.with_canary(::orchestrate::Canary::new(#version, #weight, #key,
+            ::orchestrate::Rollback::DEFAULT.with_margins(#margin, #p99).with_window(#window, #min))))
+    });
     quote! {
         ::orchestrate::EndpointSpec::new(
             #name,
@@ -335,6 +350,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         #slo
         #auth
         #replays
+        #canary
     }
 }
 

@@ -161,6 +161,21 @@ mod tests {
     }
 
     #[test]
+    fn an_api_with_canary_versions_never_panics_on_mangled_input() {
+        let input = quote! {
+            mod quotes {
+                #[endpoint(GET "/quote", timeout = "1s")]
+                struct Quote { #[call(service = "pricing", timeout = "200ms", required, get = "/price")] price: Price }
+                #[endpoint(GET "/quote", timeout = "1s", canary(version = "v2", weight = 5, key = "header:x-user-id", window = "30s"))]
+                struct QuoteV2 { #[call(service = "pricing", timeout = "200ms", required, get = "/price")] price: Price }
+            }
+        };
+        for variant in mutations(&input, &replacements()) {
+            never_panics("#[api]", &variant, |v| drop(crate::api::expand(TokenStream::new(), v)));
+        }
+    }
+
+    #[test]
     fn services_never_panics_on_mangled_input() {
         let input = quote! {
             cart: "http://cart.internal:8080" { retry(attempts = 3, backoff = "100ms", max_backoff = "1s", on = [5xx, timeout]), breaker(failures = 5, within = "60s", open_for = "30s", probes = 3), max_in_flight = 48 },

@@ -86,6 +86,8 @@ pub(crate) struct Endpoint {
     /// `idempotent_requests` / `idempotent_requests = false`: whether client retries with an
     /// `Idempotency-Key` are replayed (default: a POST with a side-effecting call).
     pub(crate) idempotent_requests: Option<bool>,
+    /// `canary(..)`: the endpoint is a canary version of its route (read without a mistake).
+    pub(crate) canary: Option<CanaryAttr>,
     pub(crate) fields: Vec<Field>,
 }
 
@@ -175,6 +177,13 @@ pub(crate) struct ForEach {
     pub(crate) pat: Pat,
     pub(crate) collection: Expr,
     pub(crate) bindings: Vec<Ident>,
+}
+
+/// `canary(version = "v2", weight = 5, key = "sub")` of an endpoint.
+pub(crate) struct CanaryAttr {
+    pub(crate) policy: orchestrate_core::policy::Canary<String>,
+    /// Where `key`'s value is written (the `canary` key without one).
+    pub(crate) key_span: Span,
 }
 
 /// `slo(availability = "99.9%", p99 = "300ms")` of an endpoint.

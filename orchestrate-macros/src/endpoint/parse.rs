@@ -14,7 +14,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, Expr, Ident, ItemStruct, LitInt, LitStr, Pat, Token, bracketed, parenthesized};
 
 const ENDPOINT_KEYS: &[&str] =
-    &["timeout", "max_body", "cache", "auth", "rate_limit", "saga", "slo", "idempotent_requests"];
+    &["timeout", "max_body", "cache", "auth", "rate_limit", "saga", "slo", "idempotent_requests", "canary"];
 const CALL_KEYS: &[&str] = &[
     "service",
     "timeout",
@@ -118,8 +118,8 @@ pub(crate) fn parse(
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
     let head_ok = head.is_some();
-    let Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo, idempotent_requests } = head
-        .unwrap_or_else(|| Head {
+    let Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo, idempotent_requests, canary } =
+        head.unwrap_or_else(|| Head {
             method: HttpMethod::Get,
             route: LitStr::new("/", item.ident.span()),
             timeout: None,
@@ -130,6 +130,7 @@ pub(crate) fn parse(
             saga: None,
             slo: None,
             idempotent_requests: None,
+            canary: None,
         });
     Some(Endpoint {
         ident: item.ident.clone(),
@@ -145,6 +146,7 @@ pub(crate) fn parse(
         saga,
         slo,
         idempotent_requests,
+        canary,
         fields,
     })
 }
@@ -161,6 +163,7 @@ struct Head {
     slo: Option<SloAttr>,
     auth: Option<(Auth, Span)>,
     idempotent_requests: Option<bool>,
+    canary: Option<CanaryAttr>,
 }
 
 /// `auth = jwt` / `auth = none` (the words are the policy grammar's).
@@ -204,6 +207,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
     let mut saga = None;
     let mut slo = None;
     let mut idempotent_requests = None;
+    let mut canary = None;
     let mut seen = Seen::new("#[endpoint]");
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
@@ -227,6 +231,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "rate_limit" => rate_limit = parse_rate_limit(input, &key, errors)?,
             "saga" => saga = Some(flag(input, &key)?),
             "slo" => slo = parse_slo(input, &key, errors)?,
+            "canary" => canary = parse_canary(input, &key, errors)?,
             "idempotent_requests" => {
                 if input.peek(Token![=]) {
                     input.parse::<Token![=]>()?;
@@ -258,7 +263,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some(Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo, idempotent_requests }))
+    Ok(Some(Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo, idempotent_requests, canary }))
 }
 
 /// `rate_limit(per_user = "100/min", ..)` of an endpoint or an `#[api]` module: the rates and
@@ -299,6 +304,33 @@ fn parse_slo(input: ParseStream<'_>, key: &Ident, errors: &mut Errors) -> syn::R
     let policy = orchestrate_core::policy::slo::read(&mut reader, &at, &value);
     crate::policy::report(reader.into_problems(), errors);
     Ok(policy.map(|policy| SloAttr { policy, p99_span: p99_span.unwrap_or_else(|| key.span()) }))
+}
+
+/// `canary(version = "v2", weight = 5, key = "sub")`, read by the policy grammar; the `key`
+/// value's span is kept for the check against the endpoint's `auth`.
+pub(crate) fn parse_canary(
+    input: ParseStream<'_>,
+    key: &Ident,
+    errors: &mut Errors,
+) -> syn::Result<Option<CanaryAttr>> {
+    if !input.peek(syn::token::Paren) {
+        return Err(syn::Error::new(
+            key.span(),
+            "`canary` takes its settings in parentheses, e.g. `canary(version = \"v2\", weight = 5, key = \"sub\")`",
+        ));
+    }
+    let value = crate::policy::group(input, key.span())?;
+    let key_span = match &value {
+        orchestrate_core::policy::Value::Table(entries, _) => {
+            entries.iter().find(|e| e.key == "key").map(|e| e.value.at().span)
+        }
+        _ => None,
+    };
+    let mut reader = Reader::new(Syntax::Dsl);
+    let at = crate::policy::At::span(key.span());
+    let policy = orchestrate_core::policy::canary::read(&mut reader, &at, &value);
+    crate::policy::report(reader.into_problems(), errors);
+    Ok(policy.map(|policy| CanaryAttr { policy, key_span: key_span.unwrap_or_else(|| key.span()) }))
 }
 
 fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<Input> {

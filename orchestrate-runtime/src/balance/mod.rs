@@ -13,7 +13,10 @@
 //! After `failures` failed attempts in a row (5 by default; failures as the breaker counts them:
 //! timeouts, connection errors, 5xx) an instance is ejected for `eject_for × its ejection count`
 //! (30 s, 60 s, ..), unless that would eject more than `max_ejected` of the instances (half by
-//! default; one always stays). The service's circuit breaker stays per service.
+//! default; one always stays). The count decays as Envoy's ejection multiplier does: each full
+//! `eject_for` an instance spends back in the pool after its last ejection ended takes one off,
+//! so an instance that failed once long ago is ejected for 30 s again, not for its history's
+//! sum. The service's circuit breaker stays per service.
 //!
 //! Written by hand rather than with tower's `balance::p2c` + `load::PeakEwma` (whose algorithm
 //! this follows): tower's balancer chooses the endpoint inside `poll_ready`, so the retry of a
@@ -52,9 +55,11 @@ struct State {
     stamp: Instant,
     /// Failed attempts in a row.
     failures: u32,
-    /// How often it was ejected.
+    /// How often it was ejected, less one for each `eject_for` it has been back since.
     ejections: u32,
     ejected_until: Option<Instant>,
+    /// From when its time back in the pool counts towards the next decrement of `ejections`.
+    decay_from: Instant,
 }
 
 /// What `/health` and `/metrics` show of one instance.
@@ -69,7 +74,7 @@ pub struct InstanceHealth {
     pub in_flight: u32,
     /// Whether it is ejected now.
     pub ejected: bool,
-    /// How often it was ejected.
+    /// How often it was ejected (each `eject_for` back in the pool takes one off).
     pub ejections: u32,
 }
 
@@ -88,7 +93,14 @@ impl Instances {
             .map(|host| Instance {
                 host,
                 pending: AtomicU32::new(0),
-                state: Mutex::new(State { estimate: None, stamp: now, failures: 0, ejections: 0, ejected_until: None }),
+                state: Mutex::new(State {
+                    estimate: None,
+                    stamp: now,
+                    failures: 0,
+                    ejections: 0,
+                    ejected_until: None,
+                    decay_from: now,
+                }),
             })
             .collect();
         let seed = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8) | 1;
@@ -137,6 +149,19 @@ impl Instances {
         *self.list[i].state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Takes one ejection off `state` for each full `eject_for` it has been back in the pool.
+    fn decay(&self, state: &mut State, now: Instant) {
+        if state.ejections == 0 || state.ejected_until.is_some_and(|until| now < until) {
+            return;
+        }
+        let period = self.policy.eject_for.max(Duration::from_millis(1));
+        let back = now.saturating_duration_since(state.decay_from);
+        let periods = u32::try_from(back.as_nanos() / period.as_nanos()).unwrap_or(u32::MAX);
+        let taken = periods.min(state.ejections);
+        state.ejections -= taken;
+        state.decay_from += period * taken;
+    }
+
     /// The estimate of `i` at `now`, in seconds: decayed towards zero since the last answer.
     fn estimate(&self, i: usize, now: Instant) -> f64 {
         let state = self.state(i);
@@ -168,6 +193,7 @@ impl Instances {
     fn observe(&self, index: usize, rtt: Duration, failed: Option<bool>, now: Instant) {
         let ejected_now = (0..self.list.len()).filter(|&i| i != index && self.ejected(i, now)).count();
         let mut state = self.list[index].state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.decay(&mut state, now);
         let rtt = rtt.as_secs_f64();
         state.estimate = Some(match state.estimate {
             None => rtt,
@@ -187,7 +213,9 @@ impl Instances {
                 let already = state.ejected_until.is_some_and(|until| now < until);
                 if state.failures >= self.policy.failures && !already && ejected_now < allowed {
                     state.ejections += 1;
-                    state.ejected_until = Some(now + self.policy.eject_for * state.ejections);
+                    let until = now + self.policy.eject_for * state.ejections;
+                    state.ejected_until = Some(until);
+                    state.decay_from = until;
                     state.failures = 0;
                     tracing::warn!(
                         instance = %self.list[index].host,
@@ -205,7 +233,11 @@ impl Instances {
     pub(crate) fn health(&self, now: Instant) -> Vec<InstanceHealth> {
         (0..self.list.len())
             .map(|i| {
-                let state = self.state(i);
+                let state = {
+                    let mut state = self.list[i].state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    self.decay(&mut state, now);
+                    *state
+                };
                 InstanceHealth {
                     host: self.list[i].host.clone(),
                     estimate: Duration::from_secs_f64(self.estimate(i, now)),
@@ -253,6 +285,37 @@ mod tests {
         let decayed = 0.2 / std::f64::consts::E;
         let expected = decayed / std::f64::consts::E + 0.010 * (1.0 - 1.0 / std::f64::consts::E);
         assert!((instances.estimate(0, later) - expected).abs() < 1e-9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_ejection_count_decays_while_the_instance_stays_back() {
+        let (instances, t0) = three();
+        let fail_five = |at: Instant| {
+            for _ in 0..5 {
+                instances.start(1).finish(Duration::from_millis(1), Some(true), at);
+            }
+        };
+        let s = Duration::from_secs;
+        fail_five(t0);
+        assert!(instances.health(t0 + s(29)).iter().any(|h| h.ejected), "30 s the first time");
+        // Failing again as soon as it is back: the count has not decayed, 60 s this time.
+        fail_five(t0 + s(30));
+        let back = t0 + s(90);
+        assert!(instances.health(back - Duration::from_millis(1))[1].ejected);
+        assert_eq!(instances.health(back)[1].ejections, 2);
+        // Each 30 s back in the pool takes one off.
+        tokio::time::advance(s(119)).await;
+        assert_eq!(instances.health(Instant::now())[1].ejections, 2, "29 s back");
+        tokio::time::advance(s(1)).await;
+        assert_eq!(instances.health(Instant::now())[1].ejections, 1, "30 s back");
+        tokio::time::advance(s(30)).await;
+        assert_eq!(instances.health(Instant::now())[1].ejections, 0, "60 s back");
+        // Failing now ejects it for 30 s again, not 90 s.
+        let now = Instant::now();
+        fail_five(now);
+        assert!(instances.health(now + s(29))[1].ejected);
+        assert!(!instances.health(now + s(30))[1].ejected, "back after 30 s");
+        assert_eq!(instances.health(now + s(30))[1].ejections, 1);
     }
 
     #[test]

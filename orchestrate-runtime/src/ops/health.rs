@@ -7,7 +7,10 @@
 //!   "errorRate":0.0,"recentAttempts":12,"recentFailures":0,"lastSuccess":"Tue, 03 Nov 2026 10:00:00 GMT",
 //!   "lastSuccessSecondsAgo":0.4,"inFlight":1,"maxInFlight":48}, ..],
 //!  "store":{"backend":"redis","status":"ok","target":"redis://cache:6379/0","consecutiveFailures":0,
-//!   "failures":0,"lastError":null}}
+//!   "failures":0,"lastError":null},
+//!  "canaries":[{"route":"POST /checkout/summary","endpoint":"SummaryV2","version":"v2","key":"sub",
+//!   "weight":0,"configuredWeight":5,"rolledBack":true,"reason":"error rate 40.0% against ..",
+//!   "recentRequests":60,"recentErrors":24}]}
 //! ```
 //!
 //! A service is *required* when some endpoint has a required call to it (every service, when no
@@ -32,6 +35,7 @@
 
 use crate::Runtime;
 use crate::breaker::BreakerState;
+use crate::canary::CanaryReport;
 use crate::health::ServiceHealth;
 use crate::spec::{EndpointSpec, NodeKind};
 use crate::store::{Backend, StoreHealth};
@@ -212,6 +216,11 @@ pub struct HealthReport {
     pub services: Vec<ServiceReport>,
     /// The shared store.
     pub store: StoreReport,
+    /// Each canary version of an endpoint, its weight now and whether it was rolled back (left
+    /// out when no route has versions). A rolled-back canary changes no status: the stable
+    /// version answers in its place.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub canaries: Vec<CanaryReport>,
 }
 
 impl HealthReport {
@@ -256,7 +265,7 @@ impl HealthReport {
         } else {
             Status::Ok
         };
-        Self { status, services, store: StoreReport::of(&store) }
+        Self { status, services, store: StoreReport::of(&store), canaries: runtime.canaries().report() }
     }
 
     /// 503 when unavailable, else 200.

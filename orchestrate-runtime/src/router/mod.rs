@@ -9,9 +9,11 @@
 mod cache;
 mod extract;
 mod shutdown;
+mod versions;
 
 pub use extract::{BodyReadTimeout, DEFAULT_MAX_BODY, FromParam, Inbound, InputError, Location};
 pub use shutdown::shutdown_signal;
+pub use versions::{answered as answered_version, choose as choose_version};
 
 use crate::Runtime;
 use crate::auth::{Auth, AuthFailure, Reason};

@@ -35,7 +35,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::LocalKey;
 use std::time::Duration;
 
-/// Time from the request's arrival to its response, per endpoint and status.
+/// Time from the request's arrival to its response, per route (`method`, `route`), `status` and
+/// `version` (`stable`, or a canary's version, see [`canary`](crate::canary)).
 ///
 /// ```
 /// assert_eq!(orchestrate_runtime::telemetry::metrics::REQUEST_DURATION, "orchestrate_request_duration_seconds");
@@ -154,6 +155,13 @@ pub const AUTH_FAILURES: &str = "orchestrate_auth_failures_total";
 /// assert_eq!(orchestrate_runtime::telemetry::metrics::SERVER_REFUSED, "orchestrate_server_refused_total");
 /// ```
 pub const SERVER_REFUSED: &str = "orchestrate_server_refused_total";
+/// Canary versions rolled back by themselves ([`canary`](crate::canary)), per endpoint and
+/// version.
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::CANARY_ROLLBACKS, "orchestrate_canary_rollbacks_total");
+/// ```
+pub const CANARY_ROLLBACKS: &str = "orchestrate_canary_rollbacks_total";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -189,6 +197,10 @@ fn describe() {
     metrics::describe_counter!(RATE_LIMITED, "Requests refused by an inbound rate limit, by endpoint and scope.");
     metrics::describe_counter!(AUTH_FAILURES, "Requests refused for their bearer token, by reason.");
     metrics::describe_counter!(SERVER_REFUSED, "Connections and requests the listener refused or cut, by reason.");
+    metrics::describe_counter!(
+        CANARY_ROLLBACKS,
+        "Canary versions rolled back for doing worse than the stable version."
+    );
     metrics::describe_counter!(
         RATE_LIMIT_FALLBACKS,
         "Checks of shared rate limits made locally while the store did not answer."
@@ -313,11 +325,12 @@ impl Drop for InFlight {
 /// A request of `spec` answered `status` after `elapsed`.
 pub(crate) fn request(spec: &EndpointSpec, status: u16, elapsed: Duration) {
     if enabled() {
-        let (method, route) = (spec.method.as_str(), spec.route);
+        let (method, route, version) = (spec.method.as_str(), spec.route, spec.version());
         let mut handle = key(REQUEST_DURATION, &[method, route]);
         handle[3] = (usize::from(status), 0);
+        handle[4] = (version.as_ptr() as usize, version.len());
         cached(&HISTOGRAMS, handle, || {
-            metrics::histogram!(REQUEST_DURATION, "method" => method, "route" => route, "status" => status.to_string())
+            metrics::histogram!(REQUEST_DURATION, "method" => method, "route" => route, "status" => status.to_string(), "version" => version)
         })
         .record(elapsed.as_secs_f64());
     }
@@ -436,6 +449,13 @@ pub(crate) fn compensation(endpoint: &'static str, call: &'static str, outcome: 
 pub(crate) fn server_refused(reason: &'static str) {
     if enabled() {
         metrics::counter!(SERVER_REFUSED, "reason" => reason).increment(1);
+    }
+}
+
+/// Canary `version` of `endpoint` was rolled back.
+pub(crate) fn canary_rollback(endpoint: &'static str, version: &'static str) {
+    if enabled() {
+        metrics::counter!(CANARY_ROLLBACKS, "endpoint" => endpoint, "version" => version).increment(1);
     }
 }
 

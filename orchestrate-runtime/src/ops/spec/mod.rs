@@ -52,7 +52,8 @@ use std::sync::Arc;
 use super::esc;
 
 /// Routes of the living documentation: `GET /_orchestrate` (HTML, `?show=slow|failed|partial`
-/// filters the recent requests) and `GET /_orchestrate.json`.
+/// filters the recent requests), `GET /_orchestrate.json` and `GET /_orchestrate/canaries.json`
+/// (each canary version's weight now and whether it was rolled back, [`canary`](crate::canary)).
 ///
 /// ```
 /// # use orchestrate_runtime::{Runtime, ServiceSpec};
@@ -64,6 +65,7 @@ use super::esc;
 pub fn routes(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::Router {
     let page = Arc::new(page::Page::new(runtime, endpoints));
     let document: Arc<str> = json(runtime, endpoints).into();
+    let canaries = runtime.clone();
     let runtime = runtime.clone();
     axum::Router::new()
         .route(
@@ -71,6 +73,13 @@ pub fn routes(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::R
             get(move |RawQuery(query): RawQuery| {
                 let body = page.render(&runtime, requests::shown(query.as_deref()));
                 async move { respond("text/html; charset=utf-8", body, true) }
+            }),
+        )
+        .route(
+            "/_orchestrate/canaries.json",
+            get(move || {
+                let body = serde_json::to_string(&canaries.canaries().report()).unwrap_or_default();
+                async move { respond("application/json", body, true) }
             }),
         )
         .route(

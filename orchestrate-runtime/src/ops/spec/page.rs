@@ -96,11 +96,26 @@ impl Page {
         for (i, piece) in self.pieces.iter().enumerate() {
             out.push_str(piece);
             if let Some(spec) = self.endpoints.get(i) {
+                canary_line(&mut out, runtime, spec);
                 out.push_str(&requests::section(runtime, spec, show));
             }
         }
         out
     }
+}
+
+/// A canary's weight now, and why it was rolled back if it was.
+fn canary_line(out: &mut String, runtime: &Runtime, spec: &EndpointSpec) {
+    let Some(canary) = &spec.canary else { return };
+    let report = runtime.canaries().report().into_iter().find(|r| r.endpoint == spec.name);
+    let state = match &report {
+        Some(r) if r.rolled_back => format!("rolled back: {}", esc(r.reason.as_deref().unwrap_or_default())),
+        Some(r) => {
+            format!("serving {}% · {} recent requests, {} server errors", r.weight, r.recent_requests, r.recent_errors)
+        }
+        None => "not served by a router of this runtime".to_owned(),
+    };
+    let _ = writeln!(out, "<p class=\"muted\">Canary {} · {state}</p>", esc(&canary.describe()));
 }
 
 fn endpoint_section(out: &mut String, runtime: &Runtime, spec: &EndpointSpec, index: usize) {

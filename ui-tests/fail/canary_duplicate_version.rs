@@ -1,0 +1,40 @@
+//! Two canaries of one route with the same version.
+
+use orchestrate::prelude::*;
+
+orchestrate::services! {
+    pricing: "http://pricing.internal:8080",
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Price {
+    pub amount: u64,
+}
+
+#[orchestrate::api]
+pub mod quotes {
+    use super::*;
+
+    #[endpoint(GET "/quote", timeout = "1s")]
+    #[derive(Serialize)]
+    pub struct Quote {
+        #[call(service = "pricing", timeout = "200ms", required, get = "/price")]
+        pub price: Price,
+    }
+
+    #[endpoint(GET "/quote", timeout = "1s", canary(version = "v2", weight = 5))]
+    #[derive(Serialize)]
+    pub struct QuoteV2 {
+        #[call(service = "pricing", timeout = "200ms", required, get = "/price")]
+        pub price: Price,
+    }
+
+    #[endpoint(GET "/quote", timeout = "1s", canary(version = "v2", weight = 5))]
+    #[derive(Serialize)]
+    pub struct QuoteNext {
+        #[call(service = "pricing", timeout = "200ms", required, get = "/price")]
+        pub price: Price,
+    }
+}
+
+fn main() {}
