@@ -725,6 +725,7 @@ mod tests {
             auth: &mut None,
             ops_token: &mut None,
             server: &mut server,
+            canary: &mut Vec::new(),
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(server)
