@@ -734,6 +734,7 @@ open_for = "2m"
 retry = { attempts = 4, backoff = "50ms" }
 breaker = { failures = 3, within = "30s", open_for = "60s", probes = 2 }
 retry_budget = { percent = 10 }
+hedge_budget = "5%"
 "#,
         )
         .unwrap();
@@ -752,6 +753,7 @@ retry_budget = { percent = 10 }
         assert_eq!(shipping.retry, RetryPolicy::new(4, Duration::from_millis(50)));
         assert_eq!(shipping.breaker.unwrap().probes, 2);
         assert_eq!((shipping.retry_budget.percent, shipping.retry_budget.min_retries), (10, 10));
+        assert_eq!((shipping.hedge_budget.percent, cart.hedge_budget.percent), (5, 10));
     }
 
     #[test]

@@ -56,6 +56,7 @@ impl HedgePolicy {
 /// A hedge is allowed while `hedges × 100 < calls × percent + MIN_HEDGES × 100` over the last
 /// [`WINDOW`](Self::WINDOW), counting the calls that have `hedge(..)`: with 10% a service gets at
 /// most 1.1× their rate (plus the floor) however slow it is, and a quiet service can still hedge.
+/// `"0%"` turns hedging off for the service (the floor too).
 ///
 /// ```
 /// use orchestrate_core::policy::HedgeBudget;
@@ -77,7 +78,8 @@ impl HedgeBudget {
     /// The window the share is computed over.
     pub const WINDOW: Duration = Duration::from_secs(10);
 
-    /// Hedges always allowed per window, so that low traffic can still hedge.
+    /// Hedges always allowed per window (unless the share is 0%), so that low traffic can still
+    /// hedge.
     pub const MIN_HEDGES: u32 = 10;
 
     /// `percent` hedges per 100 hedged calls (at most 100).

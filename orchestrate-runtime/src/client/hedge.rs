@@ -56,8 +56,11 @@ impl Budget {
         self.window().add(now, ATTEMPTS, 1);
     }
 
-    /// Takes one hedge at `now`; `false` when the budget is spent.
+    /// Takes one hedge at `now`; `false` when the budget is spent (always with `"0%"`).
     fn withdraw(&self, now: Instant) -> bool {
+        if self.policy.percent == 0 {
+            return false;
+        }
         let mut window = self.window();
         let [attempts, hedges] = window.sums(now);
         let allowed =
@@ -144,5 +147,28 @@ impl ServiceClient {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn hedges_are_a_share_of_hedged_attempts_plus_a_floor_per_window() {
+        let budget = Budget::new(HedgeBudget::new(10));
+        let now = Instant::now();
+        for _ in 0..50 {
+            budget.deposit(now);
+        }
+        // 50 attempts × 10% + 10 = 15 hedges.
+        assert_eq!((0..20).filter(|_| budget.withdraw(now)).count(), 15);
+        // The window moves on: the attempts and hedges leave it, the floor is there again.
+        let later = now + HedgeBudget::WINDOW;
+        assert_eq!((0..20).filter(|_| budget.withdraw(later)).count(), 10);
+        let off = Budget::new(HedgeBudget::new(0));
+        off.deposit(now);
+        assert!(!off.withdraw(now + Duration::from_millis(1)), "0% turns hedging off, floor included");
     }
 }
