@@ -114,6 +114,7 @@ fn check_saga(endpoint: &Endpoint, plan: &Plan, errors: &mut Errors) {
                     cache: None,
                     side_effect: call.side_effect(),
                     compensation: call.compensate.as_ref().map(|c| (c.method.upper(), "")),
+                    hedge: None,
                 }),
                 _ => Kind::Compute(""),
             };
