@@ -1,8 +1,8 @@
 //! Hedged reads (`#[call(.., hedge(after = "50ms"))]`) in virtual time over in-memory services:
 //! the tail latency of a call to a sometimes-slow service falls to the hedge delay plus the fast
 //! latency, the hedge budget caps the hedges of a service that is slow for everyone, the losing
-//! request is cancelled, a failure does not beat a request still running, and the hedge goes to
-//! another instance.
+//! request is cancelled, a failure does not beat a request still running, the hedge goes to
+//! another instance, and a budget of 0% sends none (counted in `orchestrate_hedges_total`).
 
 use bytes::Bytes;
 use orchestrate::{CallError, Endpoint, Runtime, Transport};
@@ -18,6 +18,7 @@ fn ms(n: u64) -> Duration {
 orchestrate::services! {
     catalog: "http://catalog.internal" { max_in_flight = 4096 },
     replicas: "http://a.internal, http://b.internal",
+    quiet: "http://quiet.internal" { hedge_budget = "0%" },
 }
 
 #[derive(Debug, serde::Deserialize, serde::Serialize)]
@@ -46,6 +47,14 @@ pub struct Unhedged {
 #[derive(Debug, serde::Serialize)]
 pub struct Replicated {
     #[call(service = "replicas", timeout = "1500ms", required, get = "/prices/1", hedge(after = "50ms"))]
+    pub price: Price,
+}
+
+/// Hedged, on a service whose hedge budget is 0%.
+#[orchestrate::endpoint(GET "/quiet", timeout = "2s")]
+#[derive(Debug, serde::Serialize)]
+pub struct Quiet {
+    #[call(service = "quiet", timeout = "1500ms", required, get = "/prices/1", hedge(after = "50ms"))]
     pub price: Price,
 }
 
@@ -239,4 +248,32 @@ async fn the_hedge_goes_to_another_instance_and_ends_with_the_first_requests_tim
     assert_eq!(started.elapsed(), ms(1500));
     assert_eq!(failure.status(), http::StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(mock.received(), 2);
+}
+
+/// The value of `orchestrate_hedges_total{service, outcome}` in `text` (0 when absent).
+fn hedges_total(text: &str, service: &str, outcome: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with("orchestrate_hedges_total{"))
+        .filter(|line| {
+            line.contains(&format!("service=\"{service}\"")) && line.contains(&format!("outcome=\"{outcome}\""))
+        })
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_with_a_budget_of_zero_is_never_hedged_and_the_refusals_are_counted() {
+    // Only this test calls `quiet`, so its counters move by what it does alone.
+    let metrics = orchestrate_runtime::ops::metrics::install().unwrap();
+    let mock = Mock::new(|_| (ms(100), 200));
+    let rt = runtime("quiet", &mock);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let outcome = Quiet::run(&rt, QuietInputs {}).await.unwrap();
+        assert_eq!((started.elapsed(), outcome.timeline.calls[0].hedges), (ms(100), 0));
+    }
+    assert_eq!(mock.received(), 3);
+    let text = metrics.render();
+    assert_eq!(hedges_total(&text, "quiet", "budget_exhausted"), 3.0, "{text}");
+    assert_eq!(hedges_total(&text, "quiet", "sent") + hedges_total(&text, "quiet", "won"), 0.0);
 }

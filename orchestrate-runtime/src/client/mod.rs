@@ -74,7 +74,8 @@ pub type Transport = BoxCloneSyncService<http::Request<Bytes>, http::Response<By
 pub struct Sent {
     /// The successful (2xx) response, or the failure.
     pub result: Result<http::Response<Bytes>, CallError>,
-    /// Requests sent (0 when none left the process).
+    /// Attempts made (0 when no request left the process); a hedged attempt counts once, its
+    /// hedges are [`hedges`](Self::hedges).
     pub attempts: u32,
     /// Status of the last response, if any arrived.
     pub status: Option<u16>,
