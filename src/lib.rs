@@ -71,7 +71,8 @@ pub use orchestrate_runtime::{
 // Services and their policies.
 pub use orchestrate_runtime::{
     Availability, BalancePolicy, BreakerPolicy, BreakerState, CachePolicy, CompensationPolicy, Concurrency,
-    RetryBudget, RetryOn, RetryPolicy, Service, ServiceClient, ServiceHealth, ServiceSpec, Slo, Trip,
+    HedgeBudget, HedgePolicy, RetryBudget, RetryOn, RetryPolicy, Service, ServiceClient, ServiceHealth, ServiceSpec,
+    Slo, Trip,
 };
 
 // Custom call logic and downstream requests.

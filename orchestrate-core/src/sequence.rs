@@ -26,6 +26,7 @@
 //!         cache: None,
 //!         side_effect: false,
 //!         compensation: None,
+//!         hedge: None,
 //!     }),
 //! };
 //! let nodes = [call("user", "/users/{id}", &[]), call("orders", "/orders?user={id}", &[0])];
@@ -94,6 +95,8 @@ pub struct Call<'a> {
     /// What undoes it when a later required step fails: method and path, e.g.
     /// `("POST", "/charges/{payment.id}/refund")`.
     pub compensation: Option<(&'a str, &'a str)>,
+    /// When a hedge of each attempt is sent (`hedge(after = "50ms")`), if the call is hedged.
+    pub hedge: Option<&'a crate::policy::HedgePolicy>,
 }
 
 /// How a call reaches its service.
@@ -222,7 +225,7 @@ pub enum Compensation {
 /// let call = |method, required, side_effect| Kind::Call(Call {
 ///     service: "s", target: Target::Http { method, path: "/" }, required, timeout_ms: 100,
 ///     retries: Retries::Service, fallback: None, when: None, for_each: None, cache: None,
-///     side_effect, compensation: None,
+///     side_effect, compensation: None, hedge: None,
 /// });
 /// // reserve (POST) → charge (POST, required): charge can fail after reserve; not the reverse.
 /// let nodes = [
@@ -331,7 +334,7 @@ fn longest(nodes: &[Node<'_>], weight: impl Fn(&Node<'_>) -> usize) -> Vec<(usiz
 /// let call = |service, required| Kind::Call(Call {
 ///     service, target: Target::Http { method: "GET", path: "/" }, required, timeout_ms: 100,
 ///     retries: Retries::Service, fallback: None, when: None, for_each: None, cache: None,
-///     side_effect: false, compensation: None,
+///     side_effect: false, compensation: None, hedge: None,
 /// });
 /// let nodes = [
 ///     Node { name: "user", deps: &[], kind: call("users", true) },
@@ -364,7 +367,10 @@ pub fn rows(nodes: &[Node<'_>]) -> Vec<Row> {
                 for_each: call.for_each.map(|(collection, n)| (collection.to_owned(), n)),
                 required: call.required,
                 timeout_ms: call.timeout_ms,
-                retries: call.retries.text(),
+                retries: match call.hedge {
+                    Some(hedge) => format!("{}; hedged after {}ms", call.retries.text(), hedge.after.as_millis()),
+                    None => call.retries.text(),
+                },
                 fallback: match (call.required, call.fallback) {
                     (true, _) => Fallback::FailRequest,
                     (false, Some(expr)) => Fallback::Value(expr.to_owned()),
@@ -595,6 +601,7 @@ mod tests {
             cache: None,
             side_effect: method != "GET",
             compensation: None,
+            hedge: None,
         })
     }
 
@@ -681,6 +688,7 @@ mod tests {
                 cache: None,
                 side_effect: false,
                 compensation: None,
+                hedge: Some(&crate::policy::HedgePolicy::new(std::time::Duration::from_millis(40))),
             }),
         }];
         let table = call_table(&nodes);
@@ -688,7 +696,7 @@ mod tests {
         assert_eq!(
             row,
             "| 1 | Odd\\_name: `` with f(\\|a\\| a \\|\\| `b`) ``, for each item of `cart.items` (4 at a time), \
-             only when `a \\| b` | No | 5ms | 2 attempts, 10ms backoff | `Vec::<u8>::new()` |"
+             only when `a \\| b` | No | 5ms | 2 attempts, 10ms backoff; hedged after 40ms | `Vec::<u8>::new()` |"
         );
         // An unescaped `|` would split the row: exactly seven separators remain.
         assert_eq!(row.replace("\\|", "").matches('|').count(), 7);

@@ -256,6 +256,10 @@ fn spec_tokens(s: &ServiceDecl) -> TokenStream {
         let within = millis(b.within);
         spec = quote!(#spec.with_retry_budget(::orchestrate::RetryBudget::new(#percent, #within, #min)));
     }
+    if p.hedge_budget != defaults.hedge_budget {
+        let percent = p.hedge_budget.percent;
+        spec = quote!(#spec.with_hedge_budget(::orchestrate::HedgeBudget::new(#percent)));
+    }
     if p.balance != defaults.balance {
         let b = &p.balance;
         let (rtt, decay, eject_for) = (millis(b.rtt), millis(b.decay), millis(b.eject_for));

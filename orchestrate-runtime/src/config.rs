@@ -392,6 +392,7 @@ fn policies_of(spec: &ServiceSpec) -> ServicePolicies {
     policies.http2 = spec.http2;
     policies.rate_limit = spec.rate_limit;
     policies.balance = spec.balance;
+    policies.hedge_budget = spec.hedge_budget;
     policies
 }
 
@@ -404,6 +405,7 @@ fn apply_policies(spec: &mut ServiceSpec, policies: ServicePolicies) {
     spec.http2 = policies.http2;
     spec.rate_limit = policies.rate_limit;
     spec.balance = policies.balance;
+    spec.hedge_budget = policies.hedge_budget;
     let unchanged = policies.forward_headers.iter().map(String::as_str).eq(spec.forward_headers.iter().copied());
     if !unchanged {
         // Start-up configuration lives as long as the process: leaking the list once gives the
@@ -803,6 +805,7 @@ open_for = "2m"
 retry = { attempts = 4, backoff = "50ms" }
 breaker = { failures = 3, within = "30s", open_for = "60s", probes = 2 }
 retry_budget = { percent = 10 }
+hedge_budget = "5%"
 "#,
         )
         .unwrap();
@@ -821,6 +824,7 @@ retry_budget = { percent = 10 }
         assert_eq!(shipping.retry, RetryPolicy::new(4, Duration::from_millis(50)));
         assert_eq!(shipping.breaker.unwrap().probes, 2);
         assert_eq!((shipping.retry_budget.percent, shipping.retry_budget.min_retries), (10, 10));
+        assert_eq!((shipping.hedge_budget.percent, cart.hedge_budget.percent), (5, 10));
     }
 
     #[test]
@@ -845,7 +849,7 @@ http2 = "yes"
         .unwrap_err();
         let expected = [
             "`services.carts` (from app.toml:1:11): unknown service `carts`; did you mean `cart`? declared services are: cart, shipping",
-            "`max_in_flite` of service `cart` (from app.toml:5:1): unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit, balance)",
+            "`max_in_flite` of service `cart` (from app.toml:5:1): unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit, balance, hedge_budget)",
             "`retry.attempts` of service `cart` (from app.toml:6:22): more than 10 attempts multiplies load on a failing service; use at most 10",
             "`retry.backoff` of service `cart` (from app.toml:6:36): invalid `backoff`: durations have no spaces; write \"100ms\"",
             "`max_body` of service `cart` (from app.toml:7:12): invalid `max_body`: sizes have no spaces; write \"8MB\"",

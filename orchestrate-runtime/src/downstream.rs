@@ -13,7 +13,7 @@ use crate::error::{CallError, CallErrorKind};
 use crate::executor::{CallDone, Calls};
 use crate::outcome::Compensation;
 use crate::retry::CallPolicy;
-use crate::service::CachePolicy;
+use crate::service::{CachePolicy, HedgePolicy};
 use crate::spec::{CallSpec, EndpointSpec};
 use crate::telemetry::{self, metrics::CacheResult};
 use crate::timeline::Tally;
@@ -97,7 +97,7 @@ impl Downstream<'_> {
                 None
             }
         };
-        let fill = Fill { client: client.clone(), policy, cache_policy, tags, check: decodes::<T> };
+        let fill = Fill { client: client.clone(), policy, hedge: call.hedge, cache_policy, tags, check: decodes::<T> };
         if let Some(stored) = stored {
             match stored.freshness(now) {
                 Freshness::Fresh => {
@@ -156,6 +156,7 @@ fn from_cache<T: DeserializeOwned>(body: &[u8], now: Instant) -> CallDone<T> {
 struct Fill {
     client: ServiceClient,
     policy: CallPolicy,
+    hedge: Option<&'static HedgePolicy>,
     cache_policy: CachePolicy,
     tags: Vec<String>,
     /// Whether an answer decodes as the call's type (only those are stored).
@@ -177,7 +178,7 @@ impl Fill {
                 millis(retry.max_backoff),
             );
             let deadline = Instant::now() + Duration::from_millis(worst.worst_case_ms());
-            let sent = self.client.send_request(&self.policy, deadline, None, request).await;
+            let sent = self.client.send_request(&self.policy, self.hedge, deadline, None, request).await;
             let filled = match sent.result {
                 Ok(response) => {
                     let body = response.into_body();
@@ -234,12 +235,13 @@ impl Calls for Downstream<'_> {
                 return Box::pin(self.cached::<T>(names, call, cache, client, policy, request, deadline)).await;
             }
             // Not boxed: the router boxes the whole graph once (see `router::serve`).
-            let sent = client.send_from(&policy, &self.context, deadline, started, request).await;
+            let sent = client.send_from(&policy, call.hedge, &self.context, deadline, started, request).await;
             let value = sent.result.and_then(|response| decode_json(&response));
             CallDone::new(value, sent.attempts, sent.status)
                 .ended_at(sent.ended)
                 .with_attempts(sent.attempt_log, sent.breaker)
                 .on_instance(sent.instance)
+                .hedged(sent.hedges)
         }
     }
 

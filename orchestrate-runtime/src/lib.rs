@@ -71,8 +71,8 @@ pub use rate_limit::{Rate, RateLimits};
 pub use runtime::{Runtime, RuntimeBuilder, SERVER_TIMING_ENV};
 pub use service::Outbound;
 pub use service::{
-    BalancePolicy, BreakerPolicy, CachePolicy, CompensationPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy,
-    Service, ServiceSpec, Trip,
+    BalancePolicy, BreakerPolicy, CachePolicy, CompensationPolicy, Concurrency, HedgeBudget, HedgePolicy, RetryBudget,
+    RetryOn, RetryPolicy, Service, ServiceSpec, Trip,
 };
 pub use spec::{
     Availability, CallSpec, CallTarget, Canary, CanaryKey, CompensationSpec, EndpointSpec, InputSource, InputSpec,

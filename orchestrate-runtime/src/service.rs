@@ -13,7 +13,8 @@ use serde::Serialize;
 pub(crate) use orchestrate_core::policy::millis;
 pub use orchestrate_core::policy::rate_limit::Outbound;
 pub use orchestrate_core::policy::{
-    BalancePolicy, BreakerPolicy, CachePolicy, CompensationPolicy, Concurrency, RetryBudget, RetryOn, RetryPolicy, Trip,
+    BalancePolicy, BreakerPolicy, CachePolicy, CompensationPolicy, Concurrency, HedgeBudget, HedgePolicy, RetryBudget,
+    RetryOn, RetryPolicy, Trip,
 };
 
 /// The host (and port) of a URL: no scheme, user info, path or query, so a serialized spec never
@@ -116,6 +117,8 @@ pub struct ServiceSpec {
     /// How calls are spread over the service's instances when its base URL lists several, and
     /// when an instance is ejected.
     pub balance: BalancePolicy,
+    /// Share of the hedged calls (`#[call(.., hedge(..))]`) that may send a hedge.
+    pub hedge_budget: HedgeBudget,
 }
 
 impl ServiceSpec {
@@ -137,6 +140,7 @@ impl ServiceSpec {
             http2: false,
             rate_limit: None,
             balance: BalancePolicy::DEFAULT,
+            hedge_budget: HedgeBudget::DEFAULT,
         }
     }
 
@@ -179,6 +183,18 @@ impl ServiceSpec {
     /// Sets the balancing and ejection over the service's instances.
     pub const fn with_balance(mut self, balance: BalancePolicy) -> Self {
         self.balance = balance;
+        self
+    }
+
+    /// Sets the share of hedged calls that may send a hedge (`hedge_budget = "10%"`).
+    ///
+    /// ```
+    /// use orchestrate_runtime::{HedgeBudget, ServiceSpec};
+    /// const CATALOG: ServiceSpec = ServiceSpec::new("catalog", "http://catalog.internal").with_hedge_budget(HedgeBudget::new(5));
+    /// assert_eq!(CATALOG.hedge_budget.percent, 5);
+    /// ```
+    pub const fn with_hedge_budget(mut self, budget: HedgeBudget) -> Self {
+        self.hedge_budget = budget;
         self
     }
 

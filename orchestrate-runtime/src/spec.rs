@@ -4,7 +4,7 @@
 //! The description serializes (serde) as the JSON of `/_orchestrate.json`: camelCase keys,
 //! durations as milliseconds (`timeoutMs`), enums tagged by `kind`.
 
-use crate::service::{CachePolicy, CompensationPolicy, RetryPolicy, millis};
+use crate::service::{CachePolicy, CompensationPolicy, HedgePolicy, RetryPolicy, millis};
 use orchestrate_core::policy::{Auth, RateLimits};
 pub use orchestrate_core::policy::{Availability, Canary, CanaryKey, Rollback, Slo};
 use serde::Serialize;
@@ -200,6 +200,9 @@ pub struct CallSpec {
     /// What undoes the call when a later required step fails (`compensate = ..`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compensation: Option<&'static CompensationSpec>,
+    /// When a hedge of each attempt is sent (`hedge(after = "50ms")`), if the call is hedged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hedge: Option<&'static HedgePolicy>,
 }
 
 /// The compensation of a call (`compensate = post("/charges/{payment.id}/refund", ..)`): the
@@ -275,6 +278,7 @@ impl CallSpec {
             for_each: None,
             cache: None,
             compensation: None,
+            hedge: None,
         }
     }
 
@@ -320,6 +324,21 @@ impl CallSpec {
     /// Caches the call's answers.
     pub const fn with_cache(mut self, cache: CachePolicy) -> Self {
         self.cache = Some(cache);
+        self
+    }
+
+    /// The same call, hedged: each attempt sends another request when it has not answered after
+    /// `hedge.after` (`hedge(after = "50ms")`).
+    ///
+    /// ```
+    /// use orchestrate_runtime::{CallSpec, CallTarget, HedgePolicy, Method};
+    /// use std::time::Duration;
+    /// const PRICE: CallSpec = CallSpec::new("catalog", 0, CallTarget::Http { method: Method::Get, path: "/prices" }, Duration::from_millis(300))
+    ///     .with_hedge(&HedgePolicy::new(Duration::from_millis(50)));
+    /// assert_eq!(serde_json::to_value(PRICE).unwrap()["hedge"], serde_json::json!({"afterMs": 50, "max": 1}));
+    /// ```
+    pub const fn with_hedge(mut self, hedge: &'static HedgePolicy) -> Self {
+        self.hedge = Some(hedge);
         self
     }
 

@@ -306,6 +306,8 @@ pub struct CallRecord {
     /// `None` while every service has a single base URL (balancing over several instances
     /// will set it).
     pub instance: Option<u16>,
+    /// Hedges sent besides the attempts (`hedge(..)`; 0 for a call without).
+    pub hedges: u32,
 }
 
 impl CallRecord {
@@ -331,6 +333,7 @@ impl CallRecord {
             cached: false,
             breaker: None,
             instance: None,
+            hedges: 0,
         }
     }
 

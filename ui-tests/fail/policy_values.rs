@@ -26,6 +26,8 @@ orchestrate::services! {
     s21: "http://s21.internal" { balance(max_ejected = "150%") },
     s22: "http://s22.internal" { max_in_flite = 4 },
     s23: "http://s23.internal" { rate_limit = "200/sek" },
+    s24: "http://s24.internal" { hedge_budget = "150%" },
+    s25: "http://s25.internal" { hedge_budget = "10" },
 }
 
 fn main() {}

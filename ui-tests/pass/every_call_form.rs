@@ -141,7 +141,8 @@ pub struct Order {
     #[serde(skip)]
     pub cleared: Ack,
 
-    #[call(service = "loyalty", timeout = "100ms", required, get = "/users/{req.user_id}/loyalty")]
+    // Hedged: a second request when the first has not answered after 30 ms.
+    #[call(service = "loyalty", timeout = "100ms", required, get = "/users/{req.user_id}/loyalty", hedge(after = "30ms"))]
     pub loyalty: Loyalty,
 
     // Conditional: `None` when the condition is false.

@@ -7,7 +7,7 @@
 //! (`retry(..)` in Rust, `retry = { .. }` in TOML); the rest of their wording is the same.
 
 use orchestrate::{Runtime, ServiceSpec};
-use orchestrate_core::policy::{Entry, Reader, Syntax, Value, slo};
+use orchestrate_core::policy::{Entry, Reader, Syntax, Value, hedge, slo};
 use std::time::Duration;
 
 struct Row {
@@ -127,16 +127,22 @@ const ROWS: &[Row] = &[
     Row {
         dsl: "max_in_flite = 4",
         toml: "max_in_flite = 4",
-        message: "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit, balance)",
+        message: "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit, balance, hedge_budget)",
         // The configuration file also takes the service's `url`.
         toml_message: Some(
-            "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit, balance)",
+            "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? (expected one of: url, retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit, balance, hedge_budget)",
         ),
     },
     row(
         "rate_limit = \"200/sek\"",
         "rate_limit = \"200/sek\"",
         "invalid `rate_limit`: unknown unit `sek`; use `s`, `min`, `h` or `d`, e.g. \"200/min\"",
+    ),
+    row("hedge_budget = \"150%\"", "hedge_budget = \"150%\"", "`hedge_budget` is a percentage, at most \"100%\""),
+    row(
+        "hedge_budget = \"10\"",
+        "hedge_budget = \"10\"",
+        "invalid `hedge_budget`: write the share with `%`, e.g. \"10%\"",
     ),
 ];
 
@@ -304,6 +310,51 @@ fn the_macro_says_what_the_slo_grammar_says_about_each_bad_objective() {
     let errors = stderr.lines().filter(|l| l.starts_with("error")).count();
     if errors != SLO_ROWS.len() {
         failures.push(format!("fail/slo_values.stderr has {errors} errors for {} rows", SLO_ROWS.len()));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A `hedge(..)` of `#[call]` as written in `fail/hedge_misuse.rs`, and the message the policy
+/// grammar gives for it (read here with `orchestrate_core::policy::hedge`).
+struct HedgeRow {
+    dsl: &'static str,
+    core: fn() -> String,
+}
+
+/// What `hedge::read` says about `hedge(entries)`.
+fn hedge_message(entries: Vec<(&str, Value<()>)>) -> String {
+    let entries = entries.into_iter().map(|(key, value)| Entry::new(key, (), value)).collect();
+    let mut reader = Reader::new(Syntax::Dsl);
+    assert_eq!(hedge::read(&mut reader, &(), &Value::Table(entries, ())), None);
+    reader.problems()[0].message.clone()
+}
+
+const HEDGE_ROWS: &[HedgeRow] = &[
+    HedgeRow {
+        dsl: "post = \"/charges\", body = &order_id, hedge(after = \"50ms\")",
+        core: || hedge::unsafe_call_hedge("charge", Some("POST")),
+    },
+    HedgeRow { dsl: "hedge(after = \"200ms\")", core: || hedge::after_not_below_timeout("late", 200, 200) },
+    HedgeRow {
+        dsl: "hedge(after = \"50ms\", max = 4)",
+        core: || hedge_message(vec![("after", text("50ms")), ("max", Value::Number(4, ()))]),
+    },
+    HedgeRow { dsl: "hedge(max = 2)", core: || hedge_message(vec![("max", Value::Number(2, ()))]) },
+];
+
+#[test]
+fn the_macro_says_what_the_hedge_grammar_says_about_each_bad_hedge() {
+    let source = include_str!("../fail/hedge_misuse.rs");
+    let stderr = include_str!("../fail/hedge_misuse.stderr");
+    let mut failures = Vec::new();
+    for row in HEDGE_ROWS {
+        if !source.contains(row.dsl) {
+            failures.push(format!("fail/hedge_misuse.rs lacks `{}`", row.dsl));
+        }
+        let message = (row.core)();
+        if !stderr.contains(&format!("error: {message}\n")) {
+            failures.push(format!("the compiler does not say, for `{}`:\n  {message}", row.dsl));
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

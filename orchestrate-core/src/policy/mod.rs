@@ -14,6 +14,7 @@
 //! | concurrency limit | [`bulkhead`] | `max_in_flight = auto` or `max_in_flight = 64` | the same (`"auto"`) |
 //! | response cache (call, endpoint) | [`cache`] | `cache(ttl = "60s", stale = "30s", key = .., tags = [..])` | `[cache]` (capacity, shared) |
 //! | balancing over instances, outlier ejection | [`balance`] | `balance(failures = 5, eject_for = "30s", max_ejected = "50%")` | `balance = { .. }` |
+//! | hedged reads (call), their budget (service) | [`hedge`] | `hedge(after = "50ms", max = 1)`, `hedge_budget = "10%"` | `hedge_budget = "10%"` |
 //! | retry budget | [`retry_budget`] | `retry_budget(percent = 20)` | `retry_budget = { percent = 20 }` |
 //! | compensation of a call | [`saga`] | `compensate = post("/refunds", .., timeout = "2s", retry(..))` | – |
 //! | replay of client retries | [`idempotency`] | `#[endpoint(.., idempotent_requests)]` | – |
@@ -46,6 +47,7 @@ pub mod breaker;
 pub mod bulkhead;
 pub mod cache;
 pub mod canary;
+pub mod hedge;
 pub mod idempotency;
 pub mod rate_limit;
 pub mod recent;
@@ -64,6 +66,7 @@ pub use breaker::{BreakerPolicy, Trip};
 pub use bulkhead::Concurrency;
 pub use cache::{CachePolicy, CacheSettings};
 pub use canary::{Canary, CanaryKey, CanaryOverride, CanarySettings, Rollback};
+pub use hedge::{HedgeBudget, HedgePolicy};
 pub use rate_limit::{Rate, RateLimitSettings, RateLimits};
 pub use recent::RecentRequests;
 pub use retry::{RetryOn, RetryPolicy};

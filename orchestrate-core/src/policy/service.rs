@@ -3,8 +3,8 @@
 
 use super::value::{Entry, Example, Reader, Syntax, Value};
 use super::{
-    BalancePolicy, BreakerPolicy, Concurrency, RetryBudget, RetryPolicy, balance, breaker, bulkhead, retry,
-    retry_budget,
+    BalancePolicy, BreakerPolicy, Concurrency, HedgeBudget, RetryBudget, RetryPolicy, balance, breaker, bulkhead,
+    hedge, retry, retry_budget,
 };
 
 /// Default response body cap: 8 MiB.
@@ -40,6 +40,8 @@ pub struct ServicePolicies {
     pub rate_limit: Option<super::rate_limit::Outbound>,
     /// Balancing over several instances and their ejection.
     pub balance: BalancePolicy,
+    /// Share of the hedged calls that may send a hedge.
+    pub hedge_budget: HedgeBudget,
 }
 
 impl Default for ServicePolicies {
@@ -55,6 +57,7 @@ impl Default for ServicePolicies {
             http2: false,
             rate_limit: None,
             balance: BalancePolicy::DEFAULT,
+            hedge_budget: HedgeBudget::DEFAULT,
         }
     }
 }
@@ -70,6 +73,7 @@ pub const KEYS: &[&str] = &[
     "http2",
     "rate_limit",
     "balance",
+    "hedge_budget",
 ];
 
 const TOML_KEYS: &[&str] = &[
@@ -83,6 +87,7 @@ const TOML_KEYS: &[&str] = &[
     "http2",
     "rate_limit",
     "balance",
+    "hedge_budget",
 ];
 
 const HEADERS_EXAMPLE: Example =
@@ -103,7 +108,7 @@ const HEADERS_EXAMPLE: Example =
 /// assert_eq!(
 ///     reader.problems()[0].message,
 ///     "unknown key `max_in_flite` in `service policies`; did you mean `max_in_flight`? \
-///      (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit, balance)"
+///      (expected one of: retry, breaker, max_in_flight, max_body, retry_budget, forward_headers, http2, rate_limit, balance, hedge_budget)"
 /// );
 /// ```
 pub fn read<P: Clone>(
@@ -168,6 +173,11 @@ pub fn read<P: Clone>(
             "rate_limit" => {
                 if let Some(limit) = super::rate_limit::outbound(reader, v) {
                     policies.rate_limit = Some(limit);
+                }
+            }
+            "hedge_budget" => {
+                if let Some(budget) = hedge::read_budget(reader, v) {
+                    policies.hedge_budget = budget;
                 }
             }
             "max_in_flight" => {

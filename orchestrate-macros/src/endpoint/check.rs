@@ -115,6 +115,7 @@ fn check_saga(endpoint: &Endpoint, plan: &Plan, errors: &mut Errors) {
                     cache: None,
                     side_effect: call.side_effect(),
                     compensation: call.compensate.as_ref().map(|c| (c.method.upper(), "")),
+                    hedge: None,
                 }),
                 _ => Kind::Compute(""),
             };
@@ -584,6 +585,31 @@ pub(super) fn check_call(field: &Field, call: &Call, errors: &mut Errors) {
             CallTarget::With { .. } => None,
         };
         errors.at(retry.key.span(), orchestrate_core::policy::retry::unsafe_call_retry(&name.to_string(), method));
+    }
+    if let Some(hedge) = &call.hedge {
+        check_hedge(&name.to_string(), call, target, hedge, errors);
+    }
+}
+
+/// A hedge repeats the request: only on a call that is safe to repeat, and due before the
+/// attempt's timeout.
+fn check_hedge(name: &str, call: &Call, target: &CallTarget, hedge: &CallHedge, errors: &mut Errors) {
+    use orchestrate_core::policy::hedge;
+    match target {
+        CallTarget::With { .. } => errors.at(
+            hedge.key.span(),
+            "`hedge` repeats one templated request; custom logic may send several: call with `get = ..`, or hedge inside the function",
+        ),
+        CallTarget::Http { method, .. } if !call.retryable() => {
+            errors.at(hedge.key.span(), hedge::unsafe_call_hedge(name, Some(method.upper())));
+        }
+        CallTarget::Http { .. } => {}
+    }
+    if let Some(timeout) = &call.timeout
+        && hedge.policy.after >= timeout.value
+    {
+        let (after, timeout) = (hedge.policy.after.as_millis() as u64, timeout.value.as_millis() as u64);
+        errors.at(hedge.key.span(), hedge::after_not_below_timeout(name, after, timeout));
     }
 }
 

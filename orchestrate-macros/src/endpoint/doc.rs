@@ -34,6 +34,7 @@ struct Texts {
     for_each: Option<String>,
     compute: String,
     compensation: Option<(&'static str, String)>,
+    hedge: Option<orchestrate_core::policy::HedgePolicy>,
 }
 
 /// Hands the endpoint's nodes, as the renderer takes them, to `f`.
@@ -234,6 +235,7 @@ fn texts(field: &Field) -> Texts {
         for_each: None,
         compute: String::new(),
         compensation: None,
+        hedge: None,
     };
     match &field.kind {
         FieldKind::Call(call) => {
@@ -246,6 +248,7 @@ fn texts(field: &Field) -> Texts {
             texts.fallback = call.fallback.as_ref().map(|k| tokens(&k.expr));
             texts.when = call.when.as_ref().map(|k| tokens(&k.expr));
             texts.for_each = call.for_each.as_ref().map(|each| tokens(&each.collection));
+            texts.hedge = call.hedge.as_ref().map(|h| h.policy);
             texts.compensation = call.compensate.as_ref().map(|c| (c.method.upper(), c.template.value()));
         }
         FieldKind::Compute(compute) => texts.compute = tokens(&compute.expr),
@@ -280,6 +283,7 @@ fn kind<'a>(field: &Field, text: &'a Texts) -> Kind<'a> {
         cache: call.cache.as_ref().map(|c| c.policy),
         side_effect: call.side_effect(),
         compensation: text.compensation.as_ref().map(|(method, path)| (*method, path.as_str())),
+        hedge: text.hedge.as_ref(),
     })
 }
 

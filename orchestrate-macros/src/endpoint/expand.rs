@@ -397,6 +397,10 @@ fn call_spec(endpoint: &Endpoint, field: &Field, call: &Call) -> TokenStream {
         let retry = crate::services::retry_tokens(&r.policy);
         spec.extend(quote!(.with_retry(#retry)));
     }
+    if let Some(h) = &call.hedge {
+        let (after, max) = (millis(h.policy.after), h.policy.max);
+        spec.extend(quote!(.with_hedge(&::orchestrate::HedgePolicy::new(#after).with_max(#max))));
+    }
     if let Some(k) = &call.fallback {
         let text = expr_text(&k.expr);
         spec.extend(quote!(.with_fallback(#text)));

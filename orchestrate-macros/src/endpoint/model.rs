@@ -169,6 +169,12 @@ pub(crate) struct CallRetry {
     pub(crate) policy: orchestrate_core::policy::RetryPolicy,
 }
 
+/// `hedge(after = "50ms", max = 1)` of a call.
+pub(crate) struct CallHedge {
+    pub(crate) key: Ident,
+    pub(crate) policy: orchestrate_core::policy::HedgePolicy,
+}
+
 /// Fan-out concurrency when `concurrency` is not given.
 pub(crate) const DEFAULT_CONCURRENCY: u32 = 8;
 
@@ -251,6 +257,7 @@ pub(crate) struct Call {
     pub(crate) idempotent: Option<Ident>,
     pub(crate) after: Vec<Ident>,
     pub(crate) retry: Option<CallRetry>,
+    pub(crate) hedge: Option<CallHedge>,
     pub(crate) cache: Option<CacheAttr>,
     pub(crate) for_each: Option<ForEach>,
     /// `compensate = ..`: what undoes the call when a later required step fails.

@@ -34,6 +34,7 @@ const CALL_KEYS: &[&str] = &[
     "idempotent",
     "after",
     "retry",
+    "hedge",
     "cache",
     "for_each",
     "concurrency",
@@ -398,6 +399,7 @@ fn parse_call(attr: &Attribute, errors: &mut Errors) -> Option<Call> {
         idempotent: None,
         after: Vec::new(),
         retry: None,
+        hedge: None,
         cache: None,
         for_each: None,
         compensate: None,
@@ -542,6 +544,7 @@ fn parse_call_key(
             call.after = content.parse_terminated(Ident::parse_any_ident, Token![,])?.into_iter().collect();
         }
         "retry" => call.retry = Some(parse_call_retry(input, key, errors)?),
+        "hedge" => call.hedge = parse_call_hedge(input, key, errors)?,
         "cache" => call.cache = Some(parse_cache(input, key, errors)?),
         "for_each" => {
             kw::eq_token(input, key)?;
@@ -613,6 +616,23 @@ fn parse_call_retry(input: ParseStream<'_>, key: &Ident, errors: &mut Errors) ->
     let policy = orchestrate_core::policy::retry::read(&mut reader, &at, &value, None);
     crate::policy::report(reader.into_problems(), errors);
     Ok(CallRetry { key: key.clone(), policy: policy.unwrap_or(orchestrate_core::policy::RetryPolicy::NONE) })
+}
+
+/// `hedge(after = "50ms", max = 1)`, read by the policy grammar (`None` when it is wrong: the
+/// problems are reported).
+fn parse_call_hedge(input: ParseStream<'_>, key: &Ident, errors: &mut Errors) -> syn::Result<Option<CallHedge>> {
+    if !input.peek(syn::token::Paren) {
+        return Err(syn::Error::new(
+            key.span(),
+            "`hedge` takes its settings in parentheses, e.g. `hedge(after = \"50ms\")`",
+        ));
+    }
+    let value = crate::policy::group(input, key.span())?;
+    let mut reader = Reader::new(Syntax::Dsl);
+    let at = crate::policy::At::span(key.span());
+    let policy = orchestrate_core::policy::hedge::read(&mut reader, &at, &value);
+    crate::policy::report(reader.into_problems(), errors);
+    Ok(policy.map(|policy| CallHedge { key: key.clone(), policy }))
 }
 
 /// `cache(ttl = "60s", stale = "30s", key = expr, tags = [expr, ..])`: the durations go to the

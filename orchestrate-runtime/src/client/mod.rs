@@ -14,9 +14,11 @@
 //! [circuit breaker](crate::breaker) (`BreakerOpen` at once, no request; told how the call ended,
 //! after its retries), each attempt within `min(call timeout, deadline left)`, and the
 //! [retry](crate::retry) decision with its backoff and the service's retry budget (no retry once
-//! the breaker opened meanwhile).
+//! the breaker opened meanwhile). A call with `hedge(..)` runs each attempt as a race of the
+//! first request and its hedges (see `hedge.rs`), which the policies above see as one attempt.
 
 mod custom;
+mod hedge;
 mod http_transport;
 mod target;
 
@@ -35,7 +37,7 @@ use crate::health::{ServiceHealth, Stats};
 use crate::rate_limit::OutboundLimiter;
 pub use crate::retry::CallPolicy;
 use crate::retry::{Budget, Schedule};
-use crate::service::ServiceSpec;
+use crate::service::{HedgePolicy, ServiceSpec};
 use crate::telemetry::{self, metrics::InFlight};
 use crate::timeline::AttemptLog;
 use bytes::Bytes;
@@ -72,7 +74,8 @@ pub type Transport = BoxCloneSyncService<http::Request<Bytes>, http::Response<By
 pub struct Sent {
     /// The successful (2xx) response, or the failure.
     pub result: Result<http::Response<Bytes>, CallError>,
-    /// Requests sent (0 when none left the process).
+    /// Attempts made (0 when no request left the process); a hedged attempt counts once, its
+    /// hedges are [`hedges`](Self::hedges).
     pub attempts: u32,
     /// Status of the last response, if any arrived.
     pub status: Option<u16>,
@@ -87,6 +90,8 @@ pub struct Sent {
     /// The instance the last attempt went to (its position in the service's base URLs), when
     /// the service has several.
     pub instance: Option<u16>,
+    /// Hedges sent (calls with `hedge(..)`; 0 otherwise).
+    pub hedges: u32,
 }
 
 impl Sent {
@@ -100,6 +105,7 @@ impl Sent {
             attempt_log: AttemptLog::new(),
             breaker,
             instance: None,
+            hedges: 0,
         }
     }
 }
@@ -271,6 +277,8 @@ struct Guards {
     budget: Budget,
     stats: Stats,
     outbound: Option<OutboundLimiter>,
+    /// The hedges calls with `hedge(..)` may still send.
+    hedges: hedge::Budget,
     /// The instances when the base URL lists several: what the balancer knows of each, and each
     /// one's origin (the first is `ServiceClient::origin`).
     instances: Option<(Instances, Vec<Option<Origin>>)>,
@@ -303,6 +311,7 @@ impl ServiceClient {
             budget: Budget::new(spec.retry_budget),
             stats: Stats::new(),
             outbound: spec.rate_limit.map(OutboundLimiter::new),
+            hedges: hedge::Budget::new(spec.hedge_budget),
             instances,
         });
         let base_url = base_url.trim_end_matches('/').to_owned();
@@ -407,14 +416,15 @@ impl ServiceClient {
         deadline: Instant,
         outgoing: Outgoing,
     ) -> Sent {
-        self.send_from(policy, context, deadline, None, outgoing).await
+        self.send_from(policy, None, context, deadline, None, outgoing).await
     }
 
     /// [`send`](Self::send), its first attempt starting at `started` when the caller has just
-    /// read the clock (one clock read less per call).
+    /// read the clock (one clock read less per call), each attempt hedged by `hedge`.
     pub(crate) async fn send_from(
         &self,
         policy: &CallPolicy,
+        hedge: Option<&HedgePolicy>,
         context: &RequestContext,
         deadline: Instant,
         started: Option<Instant>,
@@ -424,7 +434,7 @@ impl ServiceClient {
             Ok(request) => request,
             Err(error) => return Sent::refused(error, None),
         };
-        self.send_request(policy, deadline, started, request).await
+        self.send_request(policy, hedge, deadline, started, request).await
     }
 
     /// Sends the request [`build`](Self::build) made from a call's [`Outgoing`], through the
@@ -432,6 +442,7 @@ impl ServiceClient {
     pub(crate) async fn send_request(
         &self,
         policy: &CallPolicy,
+        hedge: Option<&HedgePolicy>,
         deadline: Instant,
         started: Option<Instant>,
         request: http::Request<Bytes>,
@@ -464,6 +475,7 @@ impl ServiceClient {
         let mut schedule = Schedule::new(policy, deadline);
         let mut template = Some(request);
         let mut attempts = 0;
+        let mut hedges = 0;
         let mut call_started = None;
         let mut attempt_log = AttemptLog::new();
         // The instance the last attempt went to and whether it failed there.
@@ -486,27 +498,22 @@ impl ServiceClient {
                 call_started = Some(started);
             }
             attempts += 1;
-            let mut request = request;
             // A retry goes to another instance than the one that failed.
-            let load = guards.instances.as_ref().map(|(set, _)| {
-                let avoid = instance.and_then(|(i, failed)| failed.then_some(i));
-                let index = set.pick(avoid, started);
-                if index != 0 {
-                    self.retarget(&mut request, index);
+            let avoid = instance.and_then(|(i, failed)| failed.then_some(i));
+            let tried = match hedge {
+                None => {
+                    let mut request = request;
+                    let index = self.pick(avoid, started, &mut request);
+                    self.attempt_on(policy, deadline, started, started, request, index).await
                 }
-                (index, set.start(index))
-            });
-            let (result, status) = self.attempt(policy, deadline, started, request).await;
-            let ended = Instant::now();
+                // Boxed: the race stays out of the future of every call without `hedge`.
+                Some(hedge) => Box::pin(self.hedged(policy, hedge, deadline, started, request, avoid)).await,
+            };
+            let hedge::Tried { result, status, ended, instance: answered, hedges: sent } = tried;
+            hedges += sent;
             attempt_log.push(started, ended);
             let verdict = result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success);
-            if let Some((index, load)) = load {
-                let failed = match verdict {
-                    Verdict::Success => Some(false),
-                    Verdict::Failure => Some(true),
-                    Verdict::Neutral => None,
-                };
-                load.finish(ended.saturating_duration_since(started), failed, ended);
+            if let Some(index) = answered {
                 instance = Some((index, result.is_err()));
             }
             tracing::debug!(
@@ -555,7 +562,46 @@ impl ServiceClient {
         };
         place.done(how, elapsed, ended);
         let instance = instance.and_then(|(i, _)| u16::try_from(i).ok());
-        Sent { result, attempts, status, ended: Some(ended), attempt_log, breaker, instance }
+        Sent { result, attempts, status, ended: Some(ended), attempt_log, breaker, instance, hedges }
+    }
+
+    /// The instance a request starting `now` goes to, when the service has several (avoiding
+    /// `avoid` if another is open), with `request` (built for the first) pointed at it.
+    fn pick(&self, avoid: Option<usize>, now: Instant, request: &mut http::Request<Bytes>) -> Option<usize> {
+        let (set, _) = self.guards.instances.as_ref()?;
+        let index = set.pick(avoid, now);
+        if index != 0 {
+            self.retarget(request, index);
+        }
+        Some(index)
+    }
+
+    /// One request starting `now` to instance `index` (of several), its timeout counted from
+    /// `from` (the start of the attempt it belongs to); the balancer learns how it went.
+    async fn attempt_on(
+        &self,
+        policy: &CallPolicy,
+        deadline: Instant,
+        from: Instant,
+        now: Instant,
+        request: http::Request<Bytes>,
+        index: Option<usize>,
+    ) -> hedge::Tried {
+        let load = match (&self.guards.instances, index) {
+            (Some((set, _)), Some(index)) => Some(set.start(index)),
+            _ => None,
+        };
+        let (result, status) = self.attempt(policy, deadline, from, request).await;
+        let ended = Instant::now();
+        if let Some(load) = load {
+            let failed = match result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success) {
+                Verdict::Success => Some(false),
+                Verdict::Failure => Some(true),
+                Verdict::Neutral => None,
+            };
+            load.finish(ended.saturating_duration_since(now), failed, ended);
+        }
+        hedge::Tried { result, status, ended, instance: index, hedges: 0 }
     }
 
     /// One attempt starting `now`: the smaller of the call's timeout and the time left.

@@ -412,6 +412,7 @@ impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
             cached: done.cached,
             breaker: done.breaker,
             instance: done.instance,
+            hedges: done.hedges,
         };
         if done.skipped {
             record.outcome = CallOutcome::Skipped;

@@ -74,6 +74,8 @@ pub struct CallDone<V> {
     pub breaker: Option<BreakerState>,
     /// The instance of the service the last attempt went to, when it has several.
     pub instance: Option<u16>,
+    /// Hedges sent (`hedge(..)`).
+    pub hedges: u32,
 }
 
 impl<V> CallDone<V> {
@@ -91,6 +93,7 @@ impl<V> CallDone<V> {
             attempt_log: AttemptLog::new(),
             breaker: None,
             instance: None,
+            hedges: 0,
         }
     }
 
@@ -116,6 +119,12 @@ impl<V> CallDone<V> {
     /// The same call, answered by the service's instance `instance` (of several).
     pub fn on_instance(mut self, instance: Option<u16>) -> Self {
         self.instance = instance;
+        self
+    }
+
+    /// The same call, after sending `hedges` hedges.
+    pub fn hedged(mut self, hedges: u32) -> Self {
+        self.hedges = hedges;
         self
     }
 
@@ -149,6 +158,7 @@ impl<V> CallDone<V> {
             attempt_log: self.attempt_log,
             breaker: self.breaker,
             instance: self.instance,
+            hedges: self.hedges,
         }
     }
 
@@ -181,6 +191,7 @@ impl<V> CallDone<V> {
                 attempt_log: self.attempt_log,
                 breaker: self.breaker,
                 instance: self.instance,
+                hedges: self.hedges,
             },
             Err(error) => CallDone {
                 value: Ok(fallback()),
@@ -194,6 +205,7 @@ impl<V> CallDone<V> {
                 attempt_log: self.attempt_log,
                 breaker: self.breaker,
                 instance: self.instance,
+                hedges: self.hedges,
             },
         }
     }

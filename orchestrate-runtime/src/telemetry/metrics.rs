@@ -16,6 +16,7 @@
 //! | `orchestrate_calls_total` | counter | `endpoint`, `service`, `call`, `outcome` (`ok`, `failed`, `timed_out`, `shed`, `fallback`, `skipped`, `cancelled`) |
 //! | `orchestrate_calls_in_flight` | gauge | `service` (downstream requests under way, retries included) |
 //! | `orchestrate_retries_total` | counter | `service`, `reason` (the failure retried, e.g. `timeout`, `status`) |
+//! | `orchestrate_hedges_total` | counter | `service`, `outcome` (`sent`: a hedge went out; `won`: a hedge answered first; `budget_exhausted`: one was due but the service's hedge budget was spent) |
 //! | `orchestrate_breaker_state` | gauge | `service`: 0 closed, 1 half-open, 2 open |
 //! | `orchestrate_instance_estimate_seconds` | gauge | `service`, `instance` (host and port): the balancer's latency estimate, for services with several instances |
 //! | `orchestrate_instance_ejected` | gauge | `service`, `instance`: 1 while ejected |
@@ -72,6 +73,12 @@ pub const CALLS_IN_FLIGHT: &str = "orchestrate_calls_in_flight";
 /// assert_eq!(orchestrate_runtime::telemetry::metrics::RETRIES, "orchestrate_retries_total");
 /// ```
 pub const RETRIES: &str = "orchestrate_retries_total";
+/// Hedges of calls with `hedge(..)`, per service and outcome (`sent`, `won`, `budget_exhausted`).
+///
+/// ```
+/// assert_eq!(orchestrate_runtime::telemetry::metrics::HEDGES, "orchestrate_hedges_total");
+/// ```
+pub const HEDGES: &str = "orchestrate_hedges_total";
 /// Circuit breaker state per service: 0 closed, 1 half-open, 2 open.
 ///
 /// ```
@@ -190,6 +197,7 @@ fn describe() {
     metrics::describe_counter!(CALLS, "Downstream calls by how they ended.");
     metrics::describe_gauge!(CALLS_IN_FLIGHT, "Downstream requests under way.");
     metrics::describe_counter!(RETRIES, "Retries sent, by the failure that was retried.");
+    metrics::describe_counter!(HEDGES, "Hedges of hedged calls: sent, won, or not sent for the hedge budget.");
     metrics::describe_gauge!(BREAKER_STATE, "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
     metrics::describe_gauge!(INSTANCE_ESTIMATE, Unit::Seconds, "The balancer's latency estimate of an instance.");
     metrics::describe_gauge!(INSTANCE_EJECTED, "1 while an instance is ejected for failing.");
@@ -363,6 +371,13 @@ pub(crate) fn call(endpoint: &'static str, record: &CallRecord) {
 pub(crate) fn retry(service: &'static str, reason: &'static str) {
     if enabled() {
         metrics::counter!(RETRIES, "service" => service, "reason" => reason).increment(1);
+    }
+}
+
+/// A hedge of a call to `service`: `sent`, `won` or `budget_exhausted`.
+pub(crate) fn hedge(service: &'static str, outcome: &'static str) {
+    if enabled() {
+        metrics::counter!(HEDGES, "service" => service, "outcome" => outcome).increment(1);
     }
 }
 

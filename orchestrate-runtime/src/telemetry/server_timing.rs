@@ -6,7 +6,8 @@ use std::fmt::Write;
 
 /// `Server-Timing` for a request's timeline: one metric per call, named by its field, with its
 /// duration in milliseconds and a description giving its service, its start from the start of the
-/// request and, unless it succeeded, how it ended; then `total`, the time of the whole graph.
+/// request, unless it succeeded how it ended, and `hedged` when it sent a hedge (`hedge(..)`);
+/// then `total`, the time of the whole graph.
 ///
 /// A browser's network panel shows each description beside a bar of the call's duration.
 ///
@@ -39,6 +40,9 @@ pub fn server_timing(timeline: &Timeline) -> HeaderValue {
         if record.ending() != Ending::Ok {
             text.push(' ');
             text.push_str(record.outcome_label());
+        }
+        if record.hedges > 0 {
+            text.push_str(" hedged");
         }
         text.push_str("\", ");
     }

@@ -4,7 +4,7 @@
 
 use super::nodes;
 use crate::Runtime;
-use crate::service::{BreakerPolicy, Concurrency, RetryBudget, RetryPolicy, host_of};
+use crate::service::{BreakerPolicy, Concurrency, HedgeBudget, RetryBudget, RetryPolicy, host_of};
 use crate::spec::EndpointSpec;
 use orchestrate_core::sequence::{self, Fallback, Row};
 use serde::Serialize;
@@ -83,6 +83,7 @@ pub(super) struct ServiceView<'a> {
     pub(super) max_in_flight: Concurrency,
     pub(super) max_body_bytes: u64,
     pub(super) retry_budget: RetryBudget,
+    pub(super) hedge_budget: HedgeBudget,
     pub(super) http2: bool,
     pub(super) forwarded_headers: Vec<&'a str>,
 }
@@ -101,6 +102,7 @@ pub(super) fn services(runtime: &Runtime) -> Vec<ServiceView<'_>> {
                 max_in_flight: spec.max_in_flight,
                 max_body_bytes: spec.max_body,
                 retry_budget: spec.retry_budget,
+                hedge_budget: spec.hedge_budget,
                 http2: spec.http2,
                 forwarded_headers: client.forwarded_headers().iter().map(http::HeaderName::as_str).collect(),
             }

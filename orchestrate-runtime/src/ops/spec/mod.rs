@@ -173,6 +173,7 @@ fn nodes<'a>(spec: &'a EndpointSpec, runtime: Option<&Runtime>) -> Vec<Node<'a>>
                     cache: call.cache,
                     side_effect: side_effect(call),
                     compensation: call.compensation.map(|c| (c.method.as_str(), c.path)),
+                    hedge: call.hedge,
                 }),
                 NodeKind::Compute { expr } => Kind::Compute(expr),
             },
