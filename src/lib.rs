@@ -96,7 +96,7 @@ pub use orchestrate_runtime::{
 // Namespaces: serving, operations, telemetry, configuration, the downstream client.
 pub use orchestrate_runtime::{Outbound, Rate, RateLimits};
 pub use orchestrate_runtime::{
-    auth, cache, client, config, ops, rate_limit, recent, router, store, telemetry, timeline,
+    auth, cache, client, config, journal, ops, rate_limit, recent, router, saga, store, telemetry, timeline,
 };
 
 /// The names most endpoint modules need.

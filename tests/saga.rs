@@ -340,6 +340,78 @@ mod support;
 #[path = "../examples/checkout/app.rs"]
 mod app;
 
+/// Runs `Place` as the router would for a request with `x-request-id: <id>`.
+async fn run_as(rt: &Runtime, id: &str) -> Result<orchestrate::Outcome<Place>, orchestrate::Failure> {
+    let context = orchestrate::RequestContext::default().with_header("x-request-id", id);
+    Place::execute(rt, inputs(), context).await
+}
+
+async fn ops_get(rt: &Runtime, path: &str) -> (http::StatusCode, serde_json::Value) {
+    use tower::ServiceExt;
+    let app = orchestrate::ops::router(rt, &[]);
+    let request = http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_journal_keeps_every_step_and_compensation_and_the_operations_route_shows_it() {
+    let (rt, _log) = runtime(confirm_fails);
+    run_as(&rt, "order-1").await.unwrap_err();
+    let (status, record) = ops_get(&rt, "/_orchestrate/sagas/order-1").await;
+    assert_eq!(status, http::StatusCode::OK, "{record}");
+    assert_eq!(record["requestId"], "order-1");
+    assert_eq!(record["endpoint"], "Place");
+    assert_eq!(record["state"], "compensated");
+    let steps: Vec<(String, String, String, String)> = record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+            (text(&s["call"]), text(&s["idempotencyKey"]), text(&s["outcome"]), text(&s["compensation"]["state"]))
+        })
+        .collect();
+    let step = |call: &str, key: &str, outcome: &str, undo: &str| {
+        (call.to_owned(), key.to_owned(), outcome.to_owned(), undo.to_owned())
+    };
+    assert_eq!(steps.len(), 5, "{record}");
+    assert_eq!(steps[0], step("reservation", "o1-reserve", "committed", "done"));
+    assert!(steps.contains(&step("charge", "o1-charge", "committed", "done")), "{record}");
+    assert!(steps.contains(&step("points", "o1-points", "committed", "done")), "{record}");
+    assert_eq!(steps[3], step("shipment", "o1-ship", "committed", "done"));
+    assert_eq!(steps[4], step("confirmation", "o1-confirm", "failed", "-"));
+    // The compensation's whole request is kept, to be sent again from another process.
+    let refund = record["steps"].as_array().unwrap().iter().find(|s| s["call"] == "charge").unwrap();
+    let request = &refund["compensation"]["request"];
+    assert_eq!(
+        (request["method"].as_str(), request["path"].as_str()),
+        (Some("POST"), Some("/charges/payment-1/refund"))
+    );
+    assert_eq!(request["body"], r#"{"id":"payment-1"}"#);
+    let headers = request["headers"].as_array().unwrap();
+    assert!(headers.contains(&serde_json::json!(["idempotency-key", "o1-refund"])), "{headers:?}");
+    assert_eq!(refund["compensation"]["sent"], 1);
+
+    let (status, body) = ops_get(&rt, "/_orchestrate/sagas/order-2").await;
+    assert_eq!(status, http::StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "SAGA_NOT_FOUND");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_succeeds_is_finished_in_the_journal_with_nothing_compensated() {
+    let (rt, _log) = runtime(|_, _, _, _| Reply::Ok);
+    run_as(&rt, "order-ok").await.unwrap();
+    tokio::time::sleep(ms(1)).await;
+    let record = rt.journal().get("order-ok").await.unwrap().unwrap();
+    assert_eq!(record.state, orchestrate::journal::SagaState::Finished);
+    assert_eq!(record.steps.len(), 5);
+    let pending = record.steps.iter().filter_map(|s| s.compensation.as_ref()).map(|c| c.state).collect::<Vec<_>>();
+    assert_eq!(pending, [orchestrate::journal::CompensationState::Pending; 4]);
+}
+
 mod place_order {
     use super::app;
     use super::support;

@@ -66,6 +66,15 @@
 //! per_ip = "off"
 //! ```
 //!
+//! And, optionally, the saga journal's lease and how long it keeps records (see
+//! [`saga`](crate::saga)):
+//!
+//! ```toml
+//! [saga]
+//! lease = "10s"
+//! keep = "24h"
+//! ```
+//!
 //! And, optionally, what the runtime keeps of recent requests for `/_orchestrate` (see
 //! [`recent`](crate::recent); every key optional, merged into what the runtime builder set):
 //!
@@ -150,6 +159,7 @@ const TOP_LEVEL: &[&str] = &[
     policy::rate_limit::SECTION,
     policy::auth::SECTION,
     policy::auth::OPS_SECTION,
+    policy::saga::SECTION,
 ];
 
 /// A base URL from the file, with where it was written.
@@ -178,6 +188,8 @@ pub(crate) struct Sections<'a> {
     pub(crate) auth: &'a mut Option<policy::AuthSettings>,
     /// `[ops] token`: the bearer token of the operations endpoints.
     pub(crate) ops_token: &'a mut Option<String>,
+    /// `[saga]`: the journal's lease and how long it keeps records.
+    pub(crate) saga: &'a mut policy::SagaSettings,
 }
 
 /// Applies the configuration `text` (named `name` in messages) to `specs` and `sections`; returns
@@ -248,6 +260,14 @@ pub(crate) fn apply(
                 };
                 if let Some(read) = section(problems, ops) {
                     *sections.ops_token = read;
+                }
+                continue;
+            }
+            k if k == policy::saga::SECTION => {
+                if let Some(read) =
+                    section(problems, |r| policy::saga::read_settings(r, &value_of(), Some(*sections.saga)))
+                {
+                    *sections.saga = read;
                 }
                 continue;
             }
@@ -623,6 +643,7 @@ mod tests {
                 rate_limit: &mut RateLimitSettings::default(),
                 auth: &mut None,
                 ops_token: &mut None,
+                saga: &mut policy::SagaSettings::default(),
             },
         )
         .map(|file| (specs, file.urls))
@@ -642,6 +663,7 @@ mod tests {
                 rate_limit: &mut RateLimitSettings::default(),
                 auth: &mut None,
                 ops_token: &mut None,
+                saga: &mut policy::SagaSettings::default(),
             },
         )
         .map(|file| (store, file.redis_url_at))
@@ -657,6 +679,7 @@ mod tests {
             rate_limit: &mut RateLimitSettings::default(),
             auth: &mut None,
             ops_token: &mut None,
+            saga: &mut policy::SagaSettings::default(),
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(recent)
@@ -671,6 +694,7 @@ mod tests {
             rate_limit: &mut RateLimitSettings::default(),
             auth: &mut None,
             ops_token: &mut None,
+            saga: &mut policy::SagaSettings::default(),
         };
         apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
         Ok(cache)
@@ -709,7 +733,7 @@ mod tests {
         let err = recent_of("[recnet]\nlast = 8\n").unwrap_err();
         assert_eq!(
             err,
-            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit, auth, ops"
+            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit, auth, ops, saga"
         );
     }
 
@@ -803,12 +827,12 @@ http2 = "yes"
         let err = apply_to("listen = \"0.0.0.0:80\"").unwrap_err();
         assert_eq!(
             err,
-            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit, auth, ops"
+            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit, auth, ops, saga"
         );
         let err = apply_to("[stor]\nredis_url = \"redis://cache\"").unwrap_err();
         assert!(
             err.contains(
-                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit, auth, ops"
+                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit, auth, ops, saga"
             ),
             "{err}"
         );

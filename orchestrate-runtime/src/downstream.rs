@@ -11,15 +11,18 @@ use crate::client::{CallClient, Outgoing, ServiceClient, decode_json};
 use crate::context::RequestContext;
 use crate::error::{CallError, CallErrorKind};
 use crate::executor::{CallDone, Calls};
+use crate::journal::{SagaState, StepOutcome};
 use crate::outcome::Compensation;
 use crate::retry::CallPolicy;
+use crate::saga::SagaLog;
 use crate::service::CachePolicy;
-use crate::spec::{CallSpec, EndpointSpec};
+use crate::spec::{CallSpec, CallTarget, EndpointSpec, Method};
 use crate::telemetry::{self, metrics::CacheResult};
 use crate::timeline::Tally;
 use orchestrate_core::budget::Cost;
 use serde::de::DeserializeOwned;
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -30,12 +33,42 @@ use tokio::time::Instant;
 pub struct Downstream<'rt> {
     runtime: &'rt Runtime,
     context: RequestContext,
+    /// The request's saga record in the journal, made at its first side-effecting step (only
+    /// for endpoints with compensations).
+    saga: OnceLock<SagaLog>,
 }
 
 impl<'rt> Downstream<'rt> {
     /// The services of `runtime` for one request with `context`.
     pub fn new(runtime: &'rt Runtime, context: RequestContext) -> Self {
-        Self { runtime, context }
+        Self { runtime, context, saga: OnceLock::new() }
+    }
+
+    /// The saga record of this request of `spec`, started on first use.
+    fn saga(&self, spec: &'static EndpointSpec) -> &SagaLog {
+        self.saga.get_or_init(|| {
+            let journal = self.runtime.journal();
+            let id = self
+                .context
+                .headers()
+                .get(telemetry::REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| format!("r{:016x}", fastrand::u64(..)), str::to_owned);
+            SagaLog::start(journal.clone(), SagaLog::running(journal, id, spec.name))
+        })
+    }
+
+    /// Records a side-effecting step of an endpoint with compensations in its saga record.
+    fn journal_step(&self, spec: &'static EndpointSpec, call: &CallSpec, name: &str, key: Option<String>, ok: bool) {
+        let CallTarget::Http { method, .. } = call.target else { return };
+        let side_effect = !matches!(method, Method::Get) || call.compensation.is_some();
+        if !side_effect
+            || !spec.nodes.iter().enumerate().any(|(i, _)| spec.call(i).is_some_and(|c| c.compensation.is_some()))
+        {
+            return;
+        }
+        let outcome = if ok { StepOutcome::Committed } else { StepOutcome::Failed };
+        self.saga(spec).step(name, call.service, key, outcome);
     }
 
     fn resolve(&self, call: &CallSpec) -> Result<(&'rt ServiceClient, CallPolicy), CallError> {
@@ -233,9 +266,11 @@ impl Calls for Downstream<'_> {
                 // Boxed: the cached path's future stays out of every uncached call's future.
                 return Box::pin(self.cached::<T>(names, call, cache, client, policy, request, deadline)).await;
             }
+            let key = request.parts().2.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
             // Not boxed: the router boxes the whole graph once (see `router::serve`).
             let sent = client.send_from(&policy, &self.context, deadline, started, request).await;
             let value = sent.result.and_then(|response| decode_json(&response));
+            self.journal_step(spec, call, spec.nodes[node].name, key, value.is_ok());
             CallDone::new(value, sent.attempts, sent.status)
                 .ended_at(sent.ended)
                 .with_attempts(sent.attempt_log, sent.breaker)
@@ -260,12 +295,25 @@ impl Calls for Downstream<'_> {
         steps: Vec<(usize, Outgoing)>,
     ) -> impl Future<Output = Vec<Compensation>> + Send + '_ {
         // Spawned: the compensations go on when this future is dropped.
-        let handle = crate::saga::spawn(self.runtime.clone(), self.context.clone(), spec, steps);
+        let log = self.saga.get().cloned();
+        let handle = crate::saga::spawn(self.runtime.clone(), self.context.clone(), spec, steps, log);
         async move {
             handle.await.unwrap_or_else(|error| {
                 tracing::error!(%error, "the compensations' task failed");
                 Vec::new()
             })
+        }
+    }
+
+    fn committed(&self, spec: &'static EndpointSpec, node: usize, compensation: &Outgoing) {
+        let Some(call) = spec.call(node) else { return };
+        let Some(undo) = call.compensation else { return };
+        self.saga(spec).compensation(spec.nodes[node].name, call.service, undo, compensation);
+    }
+
+    fn finished(&self, _spec: &'static EndpointSpec) {
+        if let Some(log) = self.saga.get() {
+            log.state(SagaState::Finished);
         }
     }
 

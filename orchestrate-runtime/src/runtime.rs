@@ -6,12 +6,14 @@ use crate::cache::{Cache, CacheSettings};
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
 use crate::idempotency::Idempotency;
+use crate::journal::Journal;
 use crate::rate_limit::{RateLimitSettings, RateLimiter};
 use crate::recent::{Recent, RecentRequests};
 use crate::service::ServiceSpec;
 use crate::spec::EndpointSpec;
 use crate::store::{Store, StoreSettings};
 use crate::tls::install_tls_provider;
+use orchestrate_core::policy::SagaSettings;
 use orchestrate_core::policy::store::redact;
 use std::collections::HashMap;
 use std::fmt;
@@ -44,6 +46,7 @@ struct Inner {
     auth: Option<Authenticator>,
     ops_token: Option<String>,
     idempotency: Idempotency,
+    journal: Journal,
 }
 
 impl fmt::Debug for Runtime {
@@ -82,6 +85,7 @@ impl Runtime {
             rate_limit: RateLimitSettings::default(),
             auth: None,
             ops_token: None,
+            saga: SagaSettings::DEFAULT,
         }
     }
 
@@ -160,6 +164,17 @@ impl Runtime {
         &self.inner.cache
     }
 
+    /// The saga journal: what the requests of endpoints with compensations committed and how
+    /// their compensations went (see [`journal`](crate::journal)), in the store.
+    ///
+    /// ```
+    /// let runtime = orchestrate_runtime::Runtime::builder(&[]).read_env(false).build().unwrap();
+    /// assert_eq!(runtime.journal().settings(), &orchestrate_runtime::journal::SagaSettings::DEFAULT);
+    /// ```
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
     /// The records of idempotency keys, for replaying client retries.
     pub(crate) fn idempotency(&self) -> &Idempotency {
         &self.inner.idempotency
@@ -205,6 +220,7 @@ pub struct RuntimeBuilder {
     rate_limit: RateLimitSettings,
     auth: Option<AuthSettings>,
     ops_token: Option<String>,
+    saga: SagaSettings,
 }
 
 /// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
@@ -500,6 +516,21 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The saga journal's lease and how long it keeps records (see [`journal`](crate::journal));
+    /// `[saga]` in the file overrides it key by key.
+    ///
+    /// ```
+    /// use orchestrate_runtime::journal::SagaSettings;
+    /// use std::time::Duration;
+    /// let settings = SagaSettings::new(Duration::from_secs(3), Duration::from_secs(3600));
+    /// let runtime = orchestrate_runtime::Runtime::builder(&[]).read_env(false).saga(settings).build().unwrap();
+    /// assert_eq!(runtime.journal().settings().lease.as_secs(), 3);
+    /// ```
+    pub fn saga(mut self, settings: SagaSettings) -> Self {
+        self.saga = settings;
+        self
+    }
+
     /// Validates the configuration and builds every client and the store.
     ///
     /// # Errors
@@ -557,6 +588,7 @@ impl RuntimeBuilder {
         let recent = Recent::new(self.recent);
         self.check_rate_limit_endpoints()?;
         let idempotency = Idempotency::new(&store);
+        let journal = Journal::new(&store, self.saga);
         let rate_limiter = RateLimiter::new(std::mem::take(&mut self.rate_limit), &store);
         let ops_token = self.ops_token.take();
         let inner = Inner {
@@ -569,6 +601,7 @@ impl RuntimeBuilder {
             auth,
             ops_token,
             idempotency,
+            journal,
         };
         Ok(Runtime { inner: Arc::new(inner) })
     }
@@ -703,6 +736,7 @@ impl RuntimeBuilder {
                     rate_limit: &mut self.rate_limit,
                     auth: &mut self.auth,
                     ops_token: &mut self.ops_token,
+                    saga: &mut self.saga,
                 },
             ),
             Some(ConfigSource::File(path)) => {
@@ -723,6 +757,7 @@ impl RuntimeBuilder {
                         rate_limit: &mut self.rate_limit,
                         auth: &mut self.auth,
                         ops_token: &mut self.ops_token,
+                        saga: &mut self.saga,
                     },
                 )
             }
