@@ -484,3 +484,228 @@ mod place_order {
         assert_eq!(mocks.get("inventory").requests(), 2);
     }
 }
+
+/// A crash between a failure and the end of its compensations, against a real `redis-server`:
+/// process A (this test binary, re-invoked in child mode) runs sagas whose shipment fails and
+/// whose refunds hang at the payment mock; A is killed by its PID; runtimes on the same Redis
+/// resume the sagas and complete them. The mocks are real HTTP servers started by the test; the
+/// payment and inventory mocks apply an effect once per idempotency key, as real services do.
+mod crash {
+    use super::support;
+    use orchestrate::prelude::*;
+    use orchestrate::{RequestContext, Runtime};
+    use std::collections::HashMap;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    orchestrate::services! {
+        inventory: "http://inventory.invalid",
+        payment: "http://payment.invalid",
+        shipping: "http://shipping.invalid",
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Order {
+        pub order: String,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Id {
+        pub id: String,
+    }
+
+    #[orchestrate::api]
+    pub mod checkout {
+        use super::*;
+
+        /// reserve → charge → ship; the refund and the release carry idempotency keys.
+        #[endpoint(POST "/place-order", timeout = "3s", saga)]
+        #[derive(Debug, Serialize)]
+        pub struct PlaceOrder {
+            #[input(body)]
+            #[serde(skip)]
+            pub req: Order,
+
+            #[call(service = "inventory", timeout = "1s", required, post = "/reservations", body = req,
+                   idempotency_key = format!("{}-reserve", req.order),
+                   compensate = post("/reservations/{reservation.id}/release", idempotency_key = format!("{}-release", req.order)))]
+            pub reservation: Id,
+
+            #[call(service = "payment", timeout = "1s", required, post = "/charges", body = reservation,
+                   idempotency_key = format!("{}-charge", req.order),
+                   compensate = post("/charges/{charge.id}/refund", body = charge, idempotency_key = format!("{}-refund", req.order)))]
+            pub charge: Id,
+
+            #[call(service = "shipping", timeout = "1s", required, post = "/shipments", body = charge,
+                   idempotency_key = format!("{}-ship", req.order))]
+            pub shipment: Id,
+        }
+    }
+
+    const CHILD: &str = "ORCHESTRATE_TEST_SAGA_CHILD";
+    const ORDERS: [&str; 4] = ["o1", "o2", "o3", "o4"];
+
+    /// What the compensation mocks received, per idempotency key: deliveries and effects.
+    #[derive(Default)]
+    struct Effects {
+        delivered: HashMap<String, usize>,
+        applied: HashMap<String, usize>,
+    }
+
+    type Shared = Arc<Mutex<Effects>>;
+
+    /// The three mocks on one loopback server (each service's base URL is a path prefix). A
+    /// refund's first delivery per key is applied and then never answered (the answer is lost).
+    async fn mocks(effects: Shared) -> String {
+        use axum::extract::{Path, State};
+        use axum::http::HeaderMap;
+        use axum::routing::post;
+        async fn effect(effects: &Shared, headers: &HeaderMap) -> usize {
+            let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+            let mut effects = effects.lock().unwrap();
+            let delivered = effects.delivered.entry(key.clone()).or_default();
+            *delivered += 1;
+            let n = *delivered;
+            // Deduplicated by key: the effect happens once, whatever the deliveries.
+            effects.applied.entry(key).or_insert(1);
+            n
+        }
+        let app = axum::Router::new()
+            .route("/inventory/reservations", post(|| async { axum::Json(serde_json::json!({"id": "res-1"})) }))
+            .route(
+                "/inventory/reservations/{id}/release",
+                post(|State(e): State<Shared>, headers: HeaderMap, Path(_id): Path<String>| async move {
+                    effect(&e, &headers).await;
+                    axum::Json(serde_json::json!({"released": true}))
+                }),
+            )
+            .route("/payment/charges", post(|| async { axum::Json(serde_json::json!({"id": "ch-1"})) }))
+            .route(
+                "/payment/charges/{id}/refund",
+                post(|State(e): State<Shared>, headers: HeaderMap, Path(_id): Path<String>| async move {
+                    if effect(&e, &headers).await == 1 {
+                        std::future::pending::<()>().await;
+                    }
+                    axum::Json(serde_json::json!({"refunded": true}))
+                }),
+            )
+            .route("/shipping/shipments", post(|| async { (http::StatusCode::INTERNAL_SERVER_ERROR, "{}") }))
+            .with_state(effects);
+        support::serve(app).await
+    }
+
+    fn runtime(redis_url: &str, mocks: &str) -> Runtime {
+        Runtime::builder(services::ALL)
+            .read_env(false)
+            .redis_url(redis_url)
+            .saga(orchestrate::journal::SagaSettings::new(Duration::from_secs(1), Duration::from_secs(600)))
+            .base_url("inventory", format!("{mocks}/inventory"))
+            .base_url("payment", format!("{mocks}/payment"))
+            .base_url("shipping", format!("{mocks}/shipping"))
+            .build()
+            .unwrap()
+    }
+
+    /// Process A: runs every order's saga and waits to be killed.
+    async fn child(setting: &str) -> ! {
+        let (redis_url, mocks) = setting.split_once(' ').unwrap();
+        let runtime = runtime(redis_url, mocks);
+        for order in ORDERS {
+            let runtime = runtime.clone();
+            tokio::spawn(async move {
+                let context = RequestContext::default().with_header("x-request-id", &format!("crash-{order}"));
+                let inputs = checkout::PlaceOrderInputs { req: Order { order: order.to_owned() } };
+                let _ = <checkout::PlaceOrder as orchestrate::Endpoint>::execute(&runtime, inputs, context).await;
+            });
+        }
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+    }
+
+    /// Starts process A on `redis_url` against `mocks`.
+    fn spawn_child(redis_url: &str, mocks: &str) -> Child {
+        let exe = std::env::current_exe().unwrap();
+        Command::new(exe)
+            .args(["crash::killed_between_failure_and_compensations_then_resumed_once_elsewhere", "--exact"])
+            .env(CHILD, format!("{redis_url} {mocks}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn killed_between_failure_and_compensations_then_resumed_once_elsewhere() {
+        if let Ok(setting) = std::env::var(CHILD) {
+            child(&setting).await;
+        }
+        let Some(redis) = support::redis::RedisServer::start() else { return };
+        let effects = Shared::default();
+        let mocks = mocks(effects.clone()).await;
+        let mut a = spawn_child(&redis.url(), &mocks);
+
+        // Every refund reached the payment mock (and hangs there): A is between the failure and
+        // the end of its compensations. Kill it (SIGKILL by PID).
+        let waited = std::time::Instant::now();
+        while ORDERS.iter().any(|o| !effects.lock().unwrap().delivered.contains_key(&format!("{o}-refund"))) {
+            assert!(waited.elapsed() < Duration::from_secs(20), "process A never sent its refunds");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        a.kill().unwrap();
+        a.wait().unwrap();
+        {
+            let effects = effects.lock().unwrap();
+            assert!(
+                ORDERS.iter().all(|o| !effects.delivered.contains_key(&format!("{o}-release"))),
+                "A released nothing"
+            );
+        }
+
+        // Two instances resume at once, until A's leases have expired and every saga is taken.
+        let (b, c) = (runtime(&redis.url(), &mocks), runtime(&redis.url(), &mocks));
+        let (mut by_b, mut by_c) = (Vec::new(), Vec::new());
+        let waited = std::time::Instant::now();
+        while by_b.len() + by_c.len() < ORDERS.len() {
+            assert!(waited.elapsed() < Duration::from_secs(20), "not resumed: {by_b:?} {by_c:?}");
+            let (rb, rc) = tokio::join!(orchestrate::saga::resume(&b), orchestrate::saga::resume(&c));
+            assert_eq!(rb.incomplete + rc.incomplete, 0);
+            by_b.extend(rb.request_ids);
+            by_c.extend(rc.request_ids);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut all: Vec<&String> = by_b.iter().chain(&by_c).collect();
+        all.sort();
+        let expected: Vec<String> = ORDERS.iter().map(|o| format!("crash-{o}")).collect();
+        assert_eq!(all, expected.iter().collect::<Vec<_>>(), "each saga resumed by exactly one instance");
+
+        let effects = effects.lock().unwrap();
+        for order in ORDERS {
+            let (refund, release) = (format!("{order}-refund"), format!("{order}-release"));
+            // The refund was delivered twice (A's lost answer, then the resumer's), took effect once.
+            assert_eq!(effects.delivered.get(&refund), Some(&2), "{order}");
+            assert_eq!(effects.applied.get(&refund), Some(&1), "{order}");
+            // The release, never sent by A, was sent once by one resumer.
+            assert_eq!(effects.delivered.get(&release), Some(&1), "{order}");
+            assert_eq!(effects.applied.get(&release), Some(&1), "{order}");
+        }
+        drop(effects);
+        for id in &expected {
+            let record = b.journal().get(id).await.unwrap().unwrap();
+            assert_eq!(record.state, orchestrate::journal::SagaState::Compensated, "{id}");
+            let owner = if by_b.contains(id) { b.journal().owner() } else { c.journal().owner() };
+            assert_eq!(record.owner, owner);
+            assert!(
+                record
+                    .steps
+                    .iter()
+                    .filter_map(|s| s.compensation.as_ref())
+                    .all(|c| c.state == orchestrate::journal::CompensationState::Done)
+            );
+        }
+        // Nothing is left to resume.
+        let again = orchestrate::saga::resume(&b).await;
+        assert_eq!((again.compensated, again.held), (0, 0));
+    }
+}
