@@ -680,7 +680,7 @@ mod crash {
         let expected: Vec<String> = ORDERS.iter().map(|o| format!("crash-{o}")).collect();
         assert_eq!(all, expected.iter().collect::<Vec<_>>(), "each saga resumed by exactly one instance");
 
-        let effects = effects.lock().unwrap();
+        let effects = std::mem::take(&mut *effects.lock().unwrap());
         for order in ORDERS {
             let (refund, release) = (format!("{order}-refund"), format!("{order}-release"));
             // The refund was delivered twice (A's lost answer, then the resumer's), took effect once.
@@ -690,7 +690,6 @@ mod crash {
             assert_eq!(effects.delivered.get(&release), Some(&1), "{order}");
             assert_eq!(effects.applied.get(&release), Some(&1), "{order}");
         }
-        drop(effects);
         for id in &expected {
             let record = b.journal().get(id).await.unwrap().unwrap();
             assert_eq!(record.state, orchestrate::journal::SagaState::Compensated, "{id}");
