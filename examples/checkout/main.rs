@@ -72,6 +72,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     let runtime = builder.build()?;
+    // Sagas a crashed instance left half done (shared Redis store): complete their compensations.
+    tokio::spawn({
+        let runtime = runtime.clone();
+        async move {
+            let resumed = orchestrate::saga::resume(&runtime).await;
+            if !resumed.request_ids.is_empty() {
+                println!("  resumed {} saga(s) left by a crashed instance", resumed.request_ids.len());
+            }
+        }
+    });
     let ops = orchestrate::ops::router(&runtime, app::checkout::ENDPOINTS);
     let app = orchestrate::router::app(app::checkout::router(&runtime).merge(ops));
 
@@ -86,7 +96,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "  curl -s -X POST http://{addr}/checkout/place-order -H 'content-type: application/json' -H 'idempotency-key: order-1' -d '{{\"cartId\":\"c1\",\"userId\":\"u1\",\"paymentMethod\":\"card\"}}'"
     );
     println!(
-        "  operations: http://{addr}/metrics, http://{addr}/health, http://{addr}/_orchestrate (with recent requests)"
+        "  operations: http://{addr}/metrics, http://{addr}/health, http://{addr}/_orchestrate (with recent requests), http://{addr}/_orchestrate/sagas/<x-request-id>"
     );
     axum::serve(listener, app).with_graceful_shutdown(orchestrate::router::shutdown_signal()).await?;
     println!("checkout BFF stopped");

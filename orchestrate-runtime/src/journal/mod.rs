@@ -23,7 +23,7 @@
 //!   logged and counted in `orchestrate_store_errors_total`), never a 5xx.
 //!
 //! The settings (lease, renewal, time to live) are
-//! [`SagaSettings`](orchestrate_core::policy::SagaSettings), `[saga]` in the configuration file.
+//! [`SagaSettings`], `[saga]` in the configuration file.
 
 mod memory;
 mod shared;
