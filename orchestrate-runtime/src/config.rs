@@ -685,6 +685,38 @@ mod tests {
         Ok(recent)
     }
 
+    fn saga_of(text: &str) -> Result<policy::SagaSettings, String> {
+        let mut saga = policy::SagaSettings::DEFAULT;
+        let sections = Sections {
+            store: &mut StoreSettings::default(),
+            recent: &mut RecentRequests::default(),
+            cache: &mut CacheSettings::default(),
+            rate_limit: &mut RateLimitSettings::default(),
+            auth: &mut None,
+            ops_token: &mut None,
+            saga: &mut saga,
+        };
+        apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
+        Ok(saga)
+    }
+
+    #[test]
+    fn the_saga_table_sets_the_journals_lease_and_keep_at_their_positions() {
+        let saga = saga_of("[saga]\nlease = \"3s\"\n").unwrap();
+        assert_eq!((saga.lease, saga.ttl), (Duration::from_secs(3), policy::SagaSettings::DEFAULT.ttl));
+        let err = saga_of("[saga]\nlease = \"20m\"\nkeep = \"30s\"\nleese = 1\n").unwrap_err();
+        assert_eq!(
+            err.lines().collect::<Vec<_>>(),
+            [
+                "3 configuration errors:",
+                "  - `saga.lease` (from app.toml:2:9): `lease` is at most \"10m\": a crashed instance's sagas wait that long to be resumed",
+                "  - `saga.keep` (from app.toml:3:8): `keep` must be at least \"1m\"",
+                // `lease` is written too, so it is not suggested.
+                "  - `saga.leese` (from app.toml:4:1): unknown key `leese` in `saga` (expected one of: lease, keep)",
+            ]
+        );
+    }
+
     fn cache_of(text: &str) -> Result<CacheSettings, String> {
         let mut cache = CacheSettings::DEFAULT.with_shared(false);
         let sections = Sections {
