@@ -397,6 +397,17 @@ pub struct EndpointSpec {
     /// instead of running again (`idempotent_requests`); in the JSON only when it does.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub idempotent_requests: bool,
+    /// How long a retry with the key of a request still running waits for its response
+    /// (`idempotent_requests(wait = "5s")`) instead of a 409 at once; in the JSON only when set.
+    #[serde(rename = "idempotentWaitMs", skip_serializing_if = "Option::is_none", serialize_with = "optional_millis")]
+    pub idempotent_wait: Option<Duration>,
+}
+
+fn optional_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => millis(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn is_open(auth: &Auth) -> bool {
@@ -426,6 +437,7 @@ impl EndpointSpec {
             slo: None,
             auth: Auth::None,
             idempotent_requests: false,
+            idempotent_wait: None,
         }
     }
 
@@ -482,6 +494,22 @@ impl EndpointSpec {
     /// ```
     pub const fn with_idempotent_requests(mut self, on: bool) -> Self {
         self.idempotent_requests = on;
+        self
+    }
+
+    /// A retry while the first request with its key runs waits up to `wait` for its response.
+    ///
+    /// ```
+    /// use orchestrate_runtime::{EndpointSpec, Method};
+    /// use std::time::Duration;
+    /// const PLACE: EndpointSpec =
+    ///     EndpointSpec::new("Place", Method::Post, "/orders", Duration::from_secs(3), &[], &[])
+    ///         .with_idempotent_requests(true)
+    ///         .with_idempotent_wait(Duration::from_secs(5));
+    /// assert_eq!(PLACE.idempotent_wait, Some(Duration::from_secs(5)));
+    /// ```
+    pub const fn with_idempotent_wait(mut self, wait: Duration) -> Self {
+        self.idempotent_wait = Some(wait);
         self
     }
 

@@ -321,6 +321,10 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
     });
     let auth = (endpoint.effective_auth() == Auth::Jwt).then(|| quote!(.with_auth(::orchestrate::auth::Auth::Jwt)));
     let replays = endpoint.replays().then(|| quote!(.with_idempotent_requests(true)));
+    let wait = endpoint.idempotent_wait.map(|wait| {
+        let wait = millis(wait);
+        quote!(.with_idempotent_wait(#wait))
+    });
     quote! {
         ::orchestrate::EndpointSpec::new(
             #name,
@@ -335,6 +339,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         #slo
         #auth
         #replays
+        #wait
     }
 }
 

@@ -86,6 +86,8 @@ pub(crate) struct Endpoint {
     /// `idempotent_requests` / `idempotent_requests = false`: whether client retries with an
     /// `Idempotency-Key` are replayed (default: a POST with a side-effecting call).
     pub(crate) idempotent_requests: Option<bool>,
+    /// `idempotent_requests(wait = "5s")`: how long a retry waits for the first response.
+    pub(crate) idempotent_wait: Option<std::time::Duration>,
     pub(crate) fields: Vec<Field>,
 }
 

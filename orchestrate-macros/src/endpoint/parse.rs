@@ -118,19 +118,31 @@ pub(crate) fn parse(
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
     let head_ok = head.is_some();
-    let Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo, idempotent_requests } = head
-        .unwrap_or_else(|| Head {
-            method: HttpMethod::Get,
-            route: LitStr::new("/", item.ident.span()),
-            timeout: None,
-            max_body: None,
-            cache: None,
-            auth: None,
-            rate_limit: RateLimits::NONE,
-            saga: None,
-            slo: None,
-            idempotent_requests: None,
-        });
+    let Head {
+        method,
+        route,
+        timeout,
+        max_body,
+        cache,
+        auth,
+        rate_limit,
+        saga,
+        slo,
+        idempotent_requests,
+        idempotent_wait,
+    } = head.unwrap_or_else(|| Head {
+        method: HttpMethod::Get,
+        route: LitStr::new("/", item.ident.span()),
+        timeout: None,
+        max_body: None,
+        cache: None,
+        auth: None,
+        rate_limit: RateLimits::NONE,
+        saga: None,
+        slo: None,
+        idempotent_requests: None,
+        idempotent_wait: None,
+    });
     Some(Endpoint {
         ident: item.ident.clone(),
         head_ok,
@@ -145,6 +157,7 @@ pub(crate) fn parse(
         saga,
         slo,
         idempotent_requests,
+        idempotent_wait,
         fields,
     })
 }
@@ -161,6 +174,7 @@ struct Head {
     slo: Option<SloAttr>,
     auth: Option<(Auth, Span)>,
     idempotent_requests: Option<bool>,
+    idempotent_wait: Option<std::time::Duration>,
 }
 
 /// `auth = jwt` / `auth = none` (the words are the policy grammar's).
@@ -204,6 +218,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
     let mut saga = None;
     let mut slo = None;
     let mut idempotent_requests = None;
+    let mut idempotent_wait = None;
     let mut seen = Seen::new("#[endpoint]");
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
@@ -228,7 +243,13 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "saga" => saga = Some(flag(input, &key)?),
             "slo" => slo = parse_slo(input, &key, errors)?,
             "idempotent_requests" => {
-                if input.peek(Token![=]) {
+                if input.peek(syn::token::Paren) {
+                    let value = crate::policy::group(input, key.span())?;
+                    let mut reader = Reader::new(Syntax::Dsl);
+                    idempotent_wait = orchestrate_core::policy::idempotency::read(&mut reader, &value);
+                    crate::policy::report(reader.into_problems(), errors);
+                    idempotent_requests = Some(true);
+                } else if input.peek(Token![=]) {
                     input.parse::<Token![=]>()?;
                     let on: syn::LitBool = input.parse().map_err(|e| {
                         syn::Error::new(e.span(), "write `idempotent_requests` or `idempotent_requests = false`")
@@ -258,7 +279,19 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some(Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo, idempotent_requests }))
+    Ok(Some(Head {
+        method,
+        route,
+        timeout,
+        max_body,
+        cache,
+        auth,
+        rate_limit,
+        saga,
+        slo,
+        idempotent_requests,
+        idempotent_wait,
+    }))
 }
 
 /// `rate_limit(per_user = "100/min", ..)` of an endpoint or an `#[api]` module: the rates and
