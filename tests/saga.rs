@@ -133,9 +133,16 @@ impl Drop for Guard {
 /// Every service answers after 100 ms as `script` says (given service, method, path and how many
 /// requests with that method and path came before).
 fn runtime(script: impl Fn(&str, &http::Method, &str, usize) -> Reply + Send + Sync + 'static) -> (Runtime, Log) {
+    runtime_on(Runtime::builder(services::ALL).read_env(false), script)
+}
+
+/// As [`runtime`], from `builder`.
+fn runtime_on(
+    mut builder: orchestrate::RuntimeBuilder,
+    script: impl Fn(&str, &http::Method, &str, usize) -> Reply + Send + Sync + 'static,
+) -> (Runtime, Log) {
     let log = Log { start: Instant::now(), seen: Arc::default() };
     let script: Script = Arc::new(script);
-    let mut builder = Runtime::builder(services::ALL).read_env(false);
     for service in ["inventory", "payment", "loyalty", "shipping", "notify"] {
         let (log, script) = (log.clone(), script.clone());
         let transport = Transport::new(tower::service_fn(move |request: http::Request<Bytes>| {
@@ -339,6 +346,23 @@ mod support;
 
 #[path = "../examples/checkout/app.rs"]
 mod app;
+
+#[tokio::test(start_paused = true)]
+async fn a_journal_that_cannot_be_reached_degrades_and_the_saga_still_runs() {
+    // Nothing listens on port 1: every journal write fails (and is logged and counted).
+    let builder = Runtime::builder(services::ALL).read_env(false).redis_url("redis://127.0.0.1:1/0");
+    let (rt, log) = runtime_on(builder, confirm_fails);
+    let failure = run_as(&rt, "order-1").await.unwrap_err();
+    assert_eq!(failure.status(), http::StatusCode::BAD_GATEWAY, "the failure's own status, no 5xx of the journal");
+    assert_eq!(failure.compensated(), ["shipping", "loyalty", "payment", "inventory"]);
+    assert_eq!(log.compensations().len(), 4);
+    assert!(rt.journal().get("order-1").await.is_err(), "the journal really was unreachable");
+    let (rt, _log) =
+        runtime_on(Runtime::builder(services::ALL).read_env(false).redis_url("redis://127.0.0.1:1/0"), |_, _, _, _| {
+            Reply::Ok
+        });
+    assert!(run_as(&rt, "order-2").await.is_ok());
+}
 
 /// Runs `Place` as the router would for a request with `x-request-id: <id>`.
 async fn run_as(rt: &Runtime, id: &str) -> Result<orchestrate::Outcome<Place>, orchestrate::Failure> {
