@@ -364,6 +364,28 @@ async fn a_journal_that_cannot_be_reached_degrades_and_the_saga_still_runs() {
     assert!(run_as(&rt, "order-2").await.is_ok());
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_run_dropped_midway_is_resumed_once_its_lease_expired() {
+    let (rt, log) = runtime(|service, _, _, _| if service == "notify" { Reply::Hang } else { Reply::Ok });
+    // The client goes away while the confirmation hangs: four steps had committed.
+    assert!(tokio::time::timeout(ms(350), run_as(&rt, "order-1")).await.is_err());
+    assert!(log.compensations().is_empty(), "nothing undone by the dropped run itself");
+    let record = rt.journal().get("order-1").await.unwrap().unwrap();
+    assert_eq!(record.state, orchestrate::journal::SagaState::Running);
+
+    let resumed = orchestrate::saga::resume(&rt).await;
+    assert_eq!((resumed.compensated, resumed.held), (0, 1), "its lease still runs");
+    tokio::time::sleep(rt.journal().settings().lease).await;
+    let resumed = orchestrate::saga::resume(&rt).await;
+    assert_eq!((resumed.compensated, resumed.request_ids), (1, vec!["order-1".to_owned()]));
+    let undone: Vec<&str> = log.compensations().iter().map(|s| s.service).collect();
+    assert_eq!(undone.len(), 4, "{undone:?}");
+    assert_eq!((undone[0], undone[3]), ("shipping", "inventory"), "later steps first: {undone:?}");
+    let record = rt.journal().get("order-1").await.unwrap().unwrap();
+    assert_eq!(record.state, orchestrate::journal::SagaState::Compensated);
+    assert_eq!(orchestrate::saga::resume(&rt).await, orchestrate::saga::Resumed::default());
+}
+
 /// Runs `Place` as the router would for a request with `x-request-id: <id>`.
 async fn run_as(rt: &Runtime, id: &str) -> Result<orchestrate::Outcome<Place>, orchestrate::Failure> {
     let context = orchestrate::RequestContext::default().with_header("x-request-id", id);
