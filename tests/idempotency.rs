@@ -258,3 +258,18 @@ async fn with_a_wait_an_instance_gets_the_response_of_the_first_request_another_
     let [first, retry] = first_and_retry(&a, &b, "/hasty-orders", "w2", &count).await;
     assert_eq!((first.0, retry.0), (200, 409));
 }
+
+#[tokio::test]
+async fn the_wait_is_in_the_spec_and_on_the_operations_page() {
+    use orchestrate::Endpoint;
+    assert_eq!(orders::PatientPlace::SPEC.idempotent_wait, Some(Duration::from_secs(2)));
+    assert_eq!(orders::Place::SPEC.idempotent_wait, None);
+    let runtime = Runtime::builder(services::ALL).read_env(false).build().unwrap();
+    let url = support::serve(orchestrate::ops::router(&runtime, orders::ENDPOINTS)).await;
+    let page = reqwest::get(format!("{url}/_orchestrate")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("waiting up to 2000ms for a first still running"), "{page}");
+    let json: serde_json::Value = reqwest::get(format!("{url}/_orchestrate.json")).await.unwrap().json().await.unwrap();
+    let waits: Vec<&serde_json::Value> =
+        json["endpoints"].as_array().unwrap().iter().map(|e| &e["idempotentWaitMs"]).collect();
+    assert!(waits.contains(&&serde_json::json!(2000)) && waits.contains(&&serde_json::json!(50)), "{waits:?}");
+}

@@ -386,6 +386,19 @@ async fn a_run_dropped_midway_is_resumed_once_its_lease_expired() {
     assert_eq!(orchestrate::saga::resume(&rt).await, orchestrate::saga::Resumed::default());
 }
 
+#[tokio::test]
+async fn the_operations_page_points_a_saga_endpoint_at_its_journal() {
+    use tower::ServiceExt;
+    let (rt, _log) = runtime(|_, _, _, _| Reply::Ok);
+    let app = orchestrate::ops::router(&rt, place::ENDPOINTS);
+    let request = http::Request::get("/_orchestrate").body(axum::body::Body::empty()).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let page = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(page.contains("a saga: each request's journal record at <code>/_orchestrate/sagas/{request_id}</code>"));
+    assert!(page.contains("client retries replayed by <code>Idempotency-Key</code>"));
+}
+
 /// Runs `Place` as the router would for a request with `x-request-id: <id>`.
 async fn run_as(rt: &Runtime, id: &str) -> Result<orchestrate::Outcome<Place>, orchestrate::Failure> {
     let context = orchestrate::RequestContext::default().with_header("x-request-id", id);
