@@ -60,13 +60,6 @@ impl<'rt> Downstream<'rt> {
 
     /// Records a side-effecting step of an endpoint with compensations in its saga record.
     fn journal_step(&self, spec: &'static EndpointSpec, call: &CallSpec, name: &str, key: Option<String>, ok: bool) {
-        let CallTarget::Http { method, .. } = call.target else { return };
-        let side_effect = !matches!(method, Method::Get) || call.compensation.is_some();
-        if !side_effect
-            || !spec.nodes.iter().enumerate().any(|(i, _)| spec.call(i).is_some_and(|c| c.compensation.is_some()))
-        {
-            return;
-        }
         let outcome = if ok { StepOutcome::Committed } else { StepOutcome::Failed };
         self.saga(spec).step(name, call.service, key, outcome);
     }
@@ -89,6 +82,14 @@ impl<'rt> Downstream<'rt> {
 
 fn call_of(spec: &'static EndpointSpec, node: usize) -> Result<&'static CallSpec, CallError> {
     spec.call(node).ok_or_else(|| CallError::new(CallErrorKind::UnknownService))
+}
+
+/// Whether `call` of `spec` goes in the saga journal: a side-effecting call (not a GET) of an
+/// endpoint that compensates some call.
+fn journaled(spec: &EndpointSpec, call: &CallSpec) -> bool {
+    let CallTarget::Http { method, .. } = call.target else { return false };
+    !matches!(method, Method::Get)
+        && (0..spec.nodes.len()).any(|i| spec.call(i).is_some_and(|c| c.compensation.is_some()))
 }
 
 /// Whether `body` decodes as a `T`: only answers the call can use are cached.
@@ -266,11 +267,15 @@ impl Calls for Downstream<'_> {
                 // Boxed: the cached path's future stays out of every uncached call's future.
                 return Box::pin(self.cached::<T>(names, call, cache, client, policy, request, deadline)).await;
             }
-            let key = request.parts().2.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            // Only a journaled call's key is copied: other calls allocate nothing for the journal.
+            let journal = journaled(spec, call)
+                .then(|| request.parts().2.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
             // Not boxed: the router boxes the whole graph once (see `router::serve`).
             let sent = client.send_from(&policy, &self.context, deadline, started, request).await;
             let value = sent.result.and_then(|response| decode_json(&response));
-            self.journal_step(spec, call, spec.nodes[node].name, key, value.is_ok());
+            if let Some(key) = journal {
+                self.journal_step(spec, call, spec.nodes[node].name, key, value.is_ok());
+            }
             CallDone::new(value, sent.attempts, sent.status)
                 .ended_at(sent.ended)
                 .with_attempts(sent.attempt_log, sent.breaker)
