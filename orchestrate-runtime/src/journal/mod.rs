@@ -11,7 +11,10 @@
 //! Each record is held by its *owner* (the instance running the request, or the one resuming it)
 //! under a lease that the owner renews with every write and while it works; a lease that expires
 //! means the owner is gone. Claiming is `SET NX PX`, so two instances never hold one record, and
-//! a write is refused to an instance that no longer holds the lease.
+//! a write is refused to an instance that no longer holds the lease. The lease is the only
+//! sign of life: an owner that cannot renew it for longer than the lease (the store unreachable
+//! that long) may see another instance's [`resume`](crate::saga::resume) take its saga over
+//! while its request still runs, so keep the lease well above the store outages to ride out.
 //!
 //! - In memory (the default): bounded ([`MAX_RECORDS`]), each record kept for the journal's time
 //!   to live; a crash loses it with the process, so resuming matters only with Redis.
