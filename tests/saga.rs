@@ -593,7 +593,8 @@ mod crash {
 
             #[call(service = "payment", timeout = "1s", required, post = "/charges", body = reservation,
                    idempotency_key = format!("{}-charge", req.order),
-                   compensate = post("/charges/{charge.id}/refund", body = charge, idempotency_key = format!("{}-refund", req.order)))]
+                   compensate = post("/charges/{charge.id}/refund", body = charge, idempotency_key = format!("{}-refund", req.order),
+                                     timeout = "20s"))]
             pub charge: Id,
 
             #[call(service = "shipping", timeout = "1s", required, post = "/shipments", body = charge,
@@ -678,21 +679,38 @@ mod crash {
                 let _ = <checkout::PlaceOrder as orchestrate::Endpoint>::execute(&runtime, inputs, context).await;
             });
         }
-        loop {
-            tokio::time::sleep(Duration::from_secs(60)).await;
+        // Killed long before; never outlives a test run that went wrong.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        std::process::exit(1)
+    }
+
+    /// Process A, killed (SIGKILL by its PID) when dropped if the test has not killed it.
+    struct ChildProcess(Child);
+
+    impl ChildProcess {
+        fn kill(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    impl Drop for ChildProcess {
+        fn drop(&mut self) {
+            self.kill();
         }
     }
 
     /// Starts process A on `redis_url` against `mocks`.
-    fn spawn_child(redis_url: &str, mocks: &str) -> Child {
+    fn spawn_child(redis_url: &str, mocks: &str) -> ChildProcess {
         let exe = std::env::current_exe().unwrap();
-        Command::new(exe)
+        let child = Command::new(exe)
             .args(["crash::killed_between_failure_and_compensations_then_resumed_once_elsewhere", "--exact"])
             .env(CHILD, format!("{redis_url} {mocks}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap()
+            .unwrap();
+        ChildProcess(child)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -712,8 +730,7 @@ mod crash {
             assert!(waited.elapsed() < Duration::from_secs(20), "process A never sent its refunds");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        a.kill().unwrap();
-        a.wait().unwrap();
+        a.kill();
         {
             let effects = effects.lock().unwrap();
             assert!(
