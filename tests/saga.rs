@@ -478,8 +478,12 @@ mod place_order {
     use serde_json::json;
 
     async fn checkout(mocks: &Mocks) -> String {
+        checkout_with_runtime(mocks).await.0
+    }
+
+    async fn checkout_with_runtime(mocks: &Mocks) -> (String, orchestrate::Runtime) {
         let runtime = mocks.runtime(app::services::ALL).build().unwrap();
-        support::serve(orchestrate::router::app(app::checkout::router(&runtime))).await
+        (support::serve(orchestrate::router::app(app::checkout::router(&runtime))).await, runtime)
     }
 
     async fn place(url: &str, key: &str) -> reqwest::Response {
@@ -521,9 +525,15 @@ mod place_order {
     async fn a_failed_shipment_refunds_the_charge_and_releases_the_reservation_once() {
         let mocks = Mocks::start(0.0).await.unwrap();
         mocks.get("shipping").set_fault(Fault::Status(500));
-        let url = checkout(&mocks).await;
+        let (url, runtime) = checkout_with_runtime(&mocks).await;
         let response = place(&url, "order-2").await;
         assert_eq!(response.status(), 502);
+        // The journal has the side-effecting steps (pricing, a POST marked `idempotent`, is none).
+        let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let record = runtime.journal().get(&id).await.unwrap().unwrap();
+        let steps: Vec<&str> = record.steps.iter().map(|s| s.call.as_str()).collect();
+        assert_eq!(steps, ["reservation", "payment", "shipment"]);
+        assert_eq!(record.state, orchestrate::journal::SagaState::Compensated);
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"]["failedServices"], json!(["shipping"]));
         assert_eq!(body["error"]["compensated"], json!(["payment", "inventory"]));

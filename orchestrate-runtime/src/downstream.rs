@@ -16,7 +16,7 @@ use crate::outcome::Compensation;
 use crate::retry::CallPolicy;
 use crate::saga::SagaLog;
 use crate::service::CachePolicy;
-use crate::spec::{CallSpec, CallTarget, EndpointSpec, Method};
+use crate::spec::{CallSpec, EndpointSpec};
 use crate::telemetry::{self, metrics::CacheResult};
 use crate::timeline::Tally;
 use orchestrate_core::budget::Cost;
@@ -84,11 +84,10 @@ fn call_of(spec: &'static EndpointSpec, node: usize) -> Result<&'static CallSpec
     spec.call(node).ok_or_else(|| CallError::new(CallErrorKind::UnknownService))
 }
 
-/// Whether `call` of `spec` goes in the saga journal: a side-effecting call (not a GET) of an
-/// endpoint that compensates some call.
+/// Whether `call` of `spec` goes in the saga journal: a side-effecting call (not a GET, not
+/// marked `idempotent`) of an endpoint that compensates some call.
 fn journaled(spec: &EndpointSpec, call: &CallSpec) -> bool {
-    let CallTarget::Http { method, .. } = call.target else { return false };
-    !matches!(method, Method::Get)
+    (call.has_side_effect() || call.compensation.is_some())
         && (0..spec.nodes.len()).any(|i| spec.call(i).is_some_and(|c| c.compensation.is_some()))
 }
 

@@ -323,6 +323,27 @@ impl CallSpec {
         self
     }
 
+    /// Whether the call changes something downstream: a request other than GET not marked
+    /// `idempotent` (retryable without being idempotent by method or keyed).
+    ///
+    /// ```
+    /// use orchestrate_runtime::{CallSpec, CallTarget, Method};
+    /// use std::time::Duration;
+    /// let charge = CallSpec::new("charge", 0, CallTarget::Http { method: Method::Post, path: "/charges" }, Duration::from_secs(1));
+    /// assert!(charge.has_side_effect());
+    /// let cart = CallSpec::new("cart", 0, CallTarget::Http { method: Method::Get, path: "/carts/c1" }, Duration::from_secs(1));
+    /// assert!(!cart.has_side_effect());
+    /// ```
+    pub const fn has_side_effect(&self) -> bool {
+        match self.target {
+            CallTarget::Http { method, .. } => {
+                let marked_idempotent = self.retryable && !method.is_idempotent() && !self.idempotency_key;
+                !matches!(method, Method::Get) && !marked_idempotent
+            }
+            CallTarget::With { .. } => false,
+        }
+    }
+
     /// The same call, undone by `compensation` when a later required step fails.
     pub const fn with_compensation(mut self, compensation: &'static CompensationSpec) -> Self {
         self.compensation = Some(compensation);
