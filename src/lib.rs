@@ -98,7 +98,8 @@ pub use orchestrate_runtime::{
 // Namespaces: serving, operations, telemetry, configuration, the downstream client.
 pub use orchestrate_runtime::{Outbound, Rate, RateLimits};
 pub use orchestrate_runtime::{
-    auth, cache, canary, client, config, ops, rate_limit, recent, router, server, store, telemetry, timeline,
+    auth, cache, canary, client, config, journal, ops, rate_limit, recent, router, saga, server, store, telemetry,
+    timeline,
 };
 
 /// The names most endpoint modules need.

@@ -45,6 +45,30 @@ pub mod orders {
         pub charge: Charge,
     }
 
+    /// A retry while the first runs waits up to 2 s for its response instead of a 409.
+    #[endpoint(POST "/patient-orders", timeout = "2s", idempotent_requests(wait = "2s"))]
+    #[derive(Debug, Serialize)]
+    pub struct PatientPlace {
+        #[input(body)]
+        #[serde(skip)]
+        pub req: Order,
+
+        #[call(service = "payment", timeout = "1s", required, post = "/charges", body = req, idempotency_key = req.order)]
+        pub charge: Charge,
+    }
+
+    /// The same, waiting less than the payment takes.
+    #[endpoint(POST "/hasty-orders", timeout = "2s", idempotent_requests(wait = "50ms"))]
+    #[derive(Debug, Serialize)]
+    pub struct HastyPlace {
+        #[input(body)]
+        #[serde(skip)]
+        pub req: Order,
+
+        #[call(service = "payment", timeout = "1s", required, post = "/charges", body = req, idempotency_key = req.order)]
+        pub charge: Charge,
+    }
+
     /// The same, turned off.
     #[endpoint(POST "/quotes", timeout = "2s", idempotent_requests = false)]
     #[derive(Debug, Serialize)]
@@ -176,4 +200,76 @@ async fn two_instances_sharing_redis_replay_each_others_responses() {
     assert_eq!(replayed.text().await.unwrap(), first_body);
     assert_eq!(post(&b, "/orders", "k1", serde_json::json!({"order": "o1", "amount": 5})).await.status(), 422);
     assert_eq!(count.load(Ordering::SeqCst), 1, "one charge across both instances");
+}
+
+/// Sends the first request with `key` to `first` and, once the payment service has it, the retry
+/// to `retry`; returns both responses (status, replayed header, body).
+async fn first_and_retry(
+    first: &str,
+    retry: &str,
+    path: &'static str,
+    key: &'static str,
+    count: &Arc<AtomicUsize>,
+) -> [(u16, bool, String); 2] {
+    let body = serde_json::json!({"order": key, "amount": 100});
+    let before = count.load(Ordering::SeqCst);
+    let running = tokio::spawn({
+        let (first, body) = (first.to_owned(), body.clone());
+        async move { post(&first, path, key, body).await }
+    });
+    while count.load(Ordering::SeqCst) == before {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let read = |r: reqwest::Response| async move {
+        let replayed = r.headers().get("idempotent-replayed").is_some();
+        (r.status().as_u16(), replayed, r.text().await.unwrap())
+    };
+    let second = read(post(retry, path, key, body).await).await;
+    [read(running.await.unwrap()).await, second]
+}
+
+#[tokio::test]
+async fn with_a_wait_a_retry_while_the_first_runs_gets_its_response_or_409_after_the_wait() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let url = instance(Duration::from_millis(300), count.clone(), None).await;
+    let [first, retry] = first_and_retry(&url, &url, "/patient-orders", "w1", &count).await;
+    assert_eq!((first.0, first.1), (200, false));
+    assert_eq!(retry, (200, true, first.2.clone()), "the retry waited and got the first response");
+    assert_eq!(count.load(Ordering::SeqCst), 1, "one charge");
+
+    let [first, retry] = first_and_retry(&url, &url, "/hasty-orders", "w2", &count).await;
+    assert_eq!(first.0, 200);
+    assert_eq!(retry.0, 409, "the first outlasted the 50 ms wait: {retry:?}");
+    assert!(retry.2.contains("REQUEST_IN_PROGRESS"), "{retry:?}");
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn with_a_wait_an_instance_gets_the_response_of_the_first_request_another_instance_runs() {
+    let Some(redis) = support::redis::RedisServer::start() else { return };
+    let count = Arc::new(AtomicUsize::new(0));
+    let a = instance(Duration::from_millis(300), count.clone(), Some(redis.url())).await;
+    let b = instance(Duration::from_millis(300), count.clone(), Some(redis.url())).await;
+    let [first, retry] = first_and_retry(&a, &b, "/patient-orders", "w1", &count).await;
+    assert_eq!((first.0, first.1), (200, false));
+    assert_eq!(retry, (200, true, first.2.clone()), "b waited for a's response");
+    assert_eq!(count.load(Ordering::SeqCst), 1, "one charge across both instances");
+
+    let [first, retry] = first_and_retry(&a, &b, "/hasty-orders", "w2", &count).await;
+    assert_eq!((first.0, retry.0), (200, 409));
+}
+
+#[tokio::test]
+async fn the_wait_is_in_the_spec_and_on_the_operations_page() {
+    use orchestrate::Endpoint;
+    assert_eq!(orders::PatientPlace::SPEC.idempotent_wait, Some(Duration::from_secs(2)));
+    assert_eq!(orders::Place::SPEC.idempotent_wait, None);
+    let runtime = Runtime::builder(services::ALL).read_env(false).build().unwrap();
+    let url = support::serve(orchestrate::ops::router(&runtime, orders::ENDPOINTS)).await;
+    let page = reqwest::get(format!("{url}/_orchestrate")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("waiting up to 2000ms for a first still running"), "{page}");
+    let json: serde_json::Value = reqwest::get(format!("{url}/_orchestrate.json")).await.unwrap().json().await.unwrap();
+    let waits: Vec<&serde_json::Value> =
+        json["endpoints"].as_array().unwrap().iter().map(|e| &e["idempotentWaitMs"]).collect();
+    assert!(waits.contains(&&serde_json::json!(2000)) && waits.contains(&&serde_json::json!(50)), "{waits:?}");
 }

@@ -133,9 +133,16 @@ impl Drop for Guard {
 /// Every service answers after 100 ms as `script` says (given service, method, path and how many
 /// requests with that method and path came before).
 fn runtime(script: impl Fn(&str, &http::Method, &str, usize) -> Reply + Send + Sync + 'static) -> (Runtime, Log) {
+    runtime_on(Runtime::builder(services::ALL).read_env(false), script)
+}
+
+/// As [`runtime`], from `builder`.
+fn runtime_on(
+    mut builder: orchestrate::RuntimeBuilder,
+    script: impl Fn(&str, &http::Method, &str, usize) -> Reply + Send + Sync + 'static,
+) -> (Runtime, Log) {
     let log = Log { start: Instant::now(), seen: Arc::default() };
     let script: Script = Arc::new(script);
-    let mut builder = Runtime::builder(services::ALL).read_env(false);
     for service in ["inventory", "payment", "loyalty", "shipping", "notify"] {
         let (log, script) = (log.clone(), script.clone());
         let transport = Transport::new(tower::service_fn(move |request: http::Request<Bytes>| {
@@ -340,6 +347,130 @@ mod support;
 #[path = "../examples/checkout/app.rs"]
 mod app;
 
+#[tokio::test(start_paused = true)]
+async fn a_journal_that_cannot_be_reached_degrades_and_the_saga_still_runs() {
+    // Nothing listens on port 1: every journal write fails (and is logged and counted).
+    let builder = Runtime::builder(services::ALL).read_env(false).redis_url("redis://127.0.0.1:1/0");
+    let (rt, log) = runtime_on(builder, confirm_fails);
+    let failure = run_as(&rt, "order-1").await.unwrap_err();
+    assert_eq!(failure.status(), http::StatusCode::BAD_GATEWAY, "the failure's own status, no 5xx of the journal");
+    assert_eq!(failure.compensated(), ["shipping", "loyalty", "payment", "inventory"]);
+    assert_eq!(log.compensations().len(), 4);
+    assert!(rt.journal().get("order-1").await.is_err(), "the journal really was unreachable");
+    let (rt, _log) =
+        runtime_on(Runtime::builder(services::ALL).read_env(false).redis_url("redis://127.0.0.1:1/0"), |_, _, _, _| {
+            Reply::Ok
+        });
+    assert!(run_as(&rt, "order-2").await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_dropped_midway_is_resumed_once_its_lease_expired() {
+    let (rt, log) = runtime(|service, _, _, _| if service == "notify" { Reply::Hang } else { Reply::Ok });
+    // The client goes away while the confirmation hangs: four steps had committed.
+    assert!(tokio::time::timeout(ms(350), run_as(&rt, "order-1")).await.is_err());
+    assert!(log.compensations().is_empty(), "nothing undone by the dropped run itself");
+    let record = rt.journal().get("order-1").await.unwrap().unwrap();
+    assert_eq!(record.state, orchestrate::journal::SagaState::Running);
+
+    let resumed = orchestrate::saga::resume(&rt).await;
+    assert_eq!((resumed.compensated, resumed.held), (0, 1), "its lease still runs");
+    tokio::time::sleep(rt.journal().settings().lease).await;
+    let resumed = orchestrate::saga::resume(&rt).await;
+    assert_eq!((resumed.compensated, resumed.request_ids), (1, vec!["order-1".to_owned()]));
+    let undone: Vec<&str> = log.compensations().iter().map(|s| s.service).collect();
+    assert_eq!(undone.len(), 4, "{undone:?}");
+    assert_eq!((undone[0], undone[3]), ("shipping", "inventory"), "later steps first: {undone:?}");
+    let record = rt.journal().get("order-1").await.unwrap().unwrap();
+    assert_eq!(record.state, orchestrate::journal::SagaState::Compensated);
+    assert_eq!(orchestrate::saga::resume(&rt).await, orchestrate::saga::Resumed::default());
+}
+
+#[tokio::test]
+async fn the_operations_page_points_a_saga_endpoint_at_its_journal() {
+    use tower::ServiceExt;
+    let (rt, _log) = runtime(|_, _, _, _| Reply::Ok);
+    let app = orchestrate::ops::router(&rt, place::ENDPOINTS);
+    let request = http::Request::get("/_orchestrate").body(axum::body::Body::empty()).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let page = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(page.contains("a saga: each request's journal record at <code>/_orchestrate/sagas/{request_id}</code>"));
+    assert!(page.contains("client retries replayed by <code>Idempotency-Key</code>"));
+}
+
+/// Runs `Place` as the router would for a request with `x-request-id: <id>`.
+async fn run_as(rt: &Runtime, id: &str) -> Result<orchestrate::Outcome<Place>, orchestrate::Failure> {
+    let context = orchestrate::RequestContext::default().with_header("x-request-id", id);
+    Place::execute(rt, inputs(), context).await
+}
+
+async fn ops_get(rt: &Runtime, path: &str) -> (http::StatusCode, serde_json::Value) {
+    use tower::ServiceExt;
+    let app = orchestrate::ops::router(rt, &[]);
+    let request = http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_journal_keeps_every_step_and_compensation_and_the_operations_route_shows_it() {
+    let (rt, _log) = runtime(confirm_fails);
+    run_as(&rt, "order-1").await.unwrap_err();
+    let (status, record) = ops_get(&rt, "/_orchestrate/sagas/order-1").await;
+    assert_eq!(status, http::StatusCode::OK, "{record}");
+    assert_eq!(record["requestId"], "order-1");
+    assert_eq!(record["endpoint"], "Place");
+    assert_eq!(record["state"], "compensated");
+    let steps: Vec<(String, String, String, String)> = record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+            (text(&s["call"]), text(&s["idempotencyKey"]), text(&s["outcome"]), text(&s["compensation"]["state"]))
+        })
+        .collect();
+    let step = |call: &str, key: &str, outcome: &str, undo: &str| {
+        (call.to_owned(), key.to_owned(), outcome.to_owned(), undo.to_owned())
+    };
+    assert_eq!(steps.len(), 5, "{record}");
+    assert_eq!(steps[0], step("reservation", "o1-reserve", "committed", "done"));
+    assert!(steps.contains(&step("charge", "o1-charge", "committed", "done")), "{record}");
+    assert!(steps.contains(&step("points", "o1-points", "committed", "done")), "{record}");
+    assert_eq!(steps[3], step("shipment", "o1-ship", "committed", "done"));
+    assert_eq!(steps[4], step("confirmation", "o1-confirm", "failed", "-"));
+    // The compensation's whole request is kept, to be sent again from another process.
+    let refund = record["steps"].as_array().unwrap().iter().find(|s| s["call"] == "charge").unwrap();
+    let request = &refund["compensation"]["request"];
+    assert_eq!(
+        (request["method"].as_str(), request["path"].as_str()),
+        (Some("POST"), Some("/charges/payment-1/refund"))
+    );
+    assert_eq!(request["body"], r#"{"id":"payment-1"}"#);
+    let headers = request["headers"].as_array().unwrap();
+    assert!(headers.contains(&serde_json::json!(["idempotency-key", "o1-refund"])), "{headers:?}");
+    assert_eq!(refund["compensation"]["sent"], 1);
+
+    let (status, body) = ops_get(&rt, "/_orchestrate/sagas/order-2").await;
+    assert_eq!(status, http::StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "SAGA_NOT_FOUND");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_succeeds_is_finished_in_the_journal_with_nothing_compensated() {
+    let (rt, _log) = runtime(|_, _, _, _| Reply::Ok);
+    run_as(&rt, "order-ok").await.unwrap();
+    tokio::time::sleep(ms(1)).await;
+    let record = rt.journal().get("order-ok").await.unwrap().unwrap();
+    assert_eq!(record.state, orchestrate::journal::SagaState::Finished);
+    assert_eq!(record.steps.len(), 5);
+    let pending = record.steps.iter().filter_map(|s| s.compensation.as_ref()).map(|c| c.state).collect::<Vec<_>>();
+    assert_eq!(pending, [orchestrate::journal::CompensationState::Pending; 4]);
+}
+
 mod place_order {
     use super::app;
     use super::support;
@@ -347,8 +478,12 @@ mod place_order {
     use serde_json::json;
 
     async fn checkout(mocks: &Mocks) -> String {
+        checkout_with_runtime(mocks).await.0
+    }
+
+    async fn checkout_with_runtime(mocks: &Mocks) -> (String, orchestrate::Runtime) {
         let runtime = mocks.runtime(app::services::ALL).build().unwrap();
-        support::serve(orchestrate::router::app(app::checkout::router(&runtime))).await
+        (support::serve(orchestrate::router::app(app::checkout::router(&runtime))).await, runtime)
     }
 
     async fn place(url: &str, key: &str) -> reqwest::Response {
@@ -390,9 +525,15 @@ mod place_order {
     async fn a_failed_shipment_refunds_the_charge_and_releases_the_reservation_once() {
         let mocks = Mocks::start(0.0).await.unwrap();
         mocks.get("shipping").set_fault(Fault::Status(500));
-        let url = checkout(&mocks).await;
+        let (url, runtime) = checkout_with_runtime(&mocks).await;
         let response = place(&url, "order-2").await;
         assert_eq!(response.status(), 502);
+        // The journal has the side-effecting steps (pricing, a POST marked `idempotent`, is none).
+        let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let record = runtime.journal().get(&id).await.unwrap().unwrap();
+        let steps: Vec<&str> = record.steps.iter().map(|s| s.call.as_str()).collect();
+        assert_eq!(steps, ["reservation", "payment", "shipment"]);
+        assert_eq!(record.state, orchestrate::journal::SagaState::Compensated);
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"]["failedServices"], json!(["shipping"]));
         assert_eq!(body["error"]["compensated"], json!(["payment", "inventory"]));
@@ -410,5 +551,246 @@ mod place_order {
         assert_eq!(retry.json::<serde_json::Value>().await.unwrap(), body);
         assert_eq!(mocks.get("payment").requests(), 2);
         assert_eq!(mocks.get("inventory").requests(), 2);
+    }
+}
+
+/// A crash between a failure and the end of its compensations, against a real `redis-server`:
+/// process A (this test binary, re-invoked in child mode) runs sagas whose shipment fails and
+/// whose refunds hang at the payment mock; A is killed by its PID; runtimes on the same Redis
+/// resume the sagas and complete them. The mocks are real HTTP servers started by the test; the
+/// payment and inventory mocks apply an effect once per idempotency key, as real services do.
+mod crash {
+    use super::support;
+    use orchestrate::prelude::*;
+    use orchestrate::{RequestContext, Runtime};
+    use std::collections::HashMap;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    orchestrate::services! {
+        inventory: "http://inventory.invalid",
+        payment: "http://payment.invalid",
+        shipping: "http://shipping.invalid",
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Order {
+        pub order: String,
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Id {
+        pub id: String,
+    }
+
+    #[orchestrate::api]
+    pub mod checkout {
+        use super::*;
+
+        /// reserve → charge → ship; the refund and the release carry idempotency keys.
+        #[endpoint(POST "/place-order", timeout = "3s", saga)]
+        #[derive(Debug, Serialize)]
+        pub struct PlaceOrder {
+            #[input(body)]
+            #[serde(skip)]
+            pub req: Order,
+
+            #[call(service = "inventory", timeout = "1s", required, post = "/reservations", body = req,
+                   idempotency_key = format!("{}-reserve", req.order),
+                   compensate = post("/reservations/{reservation.id}/release", idempotency_key = format!("{}-release", req.order)))]
+            pub reservation: Id,
+
+            #[call(service = "payment", timeout = "1s", required, post = "/charges", body = reservation,
+                   idempotency_key = format!("{}-charge", req.order),
+                   compensate = post("/charges/{charge.id}/refund", body = charge, idempotency_key = format!("{}-refund", req.order),
+                                     timeout = "20s"))]
+            pub charge: Id,
+
+            #[call(service = "shipping", timeout = "1s", required, post = "/shipments", body = charge,
+                   idempotency_key = format!("{}-ship", req.order))]
+            pub shipment: Id,
+        }
+    }
+
+    const CHILD: &str = "ORCHESTRATE_TEST_SAGA_CHILD";
+    const ORDERS: [&str; 4] = ["o1", "o2", "o3", "o4"];
+
+    /// What the compensation mocks received, per idempotency key: deliveries and effects.
+    #[derive(Default)]
+    struct Effects {
+        delivered: HashMap<String, usize>,
+        applied: HashMap<String, usize>,
+    }
+
+    type Shared = Arc<Mutex<Effects>>;
+
+    /// The three mocks on one loopback server (each service's base URL is a path prefix). A
+    /// refund's first delivery per key is applied and then never answered (the answer is lost).
+    async fn mocks(effects: Shared) -> String {
+        use axum::extract::{Path, State};
+        use axum::http::HeaderMap;
+        use axum::routing::post;
+        async fn effect(effects: &Shared, headers: &HeaderMap) -> usize {
+            let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+            let mut effects = effects.lock().unwrap();
+            let delivered = effects.delivered.entry(key.clone()).or_default();
+            *delivered += 1;
+            let n = *delivered;
+            // Deduplicated by key: the effect happens once, whatever the deliveries.
+            effects.applied.entry(key).or_insert(1);
+            n
+        }
+        let app = axum::Router::new()
+            .route("/inventory/reservations", post(|| async { axum::Json(serde_json::json!({"id": "res-1"})) }))
+            .route(
+                "/inventory/reservations/{id}/release",
+                post(|State(e): State<Shared>, headers: HeaderMap, Path(_id): Path<String>| async move {
+                    effect(&e, &headers).await;
+                    axum::Json(serde_json::json!({"released": true}))
+                }),
+            )
+            .route("/payment/charges", post(|| async { axum::Json(serde_json::json!({"id": "ch-1"})) }))
+            .route(
+                "/payment/charges/{id}/refund",
+                post(|State(e): State<Shared>, headers: HeaderMap, Path(_id): Path<String>| async move {
+                    if effect(&e, &headers).await == 1 {
+                        std::future::pending::<()>().await;
+                    }
+                    axum::Json(serde_json::json!({"refunded": true}))
+                }),
+            )
+            .route("/shipping/shipments", post(|| async { (http::StatusCode::INTERNAL_SERVER_ERROR, "{}") }))
+            .with_state(effects);
+        support::serve(app).await
+    }
+
+    fn runtime(redis_url: &str, mocks: &str) -> Runtime {
+        Runtime::builder(services::ALL)
+            .read_env(false)
+            .redis_url(redis_url)
+            .saga(orchestrate::journal::SagaSettings::new(Duration::from_secs(1), Duration::from_secs(600)))
+            .base_url("inventory", format!("{mocks}/inventory"))
+            .base_url("payment", format!("{mocks}/payment"))
+            .base_url("shipping", format!("{mocks}/shipping"))
+            .build()
+            .unwrap()
+    }
+
+    /// Process A: runs every order's saga and waits to be killed.
+    async fn child(setting: &str) -> ! {
+        let (redis_url, mocks) = setting.split_once(' ').unwrap();
+        let runtime = runtime(redis_url, mocks);
+        for order in ORDERS {
+            let runtime = runtime.clone();
+            tokio::spawn(async move {
+                let context = RequestContext::default().with_header("x-request-id", &format!("crash-{order}"));
+                let inputs = checkout::PlaceOrderInputs { req: Order { order: order.to_owned() } };
+                let _ = <checkout::PlaceOrder as orchestrate::Endpoint>::execute(&runtime, inputs, context).await;
+            });
+        }
+        // Killed long before; never outlives a test run that went wrong.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        std::process::exit(1)
+    }
+
+    /// Process A, killed (SIGKILL by its PID) when dropped if the test has not killed it.
+    struct ChildProcess(Child);
+
+    impl ChildProcess {
+        fn kill(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    impl Drop for ChildProcess {
+        fn drop(&mut self) {
+            self.kill();
+        }
+    }
+
+    /// Starts process A on `redis_url` against `mocks`.
+    fn spawn_child(redis_url: &str, mocks: &str) -> ChildProcess {
+        let exe = std::env::current_exe().unwrap();
+        let child = Command::new(exe)
+            .args(["crash::killed_between_failure_and_compensations_then_resumed_once_elsewhere", "--exact"])
+            .env(CHILD, format!("{redis_url} {mocks}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        ChildProcess(child)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn killed_between_failure_and_compensations_then_resumed_once_elsewhere() {
+        if let Ok(setting) = std::env::var(CHILD) {
+            child(&setting).await;
+        }
+        let Some(redis) = support::redis::RedisServer::start() else { return };
+        let effects = Shared::default();
+        let mocks = mocks(effects.clone()).await;
+        let mut a = spawn_child(&redis.url(), &mocks);
+
+        // Every refund reached the payment mock (and hangs there): A is between the failure and
+        // the end of its compensations. Kill it (SIGKILL by PID).
+        let waited = std::time::Instant::now();
+        while ORDERS.iter().any(|o| !effects.lock().unwrap().delivered.contains_key(&format!("{o}-refund"))) {
+            assert!(waited.elapsed() < Duration::from_secs(20), "process A never sent its refunds");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        a.kill();
+        {
+            let effects = effects.lock().unwrap();
+            assert!(
+                ORDERS.iter().all(|o| !effects.delivered.contains_key(&format!("{o}-release"))),
+                "A released nothing"
+            );
+        }
+
+        // Two instances resume at once, until A's leases have expired and every saga is taken.
+        let (b, c) = (runtime(&redis.url(), &mocks), runtime(&redis.url(), &mocks));
+        let (mut by_b, mut by_c) = (Vec::new(), Vec::new());
+        let waited = std::time::Instant::now();
+        while by_b.len() + by_c.len() < ORDERS.len() {
+            assert!(waited.elapsed() < Duration::from_secs(20), "not resumed: {by_b:?} {by_c:?}");
+            let (rb, rc) = tokio::join!(orchestrate::saga::resume(&b), orchestrate::saga::resume(&c));
+            assert_eq!(rb.incomplete + rc.incomplete, 0);
+            by_b.extend(rb.request_ids);
+            by_c.extend(rc.request_ids);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut all: Vec<&String> = by_b.iter().chain(&by_c).collect();
+        all.sort();
+        let expected: Vec<String> = ORDERS.iter().map(|o| format!("crash-{o}")).collect();
+        assert_eq!(all, expected.iter().collect::<Vec<_>>(), "each saga resumed by exactly one instance");
+
+        let effects = std::mem::take(&mut *effects.lock().unwrap());
+        for order in ORDERS {
+            let (refund, release) = (format!("{order}-refund"), format!("{order}-release"));
+            // The refund was delivered twice (A's lost answer, then the resumer's), took effect once.
+            assert_eq!(effects.delivered.get(&refund), Some(&2), "{order}");
+            assert_eq!(effects.applied.get(&refund), Some(&1), "{order}");
+            // The release, never sent by A, was sent once by one resumer.
+            assert_eq!(effects.delivered.get(&release), Some(&1), "{order}");
+            assert_eq!(effects.applied.get(&release), Some(&1), "{order}");
+        }
+        for id in &expected {
+            let record = b.journal().get(id).await.unwrap().unwrap();
+            assert_eq!(record.state, orchestrate::journal::SagaState::Compensated, "{id}");
+            let owner = if by_b.contains(id) { b.journal().owner() } else { c.journal().owner() };
+            assert_eq!(record.owner, owner);
+            assert!(
+                record
+                    .steps
+                    .iter()
+                    .filter_map(|s| s.compensation.as_ref())
+                    .all(|c| c.state == orchestrate::journal::CompensationState::Done)
+            );
+        }
+        // Nothing is left to resume.
+        let again = orchestrate::saga::resume(&b).await;
+        assert_eq!((again.compensated, again.held), (0, 0));
     }
 }

@@ -83,6 +83,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     let runtime = builder.build()?;
+    // Sagas a crashed instance left half done (shared Redis store): complete their compensations.
+    tokio::spawn({
+        let runtime = runtime.clone();
+        async move {
+            let resumed = orchestrate::saga::resume(&runtime).await;
+            if !resumed.request_ids.is_empty() {
+                println!("  resumed {} saga(s) left by a crashed instance", resumed.request_ids.len());
+            }
+        }
+    });
     let ops = orchestrate::ops::router(&runtime, app::checkout::ENDPOINTS);
     let listener =
         tokio::net::TcpListener::bind(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -108,7 +118,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "  curl -s -X POST http://{addr}/checkout/place-order -H 'content-type: application/json' -H 'idempotency-key: order-1' -d '{{\"cartId\":\"c1\",\"userId\":\"u1\",\"paymentMethod\":\"card\"}}'"
     );
     println!(
-        "  operations: http://{ops_addr}/metrics, http://{ops_addr}/health, http://{ops_addr}/_orchestrate (with recent requests)"
+        "  operations: http://{ops_addr}/metrics, http://{ops_addr}/health, http://{ops_addr}/_orchestrate (with recent requests), http://{ops_addr}/_orchestrate/sagas/<x-request-id>"
     );
     orchestrate::server::serve(listener, app)
         .limits(runtime.server_limits())

@@ -66,6 +66,15 @@
 //! per_ip = "off"
 //! ```
 //!
+//! And, optionally, the saga journal's lease and how long it keeps records (see
+//! [`saga`](crate::saga)):
+//!
+//! ```toml
+//! [saga]
+//! lease = "10s"
+//! keep = "24h"
+//! ```
+//!
 //! And, optionally, what the runtime keeps of recent requests for `/_orchestrate` (see
 //! [`recent`](crate::recent); every key optional, merged into what the runtime builder set):
 //!
@@ -163,6 +172,7 @@ const TOP_LEVEL: &[&str] = &[
     policy::auth::OPS_SECTION,
     policy::server::SECTION,
     policy::canary::SECTION,
+    policy::saga::SECTION,
 ];
 
 /// A base URL from the file, with where it was written.
@@ -195,6 +205,8 @@ pub(crate) struct Sections<'a> {
     pub(crate) server: &'a mut policy::ServerLimits,
     /// `[canary.<Endpoint>]`: changed weights and rollback rules of canary versions.
     pub(crate) canary: &'a mut policy::CanarySettings,
+    /// `[saga]`: the journal's lease and how long it keeps records.
+    pub(crate) saga: &'a mut policy::SagaSettings,
 }
 
 /// Applies the configuration `text` (named `name` in messages) to `specs` and `sections`; returns
@@ -279,6 +291,14 @@ pub(crate) fn apply(
                 let declared = sections.canary.clone();
                 if let Some(read) = section(problems, |r| policy::canary::settings(r, &value_of(), declared)) {
                     *sections.canary = read;
+                }
+                continue;
+            }
+            k if k == policy::saga::SECTION => {
+                if let Some(read) =
+                    section(problems, |r| policy::saga::read_settings(r, &value_of(), Some(*sections.saga)))
+                {
+                    *sections.saga = read;
                 }
                 continue;
             }
@@ -642,95 +662,89 @@ mod tests {
         ServiceSpec::new("shipping", "http://shipping.internal:8080"),
     ];
 
+    /// Every section of the file at its default, for a test to change one and read it back.
+    #[derive(Default)]
+    struct Owned {
+        store: StoreSettings,
+        recent: RecentRequests,
+        cache: CacheSettings,
+        rate_limit: RateLimitSettings,
+        auth: Option<policy::AuthSettings>,
+        ops_token: Option<String>,
+        server: policy::ServerLimits,
+        canary: policy::CanarySettings,
+        saga: policy::SagaSettings,
+    }
+
+    impl Owned {
+        /// Applies `text` (as `app.toml`) to `specs` and these sections.
+        fn apply(&mut self, text: &str, specs: &mut Vec<ServiceSpec>) -> Result<FileConfig, String> {
+            let sections = Sections {
+                store: &mut self.store,
+                recent: &mut self.recent,
+                cache: &mut self.cache,
+                rate_limit: &mut self.rate_limit,
+                auth: &mut self.auth,
+                ops_token: &mut self.ops_token,
+                server: &mut self.server,
+                canary: &mut self.canary,
+                saga: &mut self.saga,
+            };
+            apply("app.toml", text, specs, sections).map_err(|e| e.to_string())
+        }
+    }
+
     fn apply_to(text: &str) -> Result<(Vec<ServiceSpec>, FileUrls), String> {
         let mut specs = SERVICES.to_vec();
-        let mut store = StoreSettings::default();
-        apply(
-            "app.toml",
-            text,
-            &mut specs,
-            Sections {
-                store: &mut store,
-                recent: &mut RecentRequests::default(),
-                cache: &mut CacheSettings::default(),
-                rate_limit: &mut RateLimitSettings::default(),
-                auth: &mut None,
-                ops_token: &mut None,
-                server: &mut policy::ServerLimits::default(),
-                canary: &mut Vec::new(),
-            },
-        )
-        .map(|file| (specs, file.urls))
-        .map_err(|e| e.to_string())
+        let file = Owned::default().apply(text, &mut specs)?;
+        Ok((specs, file.urls))
     }
 
     fn store_of(text: &str, builder: StoreSettings) -> Result<(StoreSettings, Option<String>), String> {
-        let mut store = builder;
-        apply(
-            "app.toml",
-            text,
-            &mut SERVICES.to_vec(),
-            Sections {
-                store: &mut store,
-                recent: &mut RecentRequests::default(),
-                cache: &mut CacheSettings::default(),
-                rate_limit: &mut RateLimitSettings::default(),
-                auth: &mut None,
-                ops_token: &mut None,
-                server: &mut policy::ServerLimits::default(),
-                canary: &mut Vec::new(),
-            },
-        )
-        .map(|file| (store, file.redis_url_at))
-        .map_err(|e| e.to_string())
+        let mut owned = Owned { store: builder, ..Owned::default() };
+        let file = owned.apply(text, &mut SERVICES.to_vec())?;
+        Ok((owned.store, file.redis_url_at))
     }
 
     fn recent_of(text: &str) -> Result<RecentRequests, String> {
-        let mut recent = RecentRequests::DEFAULT.with_enabled(false);
-        let sections = Sections {
-            store: &mut StoreSettings::default(),
-            recent: &mut recent,
-            cache: &mut CacheSettings::default(),
-            rate_limit: &mut RateLimitSettings::default(),
-            auth: &mut None,
-            ops_token: &mut None,
-            server: &mut policy::ServerLimits::default(),
-            canary: &mut Vec::new(),
-        };
-        apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
-        Ok(recent)
+        let mut owned = Owned { recent: RecentRequests::DEFAULT.with_enabled(false), ..Owned::default() };
+        owned.apply(text, &mut SERVICES.to_vec())?;
+        Ok(owned.recent)
+    }
+
+    fn saga_of(text: &str) -> Result<policy::SagaSettings, String> {
+        let mut owned = Owned { saga: policy::SagaSettings::DEFAULT, ..Owned::default() };
+        owned.apply(text, &mut SERVICES.to_vec())?;
+        Ok(owned.saga)
+    }
+
+    #[test]
+    fn the_saga_table_sets_the_journals_lease_and_keep_at_their_positions() {
+        let saga = saga_of("[saga]\nlease = \"3s\"\n").unwrap();
+        assert_eq!((saga.lease, saga.ttl), (Duration::from_secs(3), policy::SagaSettings::DEFAULT.ttl));
+        let err = saga_of("[saga]\nlease = \"20m\"\nkeep = \"30s\"\nleese = 1\n").unwrap_err();
+        assert_eq!(
+            err.lines().collect::<Vec<_>>(),
+            [
+                "3 configuration errors:",
+                "  - `saga.lease` (from app.toml:2:9): `lease` is at most \"10m\": a crashed instance's sagas wait that long to be resumed",
+                "  - `saga.keep` (from app.toml:3:8): `keep` must be at least \"1m\"",
+                // `lease` is written too, so it is not suggested.
+                "  - `saga.leese` (from app.toml:4:1): unknown key `leese` in `saga` (expected one of: lease, keep)",
+            ]
+        );
     }
 
     fn cache_of(text: &str) -> Result<CacheSettings, String> {
-        let mut cache = CacheSettings::DEFAULT.with_shared(false);
-        let sections = Sections {
-            store: &mut StoreSettings::default(),
-            recent: &mut RecentRequests::default(),
-            cache: &mut cache,
-            rate_limit: &mut RateLimitSettings::default(),
-            auth: &mut None,
-            ops_token: &mut None,
-            server: &mut policy::ServerLimits::default(),
-            canary: &mut Vec::new(),
-        };
-        apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
-        Ok(cache)
+        let mut owned = Owned { cache: CacheSettings::DEFAULT.with_shared(false), ..Owned::default() };
+        owned.apply(text, &mut SERVICES.to_vec())?;
+        Ok(owned.cache)
     }
 
     fn server_of(text: &str) -> Result<policy::ServerLimits, String> {
-        let mut server = policy::ServerLimits::DEFAULT.with_max_requests(100);
-        let sections = Sections {
-            store: &mut StoreSettings::default(),
-            recent: &mut RecentRequests::default(),
-            cache: &mut CacheSettings::default(),
-            rate_limit: &mut RateLimitSettings::default(),
-            auth: &mut None,
-            ops_token: &mut None,
-            server: &mut server,
-            canary: &mut Vec::new(),
-        };
-        apply("app.toml", text, &mut SERVICES.to_vec(), sections).map(|_| ()).map_err(|e| e.to_string())?;
-        Ok(server)
+        let mut owned = Owned { server: policy::ServerLimits::DEFAULT.with_max_requests(100), ..Owned::default() };
+        owned.apply(text, &mut SERVICES.to_vec())?;
+        Ok(owned.server)
     }
 
     #[test]
@@ -782,7 +796,7 @@ mod tests {
         let err = recent_of("[recnet]\nlast = 8\n").unwrap_err();
         assert_eq!(
             err,
-            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit, auth, ops, server, canary"
+            "`recnet` (from app.toml:1:2): unknown key `recnet`; did you mean `recent`? expected one of: services, store, recent, cache, rate_limit, auth, ops, server, canary, saga"
         );
     }
 
@@ -878,12 +892,12 @@ http2 = "yes"
         let err = apply_to("listen = \"0.0.0.0:80\"").unwrap_err();
         assert_eq!(
             err,
-            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit, auth, ops, server, canary"
+            "`listen` (from app.toml:1:1): unknown key `listen`; expected one of: services, store, recent, cache, rate_limit, auth, ops, server, canary, saga"
         );
         let err = apply_to("[stor]\nredis_url = \"redis://cache\"").unwrap_err();
         assert!(
             err.contains(
-                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit, auth, ops, server, canary"
+                "unknown key `stor`; did you mean `store`? expected one of: services, store, recent, cache, rate_limit, auth, ops, server, canary, saga"
             ),
             "{err}"
         );

@@ -11,8 +11,10 @@ use crate::client::{CallClient, Outgoing, ServiceClient, decode_json};
 use crate::context::RequestContext;
 use crate::error::{CallError, CallErrorKind};
 use crate::executor::{CallDone, Calls};
+use crate::journal::{SagaState, StepOutcome};
 use crate::outcome::Compensation;
 use crate::retry::CallPolicy;
+use crate::saga::SagaLog;
 use crate::service::{CachePolicy, HedgePolicy};
 use crate::spec::{CallSpec, EndpointSpec};
 use crate::telemetry::{self, metrics::CacheResult};
@@ -20,6 +22,7 @@ use crate::timeline::Tally;
 use orchestrate_core::budget::Cost;
 use serde::de::DeserializeOwned;
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -30,12 +33,35 @@ use tokio::time::Instant;
 pub struct Downstream<'rt> {
     runtime: &'rt Runtime,
     context: RequestContext,
+    /// The request's saga record in the journal, made at its first side-effecting step (only
+    /// for endpoints with compensations).
+    saga: OnceLock<SagaLog>,
 }
 
 impl<'rt> Downstream<'rt> {
     /// The services of `runtime` for one request with `context`.
     pub fn new(runtime: &'rt Runtime, context: RequestContext) -> Self {
-        Self { runtime, context }
+        Self { runtime, context, saga: OnceLock::new() }
+    }
+
+    /// The saga record of this request of `spec`, started on first use.
+    fn saga(&self, spec: &'static EndpointSpec) -> &SagaLog {
+        self.saga.get_or_init(|| {
+            let journal = self.runtime.journal();
+            let id = self
+                .context
+                .headers()
+                .get(telemetry::REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| format!("r{:016x}", fastrand::u64(..)), str::to_owned);
+            SagaLog::start(journal.clone(), SagaLog::running(journal, id, spec.name))
+        })
+    }
+
+    /// Records a side-effecting step of an endpoint with compensations in its saga record.
+    fn journal_step(&self, spec: &'static EndpointSpec, call: &CallSpec, name: &str, key: Option<String>, ok: bool) {
+        let outcome = if ok { StepOutcome::Committed } else { StepOutcome::Failed };
+        self.saga(spec).step(name, call.service, key, outcome);
     }
 
     fn resolve(&self, call: &CallSpec) -> Result<(&'rt ServiceClient, CallPolicy), CallError> {
@@ -56,6 +82,13 @@ impl<'rt> Downstream<'rt> {
 
 fn call_of(spec: &'static EndpointSpec, node: usize) -> Result<&'static CallSpec, CallError> {
     spec.call(node).ok_or_else(|| CallError::new(CallErrorKind::UnknownService))
+}
+
+/// Whether `call` of `spec` goes in the saga journal: a side-effecting call (not a GET, not
+/// marked `idempotent`) of an endpoint that compensates some call.
+fn journaled(spec: &EndpointSpec, call: &CallSpec) -> bool {
+    (call.has_side_effect() || call.compensation.is_some())
+        && (0..spec.nodes.len()).any(|i| spec.call(i).is_some_and(|c| c.compensation.is_some()))
 }
 
 /// Whether `body` decodes as a `T`: only answers the call can use are cached.
@@ -234,9 +267,15 @@ impl Calls for Downstream<'_> {
                 // Boxed: the cached path's future stays out of every uncached call's future.
                 return Box::pin(self.cached::<T>(names, call, cache, client, policy, request, deadline)).await;
             }
+            // Only a journaled call's key is copied: other calls allocate nothing for the journal.
+            let journal = journaled(spec, call)
+                .then(|| request.parts().2.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
             // Not boxed: the router boxes the whole graph once (see `router::serve`).
             let sent = client.send_from(&policy, call.hedge, &self.context, deadline, started, request).await;
             let value = sent.result.and_then(|response| decode_json(&response));
+            if let Some(key) = journal {
+                self.journal_step(spec, call, spec.nodes[node].name, key, value.is_ok());
+            }
             CallDone::new(value, sent.attempts, sent.status)
                 .ended_at(sent.ended)
                 .with_attempts(sent.attempt_log, sent.breaker)
@@ -262,12 +301,25 @@ impl Calls for Downstream<'_> {
         steps: Vec<(usize, Outgoing)>,
     ) -> impl Future<Output = Vec<Compensation>> + Send + '_ {
         // Spawned: the compensations go on when this future is dropped.
-        let handle = crate::saga::spawn(self.runtime.clone(), self.context.clone(), spec, steps);
+        let log = self.saga.get().cloned();
+        let handle = crate::saga::spawn(self.runtime.clone(), self.context.clone(), spec, steps, log);
         async move {
             handle.await.unwrap_or_else(|error| {
                 tracing::error!(%error, "the compensations' task failed");
                 Vec::new()
             })
+        }
+    }
+
+    fn committed(&self, spec: &'static EndpointSpec, node: usize, compensation: &Outgoing) {
+        let Some(call) = spec.call(node) else { return };
+        let Some(undo) = call.compensation else { return };
+        self.saga(spec).compensation(spec.nodes[node].name, call.service, undo, compensation);
+    }
+
+    fn finished(&self, _spec: &'static EndpointSpec) {
+        if let Some(log) = self.saga.get() {
+            log.state(SagaState::Finished);
         }
     }
 

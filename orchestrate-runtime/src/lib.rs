@@ -42,6 +42,7 @@ pub mod error;
 mod executor;
 pub mod health;
 mod idempotency;
+pub mod journal;
 pub mod ops;
 pub mod outcome;
 pub mod rate_limit;

@@ -7,14 +7,15 @@ use crate::canary::Canaries;
 use crate::client::{HttpTransport, ServiceClient, Transport};
 use crate::config::{self, CONFIG_ENV, ConfigError, REDIS_URL_ENV, env_var_name, validate_base_url};
 use crate::idempotency::Idempotency;
+use crate::journal::Journal;
 use crate::rate_limit::{RateLimitSettings, RateLimiter};
 use crate::recent::{Recent, RecentRequests};
 use crate::service::ServiceSpec;
 use crate::spec::EndpointSpec;
 use crate::store::{Store, StoreSettings};
 use crate::tls::install_tls_provider;
-use orchestrate_core::policy::{CanarySettings, ServerLimits};
 use orchestrate_core::policy::store::redact;
+use orchestrate_core::policy::{CanarySettings, SagaSettings, ServerLimits};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -48,6 +49,7 @@ struct Inner {
     idempotency: Idempotency,
     server_limits: ServerLimits,
     canaries: Canaries,
+    journal: Journal,
 }
 
 impl fmt::Debug for Runtime {
@@ -88,6 +90,7 @@ impl Runtime {
             ops_token: None,
             server_limits: ServerLimits::DEFAULT,
             canary: Vec::new(),
+            saga: SagaSettings::DEFAULT,
         }
     }
 
@@ -194,6 +197,17 @@ impl Runtime {
         &self.inner.cache
     }
 
+    /// The saga journal: what the requests of endpoints with compensations committed and how
+    /// their compensations went (see [`journal`](crate::journal)), in the store.
+    ///
+    /// ```
+    /// let runtime = orchestrate_runtime::Runtime::builder(&[]).read_env(false).build().unwrap();
+    /// assert_eq!(runtime.journal().settings(), &orchestrate_runtime::journal::SagaSettings::DEFAULT);
+    /// ```
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
     /// The records of idempotency keys, for replaying client retries.
     pub(crate) fn idempotency(&self) -> &Idempotency {
         &self.inner.idempotency
@@ -241,6 +255,7 @@ pub struct RuntimeBuilder {
     ops_token: Option<String>,
     server_limits: ServerLimits,
     canary: CanarySettings,
+    saga: SagaSettings,
 }
 
 /// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
@@ -558,6 +573,21 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The saga journal's lease and how long it keeps records (see [`journal`](crate::journal));
+    /// `[saga]` in the file overrides it key by key.
+    ///
+    /// ```
+    /// use orchestrate_runtime::journal::SagaSettings;
+    /// use std::time::Duration;
+    /// let settings = SagaSettings::new(Duration::from_secs(3), Duration::from_secs(3600));
+    /// let runtime = orchestrate_runtime::Runtime::builder(&[]).read_env(false).saga(settings).build().unwrap();
+    /// assert_eq!(runtime.journal().settings().lease.as_secs(), 3);
+    /// ```
+    pub fn saga(mut self, settings: SagaSettings) -> Self {
+        self.saga = settings;
+        self
+    }
+
     /// Validates the configuration and builds every client and the store.
     ///
     /// # Errors
@@ -615,6 +645,7 @@ impl RuntimeBuilder {
         let recent = Recent::new(self.recent);
         self.check_rate_limit_endpoints()?;
         let idempotency = Idempotency::new(&store);
+        let journal = Journal::new(&store, self.saga);
         let rate_limiter = RateLimiter::new(std::mem::take(&mut self.rate_limit), &store);
         let ops_token = self.ops_token.take();
         self.check_canaries()?;
@@ -631,6 +662,7 @@ impl RuntimeBuilder {
             idempotency,
             server_limits: self.server_limits,
             canaries,
+            journal,
         };
         Ok(Runtime { inner: Arc::new(inner) })
     }
@@ -809,6 +841,7 @@ impl RuntimeBuilder {
                     ops_token: &mut self.ops_token,
                     server: &mut self.server_limits,
                     canary: &mut self.canary,
+                    saga: &mut self.saga,
                 },
             ),
             Some(ConfigSource::File(path)) => {
@@ -831,6 +864,7 @@ impl RuntimeBuilder {
                         ops_token: &mut self.ops_token,
                         server: &mut self.server_limits,
                         canary: &mut self.canary,
+                        saga: &mut self.saga,
                     },
                 )
             }

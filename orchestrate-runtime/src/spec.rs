@@ -342,6 +342,27 @@ impl CallSpec {
         self
     }
 
+    /// Whether the call changes something downstream: a request other than GET not marked
+    /// `idempotent` (retryable without being idempotent by method or keyed).
+    ///
+    /// ```
+    /// use orchestrate_runtime::{CallSpec, CallTarget, Method};
+    /// use std::time::Duration;
+    /// let charge = CallSpec::new("charge", 0, CallTarget::Http { method: Method::Post, path: "/charges" }, Duration::from_secs(1));
+    /// assert!(charge.has_side_effect());
+    /// let cart = CallSpec::new("cart", 0, CallTarget::Http { method: Method::Get, path: "/carts/c1" }, Duration::from_secs(1));
+    /// assert!(!cart.has_side_effect());
+    /// ```
+    pub const fn has_side_effect(&self) -> bool {
+        match self.target {
+            CallTarget::Http { method, .. } => {
+                let marked_idempotent = self.retryable && !method.is_idempotent() && !self.idempotency_key;
+                !matches!(method, Method::Get) && !marked_idempotent
+            }
+            CallTarget::With { .. } => false,
+        }
+    }
+
     /// The same call, undone by `compensation` when a later required step fails.
     pub const fn with_compensation(mut self, compensation: &'static CompensationSpec) -> Self {
         self.compensation = Some(compensation);
@@ -420,6 +441,17 @@ pub struct EndpointSpec {
     /// endpoint of the same method and path without it is the stable version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canary: Option<Canary>,
+    /// How long a retry with the key of a request still running waits for its response
+    /// (`idempotent_requests(wait = "5s")`) instead of a 409 at once; in the JSON only when set.
+    #[serde(rename = "idempotentWaitMs", skip_serializing_if = "Option::is_none", serialize_with = "optional_millis")]
+    pub idempotent_wait: Option<Duration>,
+}
+
+fn optional_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => millis(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn is_open(auth: &Auth) -> bool {
@@ -449,6 +481,7 @@ impl EndpointSpec {
             slo: None,
             auth: Auth::None,
             idempotent_requests: false,
+            idempotent_wait: None,
             canary: None,
         }
     }
@@ -528,6 +561,22 @@ impl EndpointSpec {
     /// ```
     pub const fn with_idempotent_requests(mut self, on: bool) -> Self {
         self.idempotent_requests = on;
+        self
+    }
+
+    /// A retry while the first request with its key runs waits up to `wait` for its response.
+    ///
+    /// ```
+    /// use orchestrate_runtime::{EndpointSpec, Method};
+    /// use std::time::Duration;
+    /// const PLACE: EndpointSpec =
+    ///     EndpointSpec::new("Place", Method::Post, "/orders", Duration::from_secs(3), &[], &[])
+    ///         .with_idempotent_requests(true)
+    ///         .with_idempotent_wait(Duration::from_secs(5));
+    /// assert_eq!(PLACE.idempotent_wait, Some(Duration::from_secs(5)));
+    /// ```
+    pub const fn with_idempotent_wait(mut self, wait: Duration) -> Self {
+        self.idempotent_wait = Some(wait);
         self
     }
 

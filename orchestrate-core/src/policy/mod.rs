@@ -71,7 +71,7 @@ pub use rate_limit::{Rate, RateLimitSettings, RateLimits};
 pub use recent::RecentRequests;
 pub use retry::{RetryOn, RetryPolicy};
 pub use retry_budget::RetryBudget;
-pub use saga::CompensationPolicy;
+pub use saga::{CompensationPolicy, SagaSettings};
 pub use server::ServerLimits;
 pub use service::ServicePolicies;
 pub use slo::{Availability, Slo};

@@ -8,7 +8,7 @@
 //! are here, with the wording of every rule.
 
 use super::retry::RetryPolicy;
-use super::value::{Reader, Value};
+use super::value::{Example, Reader, Value};
 use std::time::Duration;
 
 /// How one compensation is sent: each attempt's timeout and its retries. Compensations run after
@@ -191,3 +191,158 @@ pub fn uncompensated(call: &str, method: &str, later: &str) -> String {
 /// assert_eq!(orchestrate_core::policy::saga::NOT_COMPENSATED, "**none**");
 /// ```
 pub const NOT_COMPENSATED: &str = "**none**";
+
+/// The saga journal's settings: how long an owner's lease on a saga lasts without renewal (after
+/// which another instance may resume it), and how long a saga's record is kept.
+///
+/// Written `[saga]` in the configuration file (no DSL form: it is a property of the running
+/// instances, not of an endpoint):
+///
+/// ```toml
+/// [saga]
+/// lease = "10s"   # an instance that stops renewing for 10 s is presumed gone
+/// keep = "24h"    # how long a saga's record stays readable
+/// ```
+///
+/// ```
+/// use orchestrate_core::policy::SagaSettings;
+/// let settings = SagaSettings::DEFAULT;
+/// assert_eq!((settings.lease.as_secs(), settings.ttl.as_secs()), (10, 86_400));
+/// assert_eq!(settings.renew_every().as_millis(), 3333);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "camelCase"))]
+#[non_exhaustive]
+pub struct SagaSettings {
+    /// How long a lease lasts without renewal.
+    #[cfg_attr(feature = "serde", serde(rename = "leaseMs", serialize_with = "super::millis"))]
+    pub lease: Duration,
+    /// How long a record is kept (`keep` in the file).
+    #[cfg_attr(feature = "serde", serde(rename = "keepMs", serialize_with = "super::millis"))]
+    pub ttl: Duration,
+}
+
+impl SagaSettings {
+    /// A 10 s lease, records kept a day.
+    pub const DEFAULT: Self = Self { lease: Duration::from_secs(10), ttl: Duration::from_secs(24 * 60 * 60) };
+
+    /// A lease of `lease` and records kept `ttl`, brought within [`MIN_LEASE`]..=[`MAX_LEASE`] and
+    /// [`MIN_KEEP`]..=[`MAX_KEEP`].
+    ///
+    /// ```
+    /// use orchestrate_core::policy::SagaSettings;
+    /// use std::time::Duration;
+    /// let s = SagaSettings::new(Duration::from_millis(10), Duration::from_secs(3600));
+    /// assert_eq!((s.lease.as_secs(), s.ttl.as_secs()), (1, 3600));
+    /// ```
+    pub const fn new(lease: Duration, ttl: Duration) -> Self {
+        const fn clamp(d: Duration, min: Duration, max: Duration) -> Duration {
+            if d.as_millis() < min.as_millis() {
+                min
+            } else if d.as_millis() > max.as_millis() {
+                max
+            } else {
+                d
+            }
+        }
+        Self { lease: clamp(lease, MIN_LEASE, MAX_LEASE), ttl: clamp(ttl, MIN_KEEP, MAX_KEEP) }
+    }
+
+    /// How often an owner renews its lease: a third of it, so two renewals may fail in a row.
+    pub const fn renew_every(&self) -> Duration {
+        Duration::from_millis((self.lease.as_millis() / 3) as u64)
+    }
+}
+
+impl Default for SagaSettings {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Shortest `lease`: 1 s.
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
+/// Longest `lease`: 10 min (a crashed instance's sagas wait that long).
+pub const MAX_LEASE: Duration = Duration::from_secs(600);
+/// Shortest `keep`: 1 min.
+pub const MIN_KEEP: Duration = Duration::from_secs(60);
+/// Longest `keep`: 7 days.
+pub const MAX_KEEP: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// The name of the journal's section in the configuration file.
+///
+/// ```
+/// assert_eq!(orchestrate_core::policy::saga::SECTION, "saga");
+/// ```
+pub const SECTION: &str = "saga";
+
+/// The keys of `[saga]`.
+///
+/// ```
+/// assert_eq!(orchestrate_core::policy::saga::JOURNAL_KEYS, &["lease", "keep"]);
+/// ```
+pub const JOURNAL_KEYS: &[&str] = &["lease", "keep"];
+
+const EXAMPLE: Example =
+    Example { dsl: "saga(lease = \"10s\", keep = \"24h\")", toml: "[saga]\nlease = \"10s\"\nkeep = \"24h\"" };
+
+/// Reads a `[saga]` table, merged key by key into `declared` (what the runtime builder set;
+/// [`SagaSettings::DEFAULT`] without one). Every key is optional.
+///
+/// ```
+/// use orchestrate_core::policy::{Entry, Reader, SagaSettings, Syntax, Value, saga};
+/// let table = Value::Table(vec![Entry::new("lease", 1, Value::Str("500ms".into(), 2))], 0);
+/// let mut reader = Reader::new(Syntax::Toml);
+/// assert_eq!(saga::read_settings(&mut reader, &table, None), None);
+/// assert_eq!(
+///     reader.problems()[0].message,
+///     "`lease` must be at least \"1s\": a shorter lease lets a slow instance's sagas be taken over while it still runs them"
+/// );
+/// let table = Value::Table(vec![Entry::new("keep", 1, Value::Str("1h".into(), 2))], 0);
+/// let mut reader = Reader::new(Syntax::Toml);
+/// assert_eq!(saga::read_settings(&mut reader, &table, None).unwrap().ttl.as_secs(), 3600);
+/// ```
+pub fn read_settings<P: Clone>(
+    reader: &mut Reader<P>,
+    value: &Value<P>,
+    declared: Option<SagaSettings>,
+) -> Option<SagaSettings> {
+    let entries = reader.table(value, SECTION, &EXAMPLE)?;
+    let before = reader.seen();
+    let keys = reader.keys(SECTION, entries, JOURNAL_KEYS);
+    let mut settings = declared.unwrap_or(SagaSettings::DEFAULT);
+    for entry in &keys.entries {
+        let v = &entry.value;
+        match entry.key.as_str() {
+            "lease" => {
+                if let Some(d) = reader.duration(v, "saga.lease") {
+                    if d < MIN_LEASE {
+                        let message = "`lease` must be at least \"1s\": a shorter lease lets a slow instance's sagas be taken over while it still runs them";
+                        reader.fail(v.at(), "saga.lease", message);
+                    } else if d > MAX_LEASE {
+                        let message =
+                            "`lease` is at most \"10m\": a crashed instance's sagas wait that long to be resumed";
+                        reader.fail(v.at(), "saga.lease", message);
+                    } else {
+                        settings.lease = d;
+                    }
+                }
+            }
+            "keep" => {
+                if let Some(d) = reader.duration(v, "saga.keep") {
+                    if d < MIN_KEEP {
+                        reader.fail(v.at(), "saga.keep", "`keep` must be at least \"1m\"");
+                    } else if d > MAX_KEEP {
+                        let message =
+                            "`keep` is at most \"168h\" (7 days): the journal is for resuming sagas, not an audit log";
+                        reader.fail(v.at(), "saga.keep", message);
+                    } else {
+                        settings.ttl = d;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (reader.seen() == before).then_some(settings)
+}

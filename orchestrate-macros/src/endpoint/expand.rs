@@ -336,6 +336,10 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         quote!(.with_canary(::orchestrate::Canary::new(#version, #weight, #key,
             ::orchestrate::Rollback::DEFAULT.with_margins(#margin, #p99).with_window(#window, #min))))
     });
+    let wait = endpoint.idempotent_wait.map(|wait| {
+        let wait = millis(wait);
+        quote!(.with_idempotent_wait(#wait))
+    });
     quote! {
         ::orchestrate::EndpointSpec::new(
             #name,
@@ -351,6 +355,7 @@ fn spec(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
         #auth
         #replays
         #canary
+        #wait
     }
 }
 
@@ -511,6 +516,8 @@ fn execute(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
     // compensated. Endpoints without compensations skip the step entirely.
     let compensates = nodes.iter().any(|f| matches!(&f.kind, FieldKind::Call(c) if c.compensate.is_some()));
     let on_failure = if compensates { quote!(__exec.compensate(failure).await) } else { quote!(failure) };
+    // A run that needed no compensation tells the port, which closes its saga's journal record.
+    let on_success = if compensates { quote!(__exec.succeeded();) } else { quote!() };
     let assemble = nodes.iter().map(|field| {
         let (name, slot) = (&field.ident, slot(field));
         quote!(#name: #slot.into_value(),)
@@ -542,6 +549,7 @@ fn execute(endpoint: &Endpoint, plan: &Plan) -> TokenStream {
                     ::core::result::Result::Ok(report) => report,
                     ::core::result::Result::Err(failure) => return ::core::result::Result::Err(#on_failure),
                 };
+                #on_success
                 ::core::result::Result::Ok(::orchestrate::Outcome {
                     value: Self { #(#input_names,)* #(#assemble)* },
                     failed: __report.failed,

@@ -88,6 +88,8 @@ pub(crate) struct Endpoint {
     pub(crate) idempotent_requests: Option<bool>,
     /// `canary(..)`: the endpoint is a canary version of its route (read without a mistake).
     pub(crate) canary: Option<CanaryAttr>,
+    /// `idempotent_requests(wait = "5s")`: how long a retry waits for the first response.
+    pub(crate) idempotent_wait: Option<std::time::Duration>,
     pub(crate) fields: Vec<Field>,
 }
 

@@ -119,20 +119,33 @@ pub(crate) fn parse(
         fields.push(Field { ident, ty: field.ty.clone(), kind });
     }
     let head_ok = head.is_some();
-    let Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo, idempotent_requests, canary } =
-        head.unwrap_or_else(|| Head {
-            method: HttpMethod::Get,
-            route: LitStr::new("/", item.ident.span()),
-            timeout: None,
-            max_body: None,
-            cache: None,
-            auth: None,
-            rate_limit: RateLimits::NONE,
-            saga: None,
-            slo: None,
-            idempotent_requests: None,
-            canary: None,
-        });
+    let Head {
+        method,
+        route,
+        timeout,
+        max_body,
+        cache,
+        auth,
+        rate_limit,
+        saga,
+        slo,
+        idempotent_requests,
+        idempotent_wait,
+        canary,
+    } = head.unwrap_or_else(|| Head {
+        method: HttpMethod::Get,
+        route: LitStr::new("/", item.ident.span()),
+        timeout: None,
+        max_body: None,
+        cache: None,
+        auth: None,
+        rate_limit: RateLimits::NONE,
+        saga: None,
+        slo: None,
+        idempotent_requests: None,
+        idempotent_wait: None,
+        canary: None,
+    });
     Some(Endpoint {
         ident: item.ident.clone(),
         head_ok,
@@ -148,6 +161,7 @@ pub(crate) fn parse(
         slo,
         idempotent_requests,
         canary,
+        idempotent_wait,
         fields,
     })
 }
@@ -165,6 +179,7 @@ struct Head {
     auth: Option<(Auth, Span)>,
     idempotent_requests: Option<bool>,
     canary: Option<CanaryAttr>,
+    idempotent_wait: Option<std::time::Duration>,
 }
 
 /// `auth = jwt` / `auth = none` (the words are the policy grammar's).
@@ -209,6 +224,7 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
     let mut slo = None;
     let mut idempotent_requests = None;
     let mut canary = None;
+    let mut idempotent_wait = None;
     let mut seen = Seen::new("#[endpoint]");
     while !input.is_empty() {
         input.parse::<Token![,]>()?;
@@ -234,7 +250,13 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "slo" => slo = parse_slo(input, &key, errors)?,
             "canary" => canary = parse_canary(input, &key, errors)?,
             "idempotent_requests" => {
-                if input.peek(Token![=]) {
+                if input.peek(syn::token::Paren) {
+                    let value = crate::policy::group(input, key.span())?;
+                    let mut reader = Reader::new(Syntax::Dsl);
+                    idempotent_wait = orchestrate_core::policy::idempotency::read(&mut reader, &value);
+                    crate::policy::report(reader.into_problems(), errors);
+                    idempotent_requests = Some(true);
+                } else if input.peek(Token![=]) {
                     input.parse::<Token![=]>()?;
                     let on: syn::LitBool = input.parse().map_err(|e| {
                         syn::Error::new(e.span(), "write `idempotent_requests` or `idempotent_requests = false`")
@@ -264,7 +286,20 @@ fn parse_endpoint_args(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resu
             "an endpoint needs a total `timeout`, the budget of its whole graph: add `timeout = \"2s\"`",
         );
     }
-    Ok(Some(Head { method, route, timeout, max_body, cache, auth, rate_limit, saga, slo, idempotent_requests, canary }))
+    Ok(Some(Head {
+        method,
+        route,
+        timeout,
+        max_body,
+        cache,
+        auth,
+        rate_limit,
+        saga,
+        slo,
+        idempotent_requests,
+        idempotent_wait,
+        canary,
+    }))
 }
 
 /// `rate_limit(per_user = "100/min", ..)` of an endpoint or an `#[api]` module: the rates and

@@ -215,6 +215,17 @@ impl Outgoing {
         }
     }
 
+    /// Method, encoded path and query, headers and body: what it takes to send the request again
+    /// from another process (the saga journal keeps compensations so).
+    pub(crate) fn parts(&self) -> (&http::Method, &str, &HeaderMap, Option<&Bytes>) {
+        (&self.method, self.target.as_str(), &self.headers, self.body.as_ref())
+    }
+
+    /// The request `parts` described.
+    pub(crate) fn from_parts(method: http::Method, path: String, headers: HeaderMap, body: Option<Bytes>) -> Self {
+        Self { body, headers, ..Self::new(method, Target::from_encoded(path)) }
+    }
+
     /// Takes the cache key and tags the generated code set.
     pub(crate) fn take_cache(&mut self) -> (Option<String>, Vec<String>) {
         (self.cache_key.take(), std::mem::take(&mut self.cache_tags))
@@ -695,8 +706,8 @@ impl ServiceClient {
                 let forward = match decided {
                     Some((last, forward)) if last == name => forward,
                     _ => {
-                        let replaced = (traceparent.is_some() && *name == TRACEPARENT)
-                            || (own && headers.contains_key(name));
+                        let replaced =
+                            (traceparent.is_some() && *name == TRACEPARENT) || (own && headers.contains_key(name));
                         let forward = self.forward.contains(name) && !replaced && !per_hop(name);
                         decided = Some((name, forward));
                         forward

@@ -76,7 +76,13 @@ impl<'p, P: Calls> Exec<'p, P> {
 
     /// Call `node` committed: `compensation` undoes it if the run fails.
     pub fn commit(&self, node: usize, compensation: P::Request) {
+        self.calls.committed(self.spec, node, &compensation);
         self.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((node, compensation));
+    }
+
+    /// The run succeeded: none of the committed calls will be compensated.
+    pub fn succeeded(&self) {
+        self.calls.finished(self.spec);
     }
 
     /// Runs the compensations of the calls that committed before `failure`, dependents first,

@@ -50,6 +50,18 @@ pub trait Calls: Sync {
         tally: &'a Tally,
     ) -> Result<Self::Custom<'a>, CallError>;
 
+    /// Call `node` of `spec` committed, and `compensation` undoes it: the moment to write it
+    /// down where a crash cannot lose it (the runtime's port writes it to the saga journal).
+    /// Nothing by default.
+    fn committed(&self, spec: &'static EndpointSpec, node: usize, compensation: &Self::Request) {
+        let _ = (spec, node, compensation);
+    }
+
+    /// The run of `spec` succeeded: its committed calls stay. Nothing by default.
+    fn finished(&self, spec: &'static EndpointSpec) {
+        let _ = spec;
+    }
+
     /// Sends the compensations of the committed calls of a failed run of `spec`, in the order
     /// given (`(node, request)`: the request the generated code built from the call's answer),
     /// each with its compensation's timeout and retries, and reports how each ended.

@@ -8,7 +8,9 @@
 //! the headers of `orchestrate_core::policy::idempotency::REPLAYED_HEADERS`, body) for the
 //! record's time to live. Then a request with the same key and fingerprint gets that response
 //! (`Replay`), one with another fingerprint is refused (`Mismatch`, 422), one while the claim is
-//! running too (`InProgress`, 409). A claim dropped without an answer (the client went away, the
+//! running too (`InProgress`, 409) — unless the endpoint has a `wait`
+//! (`idempotent_requests(wait = "5s")`): then [`Idempotency::begin_or_wait`] asks again with a
+//! growing pause until the response is there or the wait is over. A claim dropped without an answer (the client went away, the
 //! request was shed) is released, so a retry runs.
 //!
 //! Layout in Redis, under the store's prefix: `idempotency:<endpoint>:<key>`, a JSON string:
@@ -103,6 +105,36 @@ impl Idempotency {
         match store.redis() {
             Some(redis) => Self(Arc::new(Backend::Redis(redis.clone()))),
             None => Self(Arc::new(Backend::Memory(Mutex::default()))),
+        }
+    }
+
+    /// As [`begin`](Self::begin), but while the first request with the key runs, asks again
+    /// (after 10 ms, doubling up to 250 ms) for at most `wait`: the first's response when it
+    /// comes in time (`Replay`), a claim when the first gave its key up (`Run`), else
+    /// `InProgress`.
+    pub(crate) async fn begin_or_wait(
+        &self,
+        endpoint: &str,
+        key: &str,
+        fp: String,
+        running: Duration,
+        wait: Option<Duration>,
+    ) -> Begin {
+        let first = self.begin(endpoint, key, fp.clone(), running).await;
+        let (Begin::InProgress, Some(wait)) = (&first, wait) else { return first };
+        let until = Instant::now() + wait;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return Begin::InProgress;
+            }
+            tokio::time::sleep(pause.min(until - now)).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+            match self.begin(endpoint, key, fp.clone(), running).await {
+                Begin::InProgress => {}
+                other => return other,
+            }
         }
     }
 
@@ -257,6 +289,51 @@ mod tests {
         assert!(matches!(records.begin("e", "k", "b".into(), Duration::from_secs(5)).await, Begin::Mismatch));
         tokio::time::sleep(Duration::from_secs(61)).await;
         assert!(matches!(records.begin("e", "k", "b".into(), Duration::from_secs(5)).await, Begin::Run(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_with_a_wait_gets_the_first_response_when_it_comes_in_time() {
+        let records = memory();
+        let running = Duration::from_secs(30);
+        let Begin::Run(claim) = records.begin("e", "k", "a".into(), running).await else { panic!() };
+        let stored = Stored { status: 201, headers: vec![], body: "{}".into() };
+        let finish = {
+            let stored = stored.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                claim.finish(stored, Duration::from_secs(60)).await;
+            })
+        };
+        let started = Instant::now();
+        let waited = records.begin_or_wait("e", "k", "a".into(), running, Some(Duration::from_secs(5))).await;
+        assert!(matches!(waited, Begin::Replay(s) if s == stored));
+        // Asked again at most 250 ms apart: the response came at 2 s.
+        assert!(started.elapsed() >= Duration::from_secs(2) && started.elapsed() <= Duration::from_millis(2250));
+        finish.await.unwrap();
+
+        // A first request that outlasts the wait: 409 after exactly the wait.
+        let Begin::Run(_held) = records.begin("e", "k2", "a".into(), running).await else { panic!() };
+        let started = Instant::now();
+        let waited = records.begin_or_wait("e", "k2", "a".into(), running, Some(Duration::from_secs(1))).await;
+        assert!(matches!(waited, Begin::InProgress));
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        // Without a wait: at once.
+        let started = Instant::now();
+        assert!(matches!(records.begin_or_wait("e", "k2", "a".into(), running, None).await, Begin::InProgress));
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_retry_runs_when_the_first_gives_its_key_up() {
+        let records = memory();
+        let running = Duration::from_secs(30);
+        let Begin::Run(claim) = records.begin("e", "k", "a".into(), running).await else { panic!() };
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            drop(claim);
+        });
+        let waited = records.begin_or_wait("e", "k", "a".into(), running, Some(Duration::from_secs(5))).await;
+        assert!(matches!(waited, Begin::Run(_)));
     }
 
     #[tokio::test(start_paused = true)]

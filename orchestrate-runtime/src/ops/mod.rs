@@ -1,14 +1,16 @@
 //! Operations endpoints every application mounts beside its own: `/metrics` (Prometheus),
 //! `/health` (per-service state), `/_orchestrate` (the living documentation of every endpoint,
 //! with its recent requests), `/_orchestrate/requests.json` (those requests for tools) and
-//! `POST /_orchestrate/cache/invalidate` (dropping cached answers by tag or key) and
-//! `/_orchestrate/alerts.yml` (Prometheus rules from the endpoints' SLOs).
+//! `POST /_orchestrate/cache/invalidate` (dropping cached answers by tag or key),
+//! `/_orchestrate/alerts.yml` (Prometheus rules from the endpoints' SLOs) and
+//! `GET /_orchestrate/sagas/{request_id}` (a saga's record in the journal).
 
 pub mod alerts;
 pub mod cache;
 pub mod health;
 pub mod metrics;
 pub mod requests;
+pub mod sagas;
 pub mod spec;
 
 pub use alerts::alert_rules;
@@ -54,6 +56,7 @@ pub fn router(runtime: &Runtime, endpoints: &[&'static EndpointSpec]) -> axum::R
         .merge(metrics::routes(runtime))
         .merge(health::routes(runtime, endpoints))
         .merge(cache::routes(runtime))
+        .merge(sagas::routes(runtime))
         .merge(alerts::routes(endpoints));
     match runtime.ops_token() {
         Some(token) => {

@@ -184,7 +184,7 @@ where
         let fp = crate::idempotency::fingerprint(&parts.method, &parts.uri, inbound.raw_body());
         // Running at most the endpoint's timeout and a minute for its compensations.
         let running = E::SPEC.timeout + std::time::Duration::from_secs(60);
-        match runtime.idempotency().begin(E::SPEC.name, &key, fp, running).await {
+        match runtime.idempotency().begin_or_wait(E::SPEC.name, &key, fp, running, E::SPEC.idempotent_wait).await {
             Begin::Run(run) => claim = Some(run),
             Begin::Replay(stored) => return rejected(replay(stored)),
             Begin::InProgress => {

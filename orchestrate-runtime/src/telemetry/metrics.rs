@@ -454,7 +454,12 @@ pub(crate) fn store_error(operation: &str, kind: &'static str) {
 }
 
 /// The compensation of call `call` of `endpoint` ended with `outcome` (`compensated`, `failed`).
-pub(crate) fn compensation(endpoint: &'static str, call: &'static str, outcome: &'static str) {
+pub(crate) fn compensation(
+    endpoint: impl Into<metrics::SharedString>,
+    call: impl Into<metrics::SharedString>,
+    outcome: &'static str,
+) {
+    let (endpoint, call) = (endpoint.into(), call.into());
     if enabled() {
         metrics::counter!(COMPENSATIONS, "endpoint" => endpoint, "call" => call, "outcome" => outcome).increment(1);
     }

@@ -184,13 +184,7 @@ fn nodes<'a>(spec: &'a EndpointSpec, runtime: Option<&Runtime>) -> Vec<Node<'a>>
 /// Whether the call changes something downstream: a request other than GET not marked
 /// `idempotent` (read off the spec: retryable without being idempotent by method or keyed).
 fn side_effect(call: &CallSpec) -> bool {
-    match call.target {
-        CallTarget::Http { method, .. } => {
-            let marked_idempotent = call.retryable && !method.is_idempotent() && !call.idempotency_key;
-            method != crate::spec::Method::Get && !marked_idempotent
-        }
-        CallTarget::With { .. } => false,
-    }
+    call.has_side_effect()
 }
 
 fn retries(call: &CallSpec, runtime: Option<&Runtime>) -> Retries {

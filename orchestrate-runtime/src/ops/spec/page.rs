@@ -124,7 +124,7 @@ fn endpoint_section(out: &mut String, runtime: &Runtime, spec: &EndpointSpec, in
     let _ = writeln!(
         out,
         "<section id=\"{}\"><h2><span class=\"method\">{}</span><code>{}</code> <span class=\"muted\">{}</span></h2>\
-         <p class=\"muted\">Total timeout {}ms · {calls} call{} · {} computed field{}{}</p>",
+         <p class=\"muted\">Total timeout {}ms · {calls} call{} · {} computed field{}{}{}{}</p>",
         anchor(spec),
         spec.method.as_str(),
         esc(spec.route),
@@ -134,6 +134,12 @@ fn endpoint_section(out: &mut String, runtime: &Runtime, spec: &EndpointSpec, in
         nodes.len() - calls,
         if nodes.len() - calls == 1 { "" } else { "s" },
         spec.cache.map_or_else(String::new, |cache| format!(" · whole answer cached {}", esc(&cache.describe()))),
+        replay(spec),
+        if compensates(spec) {
+            " · a saga: each request's journal record at <code>/_orchestrate/sagas/{request_id}</code>"
+        } else {
+            ""
+        },
     );
     if !spec.inputs.is_empty() {
         out.push_str("<h3>Inputs</h3><table><tr><th>Field</th><th>From</th><th>Type</th></tr>");
@@ -197,6 +203,23 @@ fn endpoint_section(out: &mut String, runtime: &Runtime, spec: &EndpointSpec, in
         out.push_str("</table>\n");
     }
     // The section closes after the recent requests (see `Page::new`).
+}
+
+/// What a client's retry with an `Idempotency-Key` gets, for the summary line.
+fn replay(spec: &EndpointSpec) -> String {
+    match (spec.idempotent_requests, spec.idempotent_wait) {
+        (false, _) => String::new(),
+        (true, None) => " · client retries replayed by <code>Idempotency-Key</code>".to_owned(),
+        (true, Some(wait)) => format!(
+            " · client retries replayed by <code>Idempotency-Key</code>, waiting up to {}ms for a first still running",
+            millis(wait)
+        ),
+    }
+}
+
+/// Whether some call of `spec` has a compensation.
+fn compensates(spec: &EndpointSpec) -> bool {
+    (0..spec.nodes.len()).any(|i| spec.call(i).is_some_and(|c| c.compensation.is_some()))
 }
 
 fn call_row(out: &mut String, row: &Row, cached: bool) {
