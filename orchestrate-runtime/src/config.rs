@@ -678,7 +678,7 @@ mod tests {
 
     impl Owned {
         /// Applies `text` (as `app.toml`) to `specs` and these sections.
-        fn apply(&mut self, text: &str, specs: &mut Vec<ServiceSpec>) -> Result<FileConfig, String> {
+        fn apply(&mut self, text: &str, specs: &mut [ServiceSpec]) -> Result<FileConfig, String> {
             let sections = Sections {
                 store: &mut self.store,
                 recent: &mut self.recent,
