@@ -9,8 +9,8 @@
 ///
 /// ```
 /// orchestrate_runtime::install_tls_provider();
-/// let client = reqwest::Client::new();
-/// # let _ = client;
+/// // Then build the application's own HTTP clients (reqwest, hyper-rustls, ..).
+/// orchestrate_runtime::install_tls_provider(); // a second call changes nothing
 /// ```
 pub fn install_tls_provider() {
     #[cfg(feature = "tls")]
