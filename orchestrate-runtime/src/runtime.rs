@@ -826,24 +826,9 @@ impl RuntimeBuilder {
             Some(path) => Some(ConfigSource::File(path.into())),
             None => self.config.take(),
         };
-        match source {
-            None => Ok(config::FileConfig::default()),
-            Some(ConfigSource::Text(text)) => config::apply(
-                "<config>",
-                &text,
-                &mut self.specs,
-                config::Sections {
-                    store: &mut self.store,
-                    recent: &mut self.recent,
-                    cache: &mut self.cache,
-                    rate_limit: &mut self.rate_limit,
-                    auth: &mut self.auth,
-                    ops_token: &mut self.ops_token,
-                    server: &mut self.server_limits,
-                    canary: &mut self.canary,
-                    saga: &mut self.saga,
-                },
-            ),
+        let (name, text) = match source {
+            None => return Ok(config::FileConfig::default()),
+            Some(ConfigSource::Text(text)) => ("<config>".to_owned(), text),
             Some(ConfigSource::File(path)) => {
                 let name = path.display().to_string();
                 let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -851,24 +836,25 @@ impl RuntimeBuilder {
                         if named_by_env { format!(" (the path comes from `{CONFIG_ENV}`)") } else { String::new() };
                     ConfigError::Unreadable { path: name.clone(), reason: format!("{e}{from}") }
                 })?;
-                config::apply(
-                    &name,
-                    &text,
-                    &mut self.specs,
-                    config::Sections {
-                        store: &mut self.store,
-                        recent: &mut self.recent,
-                        cache: &mut self.cache,
-                        rate_limit: &mut self.rate_limit,
-                        auth: &mut self.auth,
-                        ops_token: &mut self.ops_token,
-                        server: &mut self.server_limits,
-                        canary: &mut self.canary,
-                        saga: &mut self.saga,
-                    },
-                )
+                (name, text)
             }
-        }
+        };
+        config::apply(
+            &name,
+            &text,
+            &mut self.specs,
+            config::Sections {
+                store: &mut self.store,
+                recent: &mut self.recent,
+                cache: &mut self.cache,
+                rate_limit: &mut self.rate_limit,
+                auth: &mut self.auth,
+                ops_token: &mut self.ops_token,
+                server: &mut self.server_limits,
+                canary: &mut self.canary,
+                saga: &mut self.saga,
+            },
+        )
     }
 }
 

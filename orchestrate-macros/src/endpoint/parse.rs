@@ -322,24 +322,9 @@ pub(crate) fn parse_rate_limit(input: ParseStream<'_>, key: &Ident, errors: &mut
 /// `slo(availability = "99.9%", p99 = "300ms")`, read by the policy grammar; the `p99` value's
 /// span is kept for the check against the endpoint's `timeout`.
 fn parse_slo(input: ParseStream<'_>, key: &Ident, errors: &mut Errors) -> syn::Result<Option<SloAttr>> {
-    if !input.peek(syn::token::Paren) {
-        return Err(syn::Error::new(
-            key.span(),
-            "`slo` takes its objectives in parentheses, e.g. `slo(availability = \"99.9%\", p99 = \"300ms\")`",
-        ));
-    }
-    let value = crate::policy::group(input, key.span())?;
-    let p99_span = match &value {
-        orchestrate_core::policy::Value::Table(entries, _) => {
-            entries.iter().find(|e| e.key == "p99").map(|e| e.value.at().span)
-        }
-        _ => None,
-    };
-    let mut reader = Reader::new(Syntax::Dsl);
-    let at = crate::policy::At::span(key.span());
-    let policy = orchestrate_core::policy::slo::read(&mut reader, &at, &value);
-    crate::policy::report(reader.into_problems(), errors);
-    Ok(policy.map(|policy| SloAttr { policy, p99_span: p99_span.unwrap_or_else(|| key.span()) }))
+    let example = "`slo` takes its objectives in parentheses, e.g. `slo(availability = \"99.9%\", p99 = \"300ms\")`";
+    let read = parse_group(input, key, errors, example, "p99", orchestrate_core::policy::slo::read)?;
+    Ok(read.map(|(policy, p99_span)| SloAttr { policy, p99_span }))
 }
 
 /// `canary(version = "v2", weight = 5, key = "sub")`, read by the policy grammar; the `key`
@@ -349,24 +334,42 @@ pub(crate) fn parse_canary(
     key: &Ident,
     errors: &mut Errors,
 ) -> syn::Result<Option<CanaryAttr>> {
+    let example =
+        "`canary` takes its settings in parentheses, e.g. `canary(version = \"v2\", weight = 5, key = \"sub\")`";
+    let read = parse_group(input, key, errors, example, "key", orchestrate_core::policy::canary::read)?;
+    Ok(read.map(|(policy, key_span)| CanaryAttr { policy, key_span }))
+}
+
+/// A `key(..)` group of the endpoint attribute read by `read` (the policy grammar), its mistakes
+/// reported into `errors`; with the span of the value of `kept` (the key's own span when it is
+/// absent), which a later check points at. Without parentheses: the error `example`.
+fn parse_group<T>(
+    input: ParseStream<'_>,
+    key: &Ident,
+    errors: &mut Errors,
+    example: &str,
+    kept: &str,
+    read: fn(
+        &mut Reader<crate::policy::At>,
+        &crate::policy::At,
+        &orchestrate_core::policy::Value<crate::policy::At>,
+    ) -> Option<T>,
+) -> syn::Result<Option<(T, proc_macro2::Span)>> {
     if !input.peek(syn::token::Paren) {
-        return Err(syn::Error::new(
-            key.span(),
-            "`canary` takes its settings in parentheses, e.g. `canary(version = \"v2\", weight = 5, key = \"sub\")`",
-        ));
+        return Err(syn::Error::new(key.span(), example));
     }
     let value = crate::policy::group(input, key.span())?;
-    let key_span = match &value {
+    let kept_span = match &value {
         orchestrate_core::policy::Value::Table(entries, _) => {
-            entries.iter().find(|e| e.key == "key").map(|e| e.value.at().span)
+            entries.iter().find(|e| e.key == kept).map(|e| e.value.at().span)
         }
         _ => None,
     };
     let mut reader = Reader::new(Syntax::Dsl);
     let at = crate::policy::At::span(key.span());
-    let policy = orchestrate_core::policy::canary::read(&mut reader, &at, &value);
+    let policy = read(&mut reader, &at, &value);
     crate::policy::report(reader.into_problems(), errors);
-    Ok(policy.map(|policy| CanaryAttr { policy, key_span: key_span.unwrap_or_else(|| key.span()) }))
+    Ok(policy.map(|policy| (policy, kept_span.unwrap_or_else(|| key.span()))))
 }
 
 fn parse_input(attr: &Attribute, field: &Ident, errors: &mut Errors) -> Option<Input> {
