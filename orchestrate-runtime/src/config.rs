@@ -188,25 +188,43 @@ pub(crate) struct FileConfig {
 }
 
 /// The builder's settings of the file's sections, which the file's tables merge into key by key.
-pub(crate) struct Sections<'a> {
+#[derive(Debug, Clone)]
+pub(crate) struct Sections {
     /// `[store]`: the shared store.
-    pub(crate) store: &'a mut StoreSettings,
+    pub(crate) store: StoreSettings,
     /// `[recent]`: what is kept of recent requests.
-    pub(crate) recent: &'a mut RecentRequests,
+    pub(crate) recent: RecentRequests,
     /// `[cache]`: where cached answers live.
-    pub(crate) cache: &'a mut CacheSettings,
+    pub(crate) cache: CacheSettings,
     /// `[rate_limit]`: overrides of the endpoints' limits and how they apply.
-    pub(crate) rate_limit: &'a mut RateLimitSettings,
+    pub(crate) rate_limit: RateLimitSettings,
     /// `[auth]`: how bearer tokens are verified.
-    pub(crate) auth: &'a mut Option<policy::AuthSettings>,
+    pub(crate) auth: Option<policy::AuthSettings>,
     /// `[ops] token`: the bearer token of the operations endpoints.
-    pub(crate) ops_token: &'a mut Option<String>,
+    pub(crate) ops_token: Option<String>,
     /// `[server]`: what the listener allows a client.
-    pub(crate) server: &'a mut policy::ServerLimits,
+    pub(crate) server: policy::ServerLimits,
     /// `[canary.<Endpoint>]`: changed weights and rollback rules of canary versions.
-    pub(crate) canary: &'a mut policy::CanarySettings,
+    pub(crate) canary: policy::CanarySettings,
     /// `[saga]`: the journal's lease and how long it keeps records.
-    pub(crate) saga: &'a mut policy::SagaSettings,
+    pub(crate) saga: policy::SagaSettings,
+}
+
+impl Default for Sections {
+    /// What a runtime has when neither its builder nor a file sets anything.
+    fn default() -> Self {
+        Self {
+            store: StoreSettings::default(),
+            recent: RecentRequests::DEFAULT,
+            cache: CacheSettings::DEFAULT,
+            rate_limit: RateLimitSettings::default(),
+            auth: None,
+            ops_token: None,
+            server: policy::ServerLimits::DEFAULT,
+            canary: Vec::new(),
+            saga: policy::SagaSettings::DEFAULT,
+        }
+    }
 }
 
 /// Applies the configuration `text` (named `name` in messages) to `specs` and `sections`; returns
@@ -215,7 +233,7 @@ pub(crate) fn apply(
     name: &str,
     text: &str,
     specs: &mut [ServiceSpec],
-    sections: Sections<'_>,
+    sections: &mut Sections,
 ) -> Result<FileConfig, ConfigError> {
     let document = DeTable::parse(text).map_err(|error| ConfigError::Syntax {
         origin: error.span().map_or_else(|| name.to_owned(), |span| position(name, text, &span)),
@@ -238,22 +256,21 @@ pub(crate) fn apply(
         match key.get_ref() {
             k if k == policy::store::SECTION => {
                 if let Some(settings) =
-                    section(problems, |r| policy::store::read(r, &value_of(), Some(&*sections.store)))
+                    section(problems, |r| policy::store::read(r, &value_of(), Some(&sections.store)))
                 {
                     if let DeValue::Table(table) = value.get_ref()
                         && let Some((_, url)) = table.iter().find(|(key, _)| key.get_ref() == "redis_url")
                     {
                         redis_url_at = Some(position(name, text, &url.span()));
                     }
-                    *sections.store = settings;
+                    sections.store = settings;
                 }
                 continue;
             }
             k if k == policy::cache::SECTION => {
-                if let Some(read) =
-                    section(problems, |r| policy::cache::settings(r, &value_of(), Some(*sections.cache)))
+                if let Some(read) = section(problems, |r| policy::cache::settings(r, &value_of(), Some(sections.cache)))
                 {
-                    *sections.cache = read;
+                    sections.cache = read;
                 }
                 continue;
             }
@@ -261,13 +278,13 @@ pub(crate) fn apply(
                 let declared = sections.rate_limit.clone();
                 if let Some(read) = section(problems, |r| policy::rate_limit::settings(r, &value_of(), Some(declared)))
                 {
-                    *sections.rate_limit = read;
+                    sections.rate_limit = read;
                 }
                 continue;
             }
             k if k == policy::auth::SECTION => {
                 if let Some(read) = section(problems, |r| policy::auth::read(r, &value_of(), sections.auth.as_ref())) {
-                    *sections.auth = Some(read);
+                    sections.auth = Some(read);
                 }
                 continue;
             }
@@ -276,36 +293,34 @@ pub(crate) fn apply(
                     policy::auth::read_ops(r, &value_of(), sections.ops_token.as_deref())
                 };
                 if let Some(read) = section(problems, ops) {
-                    *sections.ops_token = read;
+                    sections.ops_token = read;
                 }
                 continue;
             }
             k if k == policy::server::SECTION => {
-                if let Some(read) = section(problems, |r| policy::server::read(r, &value_of(), Some(*sections.server)))
-                {
-                    *sections.server = read;
+                if let Some(read) = section(problems, |r| policy::server::read(r, &value_of(), Some(sections.server))) {
+                    sections.server = read;
                 }
                 continue;
             }
             k if k == policy::canary::SECTION => {
                 let declared = sections.canary.clone();
                 if let Some(read) = section(problems, |r| policy::canary::settings(r, &value_of(), declared)) {
-                    *sections.canary = read;
+                    sections.canary = read;
                 }
                 continue;
             }
             k if k == policy::saga::SECTION => {
                 if let Some(read) =
-                    section(problems, |r| policy::saga::read_settings(r, &value_of(), Some(*sections.saga)))
+                    section(problems, |r| policy::saga::read_settings(r, &value_of(), Some(sections.saga)))
                 {
-                    *sections.saga = read;
+                    sections.saga = read;
                 }
                 continue;
             }
             k if k == policy::recent::SECTION => {
-                if let Some(read) = section(problems, |r| policy::recent::read(r, &value_of(), Some(*sections.recent)))
-                {
-                    *sections.recent = read;
+                if let Some(read) = section(problems, |r| policy::recent::read(r, &value_of(), Some(sections.recent))) {
+                    sections.recent = read;
                 }
                 continue;
             }
@@ -662,60 +677,33 @@ mod tests {
         ServiceSpec::new("shipping", "http://shipping.internal:8080"),
     ];
 
-    /// Every section of the file at its default, for a test to change one and read it back.
-    #[derive(Default)]
-    struct Owned {
-        store: StoreSettings,
-        recent: RecentRequests,
-        cache: CacheSettings,
-        rate_limit: RateLimitSettings,
-        auth: Option<policy::AuthSettings>,
-        ops_token: Option<String>,
-        server: policy::ServerLimits,
-        canary: policy::CanarySettings,
-        saga: policy::SagaSettings,
-    }
-
-    impl Owned {
-        /// Applies `text` (as `app.toml`) to `specs` and these sections.
-        fn apply(&mut self, text: &str, specs: &mut [ServiceSpec]) -> Result<FileConfig, String> {
-            let sections = Sections {
-                store: &mut self.store,
-                recent: &mut self.recent,
-                cache: &mut self.cache,
-                rate_limit: &mut self.rate_limit,
-                auth: &mut self.auth,
-                ops_token: &mut self.ops_token,
-                server: &mut self.server,
-                canary: &mut self.canary,
-                saga: &mut self.saga,
-            };
-            apply("app.toml", text, specs, sections).map_err(|e| e.to_string())
-        }
+    /// Applies `text` (as `app.toml`) to `specs` and `sections`.
+    fn apply_text(text: &str, specs: &mut [ServiceSpec], sections: &mut Sections) -> Result<FileConfig, String> {
+        apply("app.toml", text, specs, sections).map_err(|e| e.to_string())
     }
 
     fn apply_to(text: &str) -> Result<(Vec<ServiceSpec>, FileUrls), String> {
         let mut specs = SERVICES.to_vec();
-        let file = Owned::default().apply(text, &mut specs)?;
+        let file = apply_text(text, &mut specs, &mut Sections::default())?;
         Ok((specs, file.urls))
     }
 
     fn store_of(text: &str, builder: StoreSettings) -> Result<(StoreSettings, Option<String>), String> {
-        let mut owned = Owned { store: builder, ..Owned::default() };
-        let file = owned.apply(text, &mut SERVICES.to_vec())?;
-        Ok((owned.store, file.redis_url_at))
+        let mut sections = Sections { store: builder, ..Sections::default() };
+        let file = apply_text(text, &mut SERVICES.to_vec(), &mut sections)?;
+        Ok((sections.store, file.redis_url_at))
     }
 
     fn recent_of(text: &str) -> Result<RecentRequests, String> {
-        let mut owned = Owned { recent: RecentRequests::DEFAULT.with_enabled(false), ..Owned::default() };
-        owned.apply(text, &mut SERVICES.to_vec())?;
-        Ok(owned.recent)
+        let mut sections = Sections { recent: RecentRequests::DEFAULT.with_enabled(false), ..Sections::default() };
+        apply_text(text, &mut SERVICES.to_vec(), &mut sections)?;
+        Ok(sections.recent)
     }
 
     fn saga_of(text: &str) -> Result<policy::SagaSettings, String> {
-        let mut owned = Owned { saga: policy::SagaSettings::DEFAULT, ..Owned::default() };
-        owned.apply(text, &mut SERVICES.to_vec())?;
-        Ok(owned.saga)
+        let mut sections = Sections::default();
+        apply_text(text, &mut SERVICES.to_vec(), &mut sections)?;
+        Ok(sections.saga)
     }
 
     #[test]
@@ -736,15 +724,16 @@ mod tests {
     }
 
     fn cache_of(text: &str) -> Result<CacheSettings, String> {
-        let mut owned = Owned { cache: CacheSettings::DEFAULT.with_shared(false), ..Owned::default() };
-        owned.apply(text, &mut SERVICES.to_vec())?;
-        Ok(owned.cache)
+        let mut sections = Sections { cache: CacheSettings::DEFAULT.with_shared(false), ..Sections::default() };
+        apply_text(text, &mut SERVICES.to_vec(), &mut sections)?;
+        Ok(sections.cache)
     }
 
     fn server_of(text: &str) -> Result<policy::ServerLimits, String> {
-        let mut owned = Owned { server: policy::ServerLimits::DEFAULT.with_max_requests(100), ..Owned::default() };
-        owned.apply(text, &mut SERVICES.to_vec())?;
-        Ok(owned.server)
+        let mut sections =
+            Sections { server: policy::ServerLimits::DEFAULT.with_max_requests(100), ..Sections::default() };
+        apply_text(text, &mut SERVICES.to_vec(), &mut sections)?;
+        Ok(sections.server)
     }
 
     #[test]

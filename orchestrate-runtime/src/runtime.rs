@@ -15,7 +15,7 @@ use crate::spec::EndpointSpec;
 use crate::store::{Store, StoreSettings};
 use crate::tls::install_tls_provider;
 use orchestrate_core::policy::store::redact;
-use orchestrate_core::policy::{CanarySettings, SagaSettings, ServerLimits};
+use orchestrate_core::policy::{SagaSettings, ServerLimits};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -82,15 +82,7 @@ impl Runtime {
             config: None,
             endpoints: Vec::new(),
             server_timing: None,
-            cache: CacheSettings::DEFAULT,
-            store: StoreSettings::default(),
-            recent: RecentRequests::DEFAULT,
-            rate_limit: RateLimitSettings::default(),
-            auth: None,
-            ops_token: None,
-            server_limits: ServerLimits::DEFAULT,
-            canary: Vec::new(),
-            saga: SagaSettings::DEFAULT,
+            sections: config::Sections::default(),
         }
     }
 
@@ -247,15 +239,8 @@ pub struct RuntimeBuilder {
     config: Option<ConfigSource>,
     endpoints: Vec<&'static EndpointSpec>,
     server_timing: Option<bool>,
-    cache: CacheSettings,
-    store: StoreSettings,
-    recent: RecentRequests,
-    rate_limit: RateLimitSettings,
-    auth: Option<AuthSettings>,
-    ops_token: Option<String>,
-    server_limits: ServerLimits,
-    canary: CanarySettings,
-    saga: SagaSettings,
+    /// What the builder and the configuration file set of the file's sections.
+    sections: config::Sections,
 }
 
 /// Turns the `Server-Timing` header on or off: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
@@ -277,8 +262,8 @@ impl fmt::Debug for RuntimeBuilder {
             .field("config", &self.config)
             .field("endpoints", &self.endpoints.iter().map(|e| e.name).collect::<Vec<_>>())
             .field("server_timing", &self.server_timing)
-            .field("redis_url", &self.store.redis_url.as_deref().map(redact))
-            .field("recent", &self.recent)
+            .field("redis_url", &self.sections.store.redis_url.as_deref().map(redact))
+            .field("recent", &self.sections.recent)
             .finish()
     }
 }
@@ -401,7 +386,7 @@ impl RuntimeBuilder {
     /// assert_eq!(runtime.cache().memory_bytes(), 0);
     /// ```
     pub fn cache_capacity(mut self, bytes: u64) -> Self {
-        self.cache.capacity = bytes;
+        self.sections.cache.capacity = bytes;
         self
     }
 
@@ -421,7 +406,7 @@ impl RuntimeBuilder {
     /// assert!(!runtime.cache().is_shared(), "each instance keeps its own");
     /// ```
     pub fn cache(mut self, settings: CacheSettings) -> Self {
-        self.cache = settings;
+        self.sections.cache = settings;
         self
     }
 
@@ -439,7 +424,7 @@ impl RuntimeBuilder {
     /// assert!(err.to_string().starts_with("`store.redis_url` (from the runtime builder): `127.0.0.1:6379` must start with `redis://`"), "{err}");
     /// ```
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
-        self.store.redis_url = Some(url.into());
+        self.sections.store.redis_url = Some(url.into());
         self
     }
 
@@ -466,7 +451,7 @@ impl RuntimeBuilder {
     /// assert_eq!((redis.command_timeout(), redis.prefix()), (Duration::from_millis(30), "checkout:"));
     /// ```
     pub fn store(mut self, settings: StoreSettings) -> Self {
-        self.store = settings;
+        self.sections.store = settings;
         self
     }
 
@@ -493,7 +478,7 @@ impl RuntimeBuilder {
     /// assert!(!off.recent().is_recording());
     /// ```
     pub fn recent_requests(mut self, settings: RecentRequests) -> Self {
-        self.recent = settings;
+        self.sections.recent = settings;
         self
     }
 
@@ -515,7 +500,7 @@ impl RuntimeBuilder {
     /// assert_eq!((limits.body_read_timeout, limits.max_connections), (Duration::from_secs(5), 500));
     /// ```
     pub fn server_limits(mut self, limits: ServerLimits) -> Self {
-        self.server_limits = limits;
+        self.sections.server = limits;
         self
     }
 
@@ -539,7 +524,7 @@ impl RuntimeBuilder {
     /// assert_eq!((applied.user_header.as_deref(), applied.trusted_proxies.len()), (Some("x-user-id"), 1));
     /// ```
     pub fn rate_limit(mut self, settings: RateLimitSettings) -> Self {
-        self.rate_limit = settings;
+        self.sections.rate_limit = settings;
         self
     }
 
@@ -556,7 +541,7 @@ impl RuntimeBuilder {
     /// assert!(runtime.auth().is_some());
     /// ```
     pub fn auth(mut self, settings: AuthSettings) -> Self {
-        self.auth = Some(settings);
+        self.sections.auth = Some(settings);
         self
     }
 
@@ -569,7 +554,7 @@ impl RuntimeBuilder {
     /// assert_eq!(runtime.ops_token(), Some("a long random string"));
     /// ```
     pub fn ops_token(mut self, token: impl Into<String>) -> Self {
-        self.ops_token = Some(token.into());
+        self.sections.ops_token = Some(token.into());
         self
     }
 
@@ -584,7 +569,7 @@ impl RuntimeBuilder {
     /// assert_eq!(runtime.journal().settings().lease.as_secs(), 3);
     /// ```
     pub fn saga(mut self, settings: SagaSettings) -> Self {
-        self.saga = settings;
+        self.sections.saga = settings;
         self
     }
 
@@ -641,15 +626,15 @@ impl RuntimeBuilder {
             };
             clients.push(ServiceClient::new(*spec, &url, transport));
         }
-        let cache = Cache::new(self.cache, &store);
-        let recent = Recent::new(self.recent);
+        let cache = Cache::new(self.sections.cache, &store);
+        let recent = Recent::new(self.sections.recent);
         self.check_rate_limit_endpoints()?;
         let idempotency = Idempotency::new(&store);
-        let journal = Journal::new(&store, self.saga);
-        let rate_limiter = RateLimiter::new(std::mem::take(&mut self.rate_limit), &store);
-        let ops_token = self.ops_token.take();
+        let journal = Journal::new(&store, self.sections.saga);
+        let rate_limiter = RateLimiter::new(std::mem::take(&mut self.sections.rate_limit), &store);
+        let ops_token = self.sections.ops_token.take();
         self.check_canaries()?;
-        let canaries = Canaries::new(std::mem::take(&mut self.canary));
+        let canaries = Canaries::new(std::mem::take(&mut self.sections.canary));
         let inner = Inner {
             services: clients.into_boxed_slice(),
             store,
@@ -660,7 +645,7 @@ impl RuntimeBuilder {
             auth,
             ops_token,
             idempotency,
-            server_limits: self.server_limits,
+            server_limits: self.sections.server,
             canaries,
             journal,
         };
@@ -672,7 +657,7 @@ impl RuntimeBuilder {
     /// Refuses a `[canary.<Name>]` that names no canary endpoint, and changed weights of one
     /// route adding up to more than 100 (when the endpoints are known: [`RuntimeBuilder::endpoints`]).
     fn check_canaries(&self) -> Result<(), ConfigError> {
-        if self.endpoints.is_empty() || self.canary.is_empty() {
+        if self.endpoints.is_empty() || self.sections.canary.is_empty() {
             return Ok(());
         }
         let invalid = |key: String, reason: String| ConfigError::Invalid {
@@ -682,7 +667,7 @@ impl RuntimeBuilder {
             reason,
         };
         let known: Vec<&str> = self.endpoints.iter().filter(|e| e.canary.is_some()).map(|e| e.name).collect();
-        for (name, _) in &self.canary {
+        for (name, _) in &self.sections.canary {
             if !known.contains(&name.as_str()) {
                 let near = orchestrate_core::suggest::did_you_mean(name, known.iter().copied());
                 let reason = format!("no canary endpoint is named `{name}`{near} (canaries: {})", known.join(", "));
@@ -692,7 +677,8 @@ impl RuntimeBuilder {
         let mut routes: Vec<(String, u32)> = Vec::new();
         for spec in &self.endpoints {
             let Some(canary) = spec.canary else { continue };
-            let change = self.canary.iter().find(|(name, _)| name == spec.name).map(|(_, c)| *c).unwrap_or_default();
+            let change =
+                self.sections.canary.iter().find(|(name, _)| name == spec.name).map(|(_, c)| *c).unwrap_or_default();
             let route = format!("{} {}", spec.method.as_str(), spec.route);
             let weight = change.apply(canary).weight;
             match routes.iter_mut().find(|(r, _)| *r == route) {
@@ -718,7 +704,7 @@ impl RuntimeBuilder {
             return Ok(());
         }
         let known: Vec<&str> = self.endpoints.iter().map(|e| e.name).collect();
-        for (name, _) in &self.rate_limit.endpoints {
+        for (name, _) in &self.sections.rate_limit.endpoints {
             if !known.contains(&name.as_str()) {
                 let near = orchestrate_core::suggest::did_you_mean(name, known.iter().copied());
                 return Err(ConfigError::Invalid {
@@ -743,7 +729,7 @@ impl RuntimeBuilder {
             reason,
         };
         let needs = self.endpoints.iter().find(|e| e.auth == orchestrate_core::policy::Auth::Jwt);
-        match (&self.auth, needs) {
+        match (&self.sections.auth, needs) {
             (Some(settings), _) if settings.has_keys() => {
                 let auth = Authenticator::new(settings.clone()).map_err(invalid)?;
                 auth.start();
@@ -779,7 +765,7 @@ impl RuntimeBuilder {
     /// value of `ORCHESTRATE_REDIS_URL` (empty is unset); `redis_url_at` is where the file sets
     /// the URL, if it does.
     fn open_store(&self, from_env: Option<String>, redis_url_at: Option<String>) -> Result<Store, ConfigError> {
-        let mut settings = self.store.clone();
+        let mut settings = self.sections.store.clone();
         let from_env = from_env.filter(|url| !url.trim().is_empty());
         let (url_key, url_origin) = match (&from_env, redis_url_at) {
             (Some(_), _) => (REDIS_URL_ENV, "the environment".to_owned()),
@@ -839,22 +825,7 @@ impl RuntimeBuilder {
                 (name, text)
             }
         };
-        config::apply(
-            &name,
-            &text,
-            &mut self.specs,
-            config::Sections {
-                store: &mut self.store,
-                recent: &mut self.recent,
-                cache: &mut self.cache,
-                rate_limit: &mut self.rate_limit,
-                auth: &mut self.auth,
-                ops_token: &mut self.ops_token,
-                server: &mut self.server_limits,
-                canary: &mut self.canary,
-                saga: &mut self.saga,
-            },
-        )
+        config::apply(&name, &text, &mut self.specs, &mut self.sections)
     }
 }
 
