@@ -587,4 +587,16 @@ impl EndpointSpec {
             NodeKind::Compute { .. } => None,
         }
     }
+
+    /// Whether some call of the endpoint has a compensation (`compensate = ..`): its requests are
+    /// sagas, recorded in the journal.
+    ///
+    /// ```
+    /// use orchestrate_runtime::{EndpointSpec, Method};
+    /// let ping = EndpointSpec::new("Ping", Method::Get, "/ping", std::time::Duration::from_secs(1), &[], &[]);
+    /// assert!(!ping.has_compensations());
+    /// ```
+    pub fn has_compensations(&self) -> bool {
+        (0..self.nodes.len()).any(|i| self.call(i).is_some_and(|c| c.compensation.is_some()))
+    }
 }

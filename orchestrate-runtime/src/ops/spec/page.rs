@@ -135,7 +135,7 @@ fn endpoint_section(out: &mut String, runtime: &Runtime, spec: &EndpointSpec, in
         if nodes.len() - calls == 1 { "" } else { "s" },
         spec.cache.map_or_else(String::new, |cache| format!(" · whole answer cached {}", esc(&cache.describe()))),
         replay(spec),
-        if compensates(spec) {
+        if spec.has_compensations() {
             " · a saga: each request's journal record at <code>/_orchestrate/sagas/{request_id}</code>"
         } else {
             ""
@@ -215,11 +215,6 @@ fn replay(spec: &EndpointSpec) -> String {
             millis(wait)
         ),
     }
-}
-
-/// Whether some call of `spec` has a compensation.
-fn compensates(spec: &EndpointSpec) -> bool {
-    (0..spec.nodes.len()).any(|i| spec.call(i).is_some_and(|c| c.compensation.is_some()))
 }
 
 fn call_row(out: &mut String, row: &Row, cached: bool) {
