@@ -268,7 +268,7 @@ impl Calls for Downstream<'_> {
             }
             // Only a journaled call's key is copied: other calls allocate nothing for the journal.
             let journal = journaled(spec, call)
-                .then(|| request.parts().2.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
+                .then(|| request.header_value("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
             // Not boxed: the router boxes the whole graph once (see `router::serve`).
             let sent = client.send_from(&policy, call.hedge, &self.context, deadline, started, request).await;
             let value = sent.result.and_then(|response| decode_json(&response));

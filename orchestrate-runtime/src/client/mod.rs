@@ -119,36 +119,46 @@ pub struct Outgoing {
     method: http::Method,
     target: Target,
     body: Option<Bytes>,
+    /// The body is JSON: `content-type: application/json` is added when the request is built
+    /// (unless the call set its own), so that most calls bring no header map of their own.
+    json: bool,
     headers: HeaderMap,
+    /// What few calls carry (a failure while building, a cache key or tags), out of line so that
+    /// the common request stays small.
+    rare: Option<Box<Rare>>,
+}
+
+/// The parts of an [`Outgoing`] that few calls have.
+#[derive(Debug, Default)]
+struct Rare {
     error: Option<CallError>,
     cache_key: Option<String>,
     cache_tags: Vec<String>,
 }
 
+/// `application/json`, the type of every JSON body and what a call accepts.
+static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
 impl Outgoing {
     /// A request with no body.
     pub fn new(method: http::Method, target: Target) -> Self {
-        Self {
-            method,
-            target,
-            body: None,
-            headers: HeaderMap::new(),
-            error: None,
-            cache_key: None,
-            cache_tags: Vec::new(),
-        }
+        Self { method, target, body: None, json: false, headers: HeaderMap::new(), rare: None }
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// Caches the answer under `key` instead of the whole request (`cache(key = ..)`): narrows who
     /// shares it, e.g. one catalog for every user.
     pub fn cache_key(mut self, key: &dyn Display) -> Self {
-        self.cache_key = Some(key.to_string());
+        self.rare().cache_key = Some(key.to_string());
         self
     }
 
     /// Tags the cached answer, so that invalidating a tag drops it (`cache(tags = [..])`).
     pub fn cache_tags(mut self, tags: Vec<String>) -> Self {
-        self.cache_tags = tags;
+        self.rare().cache_tags = tags;
         self
     }
 
@@ -157,7 +167,7 @@ impl Outgoing {
         match serde_json::to_vec(body) {
             Ok(bytes) => {
                 self.body = Some(Bytes::from(bytes));
-                self.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                self.json = true;
             }
             Err(error) => self.fail(CallError::with_source(CallErrorKind::Encode, error)),
         }
@@ -210,15 +220,26 @@ impl Outgoing {
     }
 
     fn fail(&mut self, error: CallError) {
-        if self.error.is_none() {
-            self.error = Some(error);
+        let rare = self.rare();
+        if rare.error.is_none() {
+            rare.error = Some(error);
         }
     }
 
-    /// Method, encoded path and query, headers and body: what it takes to send the request again
-    /// from another process (the saga journal keeps compensations so).
-    pub(crate) fn parts(&self) -> (&http::Method, &str, &HeaderMap, Option<&Bytes>) {
-        (&self.method, self.target.as_str(), &self.headers, self.body.as_ref())
+    /// The call's own header `name`, if it set one.
+    pub(crate) fn header_value(&self, name: &str) -> Option<&HeaderValue> {
+        self.headers.get(name)
+    }
+
+    /// Method, encoded path and query, headers (the `content-type` of a JSON body among them) and
+    /// body: what it takes to send the request again from another process (the saga journal keeps
+    /// compensations so).
+    pub(crate) fn parts(
+        &self,
+    ) -> (&http::Method, &str, impl Iterator<Item = (&HeaderName, &HeaderValue)>, Option<&Bytes>) {
+        let content_type = (self.json && !self.headers.contains_key(header::CONTENT_TYPE))
+            .then_some((&header::CONTENT_TYPE, &APPLICATION_JSON));
+        (&self.method, self.target.as_str(), content_type.into_iter().chain(&self.headers), self.body.as_ref())
     }
 
     /// The request `parts` described.
@@ -228,7 +249,10 @@ impl Outgoing {
 
     /// Takes the cache key and tags the generated code set.
     pub(crate) fn take_cache(&mut self) -> (Option<String>, Vec<String>) {
-        (self.cache_key.take(), std::mem::take(&mut self.cache_tags))
+        match self.rare.as_deref_mut() {
+            Some(rare) => (rare.cache_key.take(), std::mem::take(&mut rare.cache_tags)),
+            None => (None, Vec::new()),
+        }
     }
 }
 
@@ -653,7 +677,7 @@ impl ServiceClient {
         context: &RequestContext,
         outgoing: Outgoing,
     ) -> Result<http::Request<Bytes>, CallError> {
-        if let Some(error) = outgoing.error {
+        if let Some(error) = outgoing.rare.and_then(|rare| rare.error) {
             return Err(error);
         }
         let path = outgoing.target.finish()?;
@@ -677,6 +701,7 @@ impl ServiceClient {
         // same name; the request is built in the call's header map.
         let mut headers = outgoing.headers;
         let own = !headers.is_empty();
+        let content_type = outgoing.json && !(own && headers.contains_key(header::CONTENT_TYPE));
         // The same trace, with this call as the parent of what the service does: it replaces the
         // inbound `traceparent`, which is then not forwarded.
         let traceparent = if own && headers.contains_key(&TRACEPARENT) {
@@ -706,8 +731,9 @@ impl ServiceClient {
                 let forward = match decided {
                     Some((last, forward)) if last == name => forward,
                     _ => {
-                        let replaced =
-                            (traceparent.is_some() && *name == TRACEPARENT) || (own && headers.contains_key(name));
+                        let replaced = (traceparent.is_some() && *name == TRACEPARENT)
+                            || (content_type && *name == header::CONTENT_TYPE)
+                            || (own && headers.contains_key(name));
                         let forward = self.forward.contains(name) && !replaced && !per_hop(name);
                         decided = Some((name, forward));
                         forward
@@ -721,7 +747,10 @@ impl ServiceClient {
         if let Some(traceparent) = traceparent {
             headers.insert(TRACEPARENT.clone(), traceparent);
         }
-        headers.entry(header::ACCEPT).or_insert_with(|| HeaderValue::from_static("application/json"));
+        if content_type {
+            headers.insert(header::CONTENT_TYPE, APPLICATION_JSON.clone());
+        }
+        headers.entry(header::ACCEPT).or_insert_with(|| APPLICATION_JSON.clone());
         *request.headers_mut() = headers;
         Ok(request)
     }
@@ -806,6 +835,37 @@ mod tests {
         assert!(headers.get("x-debug").is_none());
         assert!(headers.get("authorization").is_none());
         assert!(headers.get("connection").is_none());
+    }
+
+    #[test]
+    fn a_json_body_is_typed_unless_the_call_types_it_and_no_forwarded_type_replaces_it() {
+        let spec = ServiceSpec::new("cart", "http://cart.internal").with_forward_headers(&["content-type"]);
+        let transport = Transport::new(tower::service_fn(|_: http::Request<Bytes>| async {
+            Ok::<_, CallError>(http::Response::new(Bytes::new()))
+        }));
+        let client = ServiceClient::new(spec, "http://cart.internal", transport);
+        let context = RequestContext::default().with_header("content-type", "text/plain");
+        let types = |request: http::Request<Bytes>| {
+            request
+                .headers()
+                .get_all(header::CONTENT_TYPE)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let request = client.build(&context, outgoing("/carts").json(&[1])).unwrap();
+        assert_eq!(types(request), ["application/json"]);
+        let own = outgoing("/carts").json(&[1]).header("content-type", &"application/merge-patch+json");
+        assert_eq!(types(client.build(&context, own).unwrap()), ["application/merge-patch+json"]);
+        // Without a body of its own, the allow-listed inbound header goes through.
+        assert_eq!(types(client.build(&context, outgoing("/carts")).unwrap()), ["text/plain"]);
+        // The journal sees the type a JSON body is sent with.
+        let journaled = outgoing("/carts").json(&[1]);
+        let (.., headers, _) = journaled.parts();
+        assert_eq!(
+            headers.map(|(n, v)| (n.as_str(), v.to_str().unwrap())).collect::<Vec<_>>(),
+            [("content-type", "application/json")]
+        );
     }
 
     #[test]

@@ -31,7 +31,8 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remov
 #[derive(Debug, Default)]
 pub struct Target {
     buf: String,
-    error: Option<CallError>,
+    /// The first value that could not be placed, out of line: a target is moved with its request.
+    error: Option<Box<CallError>>,
 }
 
 impl Target {
@@ -83,7 +84,7 @@ impl Target {
 
     fn fail(&mut self, message: &str) {
         if self.error.is_none() {
-            self.error = Some(CallError::with_source(CallErrorKind::InvalidInput, message.to_owned()));
+            self.error = Some(Box::new(CallError::with_source(CallErrorKind::InvalidInput, message.to_owned())));
         }
     }
 
@@ -100,7 +101,7 @@ impl Target {
             }
             Err(error) => {
                 if self.error.is_none() {
-                    self.error = Some(CallError::with_source(CallErrorKind::Encode, error));
+                    self.error = Some(Box::new(CallError::with_source(CallErrorKind::Encode, error)));
                 }
             }
         }
@@ -120,7 +121,7 @@ impl Target {
     /// [`CallErrorKind::Encode`] for a query that does not serialize.
     pub fn finish(self) -> Result<String, CallError> {
         match self.error {
-            Some(error) => Err(error),
+            Some(error) => Err(*error),
             None => Ok(self.buf),
         }
     }

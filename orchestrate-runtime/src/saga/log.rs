@@ -88,7 +88,6 @@ impl SagaLog {
                 method: method.as_str().to_owned(),
                 path: path.to_owned(),
                 headers: headers
-                    .iter()
                     .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
                     .collect(),
                 body: body.map(|b| String::from_utf8_lossy(b).into_owned()),
