@@ -12,7 +12,9 @@ const BUCKETS: usize = 10;
 /// `K` counters summed over the last `within`, in ten buckets of `within / 10`.
 ///
 /// The sums of the buckets inside the window are kept as the events come (a bucket leaving the
-/// window is taken off them), so reading them costs no walk over the buckets.
+/// window is taken off them), so reading them costs no walk over the buckets; and an event in the
+/// newest bucket, the usual case under load, finds it by comparing its time with the bucket's
+/// bounds, with no time arithmetic.
 #[derive(Debug)]
 pub(crate) struct Window<const K: usize> {
     origin: Instant,
@@ -20,6 +22,8 @@ pub(crate) struct Window<const K: usize> {
     width: u64,
     /// The newest tick seen; bucket `t % 10` holds tick `t` for the ten ticks up to it.
     last: u64,
+    /// When tick `last` starts and ends.
+    last_bounds: (Instant, Instant),
     /// The counters summed over those ten buckets.
     totals: [u64; K],
     buckets: [[u64; K]; BUCKETS],
@@ -28,12 +32,28 @@ pub(crate) struct Window<const K: usize> {
 impl<const K: usize> Window<K> {
     pub(crate) fn new(within: Duration) -> Self {
         let width = (within / BUCKETS as u32).max(Duration::from_millis(1));
-        let width = u64::try_from(width.as_nanos()).unwrap_or(u64::MAX);
-        Self { origin: Instant::now(), width, last: 0, totals: [0; K], buckets: [[0; K]; BUCKETS] }
+        let origin = Instant::now();
+        let width_nanos = u64::try_from(width.as_nanos()).unwrap_or(u64::MAX);
+        Self {
+            origin,
+            width: width_nanos,
+            last: 0,
+            last_bounds: (origin, later(origin, width)),
+            totals: [0; K],
+            buckets: [[0; K]; BUCKETS],
+        }
     }
 
     #[inline]
     fn tick(&self, now: Instant) -> u64 {
+        if self.last_bounds.0 <= now && now < self.last_bounds.1 {
+            return self.last;
+        }
+        self.tick_of(now)
+    }
+
+    #[cold]
+    fn tick_of(&self, now: Instant) -> u64 {
         let elapsed = now.saturating_duration_since(self.origin);
         let nanos = elapsed.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(elapsed.subsec_nanos()));
         nanos / self.width
@@ -71,6 +91,8 @@ impl<const K: usize> Window<K> {
             }
         }
         self.last = tick;
+        let start = later(self.origin, Duration::from_nanos(tick.saturating_mul(self.width)));
+        self.last_bounds = (start, later(start, Duration::from_nanos(self.width)));
         true
     }
 
@@ -84,6 +106,12 @@ impl<const K: usize> Window<K> {
         }
         sums
     }
+}
+
+/// `at + by`, or `at` past the clock's range (an empty bucket range: every event then takes the
+/// arithmetic path).
+fn later(at: Instant, by: Duration) -> Instant {
+    at.checked_add(by).unwrap_or(at)
 }
 
 #[cfg(test)]

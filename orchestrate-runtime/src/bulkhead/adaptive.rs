@@ -72,8 +72,8 @@ pub(crate) struct Adaptive {
 struct State {
     limit: f64,
     in_flight: u32,
-    /// Start of the current interval (set by its first event).
-    interval_start: Option<Instant>,
+    /// Start and end of the current interval (set by its first event).
+    interval: Option<(Instant, Instant)>,
     answered: u32,
     dropped: u32,
     latency_sum: Duration,
@@ -106,7 +106,7 @@ impl Adaptive {
         let state = State {
             limit: f64::from(initial).clamp(min, max),
             in_flight: 0,
-            interval_start: None,
+            interval: None,
             answered: 0,
             dropped: 0,
             latency_sum: Duration::ZERO,
@@ -153,11 +153,11 @@ impl Adaptive {
             Ended::Dropped => state.dropped += 1,
             Ended::Unknown => return,
         }
-        let start = *state.interval_start.get_or_insert(now);
-        let elapsed = now.saturating_duration_since(start);
-        if elapsed >= INTERVAL {
-            self.update(&mut state, elapsed);
-            state.interval_start = Some(now);
+        // Compared with the interval's end, so that a call within it does no time arithmetic.
+        let (start, due) = *state.interval.get_or_insert_with(|| interval_from(now));
+        if now >= due {
+            self.update(&mut state, now.saturating_duration_since(start));
+            state.interval = Some(interval_from(now));
         }
     }
 
@@ -219,6 +219,11 @@ impl Drop for Place<'_> {
             state.in_flight = state.in_flight.saturating_sub(1);
         }
     }
+}
+
+/// The interval starting at `now`: its start and when it ends.
+fn interval_from(now: Instant) -> (Instant, Instant) {
+    (now, now.checked_add(INTERVAL).unwrap_or(now))
 }
 
 #[cfg(test)]
