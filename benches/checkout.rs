@@ -13,6 +13,7 @@
 //! ```text
 //! cargo bench --bench checkout                 # figures (BENCHMARKS.md)
 //! cargo bench --bench checkout -- --test       # smoke run: each variant once, results checked
+//! CHECKOUT_PROFILE=generated cargo bench --bench checkout   # or `hand`: 1000 runs of one, for a profiler
 //! ```
 //!
 //! Besides criterion's timings it prints the heap allocations (count and bytes) per request of
@@ -294,6 +295,18 @@ fn allocations_per_run(tokio: &tokio::runtime::Runtime, runs: u64, mut f: impl A
     (count as f64 / runs as f64, bytes as f64 / runs as f64)
 }
 
+/// Runs `f` `runs` times (the checks before it ran each variant once, so lazily initialised
+/// state is warm): with `CHECKOUT_PROFILE` set the bench does only this and exits, so that an instruction profiler counts exactly these runs
+/// (`--toggle-collect='checkout::profile_runs*'`, then divide by `runs`; see BENCHMARKS.md).
+#[inline(never)]
+fn profile_runs(tokio: &tokio::runtime::Runtime, runs: u64, mut f: impl AsyncFnMut()) {
+    tokio.block_on(async {
+        for _ in 0..runs {
+            f().await;
+        }
+    });
+}
+
 // ---- the benchmark ---------------------------------------------------------------------------
 
 fn checkout(c: &mut Criterion) {
@@ -318,6 +331,20 @@ fn checkout(c: &mut Criterion) {
     assert_eq!(serde_json::to_value(generated.body()).ok(), Some(expected.clone()), "the generated executor");
     let by_hand = tokio.block_on(hand_written(&downstream, request())).expect("the hand-written graph runs");
     assert_eq!(serde_json::to_value(&by_hand).ok(), Some(expected), "the hand-written graph");
+
+    if let Ok(variant) = std::env::var("CHECKOUT_PROFILE") {
+        let runs = std::env::var("CHECKOUT_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
+        match variant.as_str() {
+            "generated" => profile_runs(&tokio, runs, async || {
+                black_box(Summary::run(&runtime, SummaryInputs { req: request() }).await.is_ok());
+            }),
+            "hand" => profile_runs(&tokio, runs, async || {
+                black_box(hand_written(&downstream, request()).await.is_ok());
+            }),
+            other => panic!("CHECKOUT_PROFILE is `generated` or `hand`, not `{other}`"),
+        }
+        std::process::exit(0);
+    }
 
     let (generated_allocs, generated_bytes) = allocations_per_run(&tokio, 1000, async || {
         black_box(Summary::run(&runtime, SummaryInputs { req: request() }).await.is_ok());

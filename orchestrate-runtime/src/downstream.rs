@@ -269,8 +269,12 @@ impl Calls for Downstream<'_> {
             // Only a journaled call's key is copied: other calls allocate nothing for the journal.
             let journal = journaled(spec, call)
                 .then(|| request.header_value("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
+            let request = match client.build(&self.context, request) {
+                Ok(request) => request,
+                Err(error) => return CallDone::failed(error, 0, None),
+            };
             // Not boxed: the router boxes the whole graph once (see `router::serve`).
-            let sent = client.send_from(&policy, call.hedge, &self.context, deadline, started, request).await;
+            let sent = client.send_request(&policy, call.hedge, deadline, started, request).await;
             let value = sent.result.and_then(|response| decode_json(&response));
             if let Some(key) = journal {
                 self.journal_step(spec, call, spec.nodes[node].name, key, value.is_ok());

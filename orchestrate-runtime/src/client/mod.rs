@@ -28,7 +28,7 @@ pub use custom::{CustomLogic, custom_logic};
 pub use http_transport::HttpTransport;
 pub use target::Target;
 
-use crate::balance::{InstanceHealth, Instances};
+use crate::balance::{InstanceHealth, Instances, Load};
 use crate::breaker::{Breaker, BreakerState, Verdict};
 use crate::bulkhead::{Bulkhead, Ended};
 use crate::context::{DEFAULT_FORWARD_HEADERS, HOP_BY_HOP_HEADERS, RequestContext};
@@ -46,7 +46,7 @@ use serde::Serialize;
 use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
+use tokio::time::{Instant, timeout_at};
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
@@ -451,29 +451,16 @@ impl ServiceClient {
         deadline: Instant,
         outgoing: Outgoing,
     ) -> Sent {
-        self.send_from(policy, None, context, deadline, None, outgoing).await
-    }
-
-    /// [`send`](Self::send), its first attempt starting at `started` when the caller has just
-    /// read the clock (one clock read less per call), each attempt hedged by `hedge`.
-    pub(crate) async fn send_from(
-        &self,
-        policy: &CallPolicy,
-        hedge: Option<&HedgePolicy>,
-        context: &RequestContext,
-        deadline: Instant,
-        started: Option<Instant>,
-        outgoing: Outgoing,
-    ) -> Sent {
-        let request = match self.build(context, outgoing) {
-            Ok(request) => request,
-            Err(error) => return Sent::refused(error, None),
-        };
-        self.send_request(policy, hedge, deadline, started, request).await
+        match self.build(context, outgoing) {
+            Ok(request) => self.send_request(policy, None, deadline, None, request).await,
+            Err(error) => Sent::refused(error, None),
+        }
     }
 
     /// Sends the request [`build`](Self::build) made from a call's [`Outgoing`], through the
-    /// service's policies (see [`send`](Self::send)).
+    /// service's policies (see [`send`](Self::send)), its first attempt starting at `started`
+    /// when the caller has just read the clock (one clock read less per call), each attempt
+    /// hedged by `hedge`.
     pub(crate) async fn send_request(
         &self,
         policy: &CallPolicy,
@@ -536,10 +523,16 @@ impl ServiceClient {
             // A retry goes to another instance than the one that failed.
             let avoid = instance.and_then(|(i, failed)| failed.then_some(i));
             let tried = match hedge {
+                // What `attempt_on` does, written out: one future less per call.
                 None => {
                     let mut request = request;
                     let index = self.pick(avoid, started, &mut request);
-                    self.attempt_on(policy, deadline, started, started, request, index).await
+                    let load = self.load(index);
+                    let (result, status) = match attempt_end(policy, deadline, started) {
+                        Ok((end, cut)) => judge(timeout_at(end, self.transport.clone().oneshot(request)).await, cut),
+                        Err(error) => (Err(error), None),
+                    };
+                    landed(load, result, status, started, index)
                 }
                 // Boxed: the race stays out of the future of every call without `hedge`.
                 Some(hedge) => Box::pin(self.hedged(policy, hedge, deadline, started, request, avoid)).await,
@@ -622,51 +615,19 @@ impl ServiceClient {
         request: http::Request<Bytes>,
         index: Option<usize>,
     ) -> hedge::Tried {
-        let load = match (&self.guards.instances, index) {
-            (Some((set, _)), Some(index)) => Some(set.start(index)),
-            _ => None,
+        let load = self.load(index);
+        let (result, status) = match attempt_end(policy, deadline, from) {
+            Ok((end, cut)) => judge(timeout_at(end, self.transport.clone().oneshot(request)).await, cut),
+            Err(error) => (Err(error), None),
         };
-        let (result, status) = self.attempt(policy, deadline, from, request).await;
-        let ended = Instant::now();
-        if let Some(load) = load {
-            let failed = match result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success) {
-                Verdict::Success => Some(false),
-                Verdict::Failure => Some(true),
-                Verdict::Neutral => None,
-            };
-            load.finish(ended.saturating_duration_since(now), failed, ended);
-        }
-        hedge::Tried { result, status, ended, instance: index, hedges: 0 }
+        landed(load, result, status, now, index)
     }
 
-    /// One attempt starting `now`: the smaller of the call's timeout and the time left.
-    async fn attempt(
-        &self,
-        policy: &CallPolicy,
-        deadline: Instant,
-        now: Instant,
-        request: http::Request<Bytes>,
-    ) -> (Result<http::Response<Bytes>, CallError>, Option<u16>) {
-        let left = deadline.saturating_duration_since(now);
-        if left.is_zero() {
-            return (Err(CallError::new(CallErrorKind::DeadlineExceeded)), None);
-        }
-        let (limit, cut_by_deadline) = if policy.timeout < left { (policy.timeout, false) } else { (left, true) };
-        match tokio::time::timeout_at(now + limit, self.transport.clone().oneshot(request)).await {
-            Err(_elapsed) => {
-                let kind = if cut_by_deadline { CallErrorKind::DeadlineExceeded } else { CallErrorKind::Timeout };
-                (Err(CallError::new(kind)), None)
-            }
-            Ok(Err(error)) => (Err(error), None),
-            Ok(Ok(response)) => {
-                let status = response.status();
-                if status.is_success() {
-                    (Ok(response), Some(status.as_u16()))
-                } else {
-                    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
-                    (Err(CallError::status(status, retry_after)), Some(status.as_u16()))
-                }
-            }
+    /// The balancer's count of a request starting on instance `index`, when there are several.
+    fn load(&self, index: Option<usize>) -> Option<Load<'_>> {
+        match (&self.guards.instances, index) {
+            (Some((set, _)), Some(index)) => Some(set.start(index)),
+            _ => None,
         }
     }
 
@@ -754,6 +715,65 @@ impl ServiceClient {
         *request.headers_mut() = headers;
         Ok(request)
     }
+}
+
+/// When an attempt starting `now` must end: the smaller of the call's timeout and the time
+/// left, and whether the deadline is what cut it.
+///
+/// # Errors
+///
+/// [`CallErrorKind::DeadlineExceeded`] when no time is left.
+fn attempt_end(policy: &CallPolicy, deadline: Instant, now: Instant) -> Result<(Instant, bool), CallError> {
+    let left = deadline.saturating_duration_since(now);
+    if left.is_zero() {
+        return Err(CallError::new(CallErrorKind::DeadlineExceeded));
+    }
+    Ok(if policy.timeout < left { (now + policy.timeout, false) } else { (deadline, true) })
+}
+
+/// What the transport's answer (or its timeout, `cut` by the deadline or not) means for the
+/// call: a 2xx response, or the failure, with the status that came back.
+fn judge(
+    answer: Result<Result<http::Response<Bytes>, CallError>, tokio::time::error::Elapsed>,
+    cut: bool,
+) -> (Result<http::Response<Bytes>, CallError>, Option<u16>) {
+    match answer {
+        Err(_elapsed) => {
+            let kind = if cut { CallErrorKind::DeadlineExceeded } else { CallErrorKind::Timeout };
+            (Err(CallError::new(kind)), None)
+        }
+        Ok(Err(error)) => (Err(error), None),
+        Ok(Ok(response)) => {
+            let status = response.status();
+            if status.is_success() {
+                (Ok(response), Some(status.as_u16()))
+            } else {
+                let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+                (Err(CallError::status(status, retry_after)), Some(status.as_u16()))
+            }
+        }
+    }
+}
+
+/// A request that started at `now` on instance `index` has ended (now): the balancer learns how
+/// it went.
+fn landed(
+    load: Option<Load<'_>>,
+    result: Result<http::Response<Bytes>, CallError>,
+    status: Option<u16>,
+    now: Instant,
+    index: Option<usize>,
+) -> hedge::Tried {
+    let ended = Instant::now();
+    if let Some(load) = load {
+        let failed = match result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success) {
+            Verdict::Success => Some(false),
+            Verdict::Failure => Some(true),
+            Verdict::Neutral => None,
+        };
+        load.finish(ended.saturating_duration_since(now), failed, ended);
+    }
+    hedge::Tried { result, status, ended, instance: index, hedges: 0 }
 }
 
 /// A copy of `request` for another attempt: same method, URI, headers (the `Idempotency-Key`

@@ -133,8 +133,15 @@ impl<'p, P: Calls> Exec<'p, P> {
     }
 
     /// Sends the request of call `node` and decodes the answer as `T`.
-    pub async fn fetch<T: DeserializeOwned + Send>(&self, node: usize, request: P::Request) -> CallDone<T> {
-        self.calls.fetch::<T>(self.spec, node, request, self.pass_now(), self.deadline).await
+    ///
+    /// The port's future itself (no `async fn` around it: one state machine less per call),
+    /// starting at the pass's clock when the driver read it.
+    pub fn fetch<T: DeserializeOwned + Send>(
+        &self,
+        node: usize,
+        request: P::Request,
+    ) -> impl Future<Output = CallDone<T>> + Send + '_ {
+        self.calls.fetch::<T>(self.spec, node, request, self.pass_now(), self.deadline)
     }
 
     /// Sends one request per item, at most `concurrency` at a time, and collects the answers in
