@@ -267,9 +267,20 @@ impl AttemptLog {
     /// assert_eq!(log.since(origin).iter().next().unwrap().0, Duration::from_millis(3));
     /// ```
     pub fn since(&self, origin: Instant) -> AttemptTimes {
+        self.since_known(origin, None)
+    }
+
+    /// [`since`](Self::since), with an instant whose offset the caller already has (`at` is
+    /// `offset` after `origin`: usually the call's end, which its last attempt shares), so that
+    /// only the other instants are subtracted.
+    pub(crate) fn since_known(&self, origin: Instant, known: Option<(Instant, Duration)>) -> AttemptTimes {
+        let offset = |at: Instant| match known {
+            Some((known, offset)) if known == at => offset,
+            _ => at.saturating_duration_since(origin),
+        };
         let mut times = AttemptTimes::new();
-        for (started, ended) in self.spans[..usize::from(self.len)].iter().flatten() {
-            times.push(started.saturating_duration_since(origin), ended.saturating_duration_since(origin));
+        for &(started, ended) in self.spans[..usize::from(self.len)].iter().flatten() {
+            times.push(offset(started), offset(ended));
         }
         times
     }
@@ -454,5 +465,29 @@ impl Tally {
             3 => Some(BreakerState::Open),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_known_instant_keeps_its_offset_and_the_others_are_measured_from_the_origin() {
+        let origin = Instant::now();
+        let mut log = AttemptLog::new();
+        log.push(origin + Duration::from_millis(2), origin + Duration::from_millis(7));
+        log.push(origin + Duration::from_millis(9), origin + Duration::from_millis(12));
+        let end = origin + Duration::from_millis(12);
+        let times = log.since_known(origin, Some((end, Duration::from_millis(12))));
+        assert_eq!(times, log.since(origin));
+        let spans: Vec<_> = times.iter().collect();
+        assert_eq!(
+            spans,
+            [
+                (Duration::from_millis(2), Duration::from_millis(7)),
+                (Duration::from_millis(9), Duration::from_millis(12))
+            ]
+        );
     }
 }

@@ -724,11 +724,14 @@ impl ServiceClient {
 ///
 /// [`CallErrorKind::DeadlineExceeded`] when no time is left.
 fn attempt_end(policy: &CallPolicy, deadline: Instant, now: Instant) -> Result<(Instant, bool), CallError> {
-    let left = deadline.saturating_duration_since(now);
-    if left.is_zero() {
+    // Instants compared, not subtracted: no time arithmetic but the one addition.
+    if now >= deadline {
         return Err(CallError::new(CallErrorKind::DeadlineExceeded));
     }
-    Ok(if policy.timeout < left { (now + policy.timeout, false) } else { (deadline, true) })
+    Ok(match now.checked_add(policy.timeout) {
+        Some(end) if end < deadline => (end, false),
+        _ => (deadline, true),
+    })
 }
 
 /// What the transport's answer (or its timeout, `cut` by the deadline or not) means for the
@@ -810,6 +813,20 @@ mod tests {
 
     fn outgoing(path: &str) -> Outgoing {
         Outgoing::new(http::Method::POST, Target::from(path))
+    }
+
+    #[test]
+    fn an_attempt_ends_at_its_timeout_or_at_the_deadline_whichever_comes_first() {
+        let policy =
+            |ms| CallPolicy { timeout: Duration::from_millis(ms), retry: crate::RetryPolicy::NONE, retryable: false };
+        let now = Instant::now();
+        let deadline = now + Duration::from_millis(100);
+        assert_eq!(attempt_end(&policy(30), deadline, now).ok(), Some((now + Duration::from_millis(30), false)));
+        // A timeout that reaches the deadline is the deadline's cut.
+        assert_eq!(attempt_end(&policy(100), deadline, now).ok(), Some((deadline, true)));
+        assert_eq!(attempt_end(&policy(500), deadline, now).ok(), Some((deadline, true)));
+        let late = attempt_end(&policy(30), deadline, deadline).err().map(|e| e.kind());
+        assert_eq!(late, Some(CallErrorKind::DeadlineExceeded));
     }
 
     #[test]

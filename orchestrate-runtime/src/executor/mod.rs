@@ -412,13 +412,14 @@ impl<'e, 'p, P: Calls, const N: usize> Driver<'e, 'p, P, N> {
             Some(at) => self.set_clock(at.saturating_duration_since(self.exec.start)),
             None => self.read_clock(),
         };
+        let known = done.ended.map(|at| (at, end));
         let mut record = CallRecord {
             call: name,
             service,
             start,
             end,
             attempts: done.attempts,
-            attempt_times: done.attempt_log.since(self.exec.start),
+            attempt_times: done.attempt_log.since_known(self.exec.start, known),
             status: done.status,
             outcome: CallOutcome::Ok,
             fallback: done.fallback,
