@@ -177,8 +177,11 @@ impl Breaker {
         Ok(Ticket { breaker: self, epoch, recorded: false })
     }
 
-    /// Records a call's verdict and returns the state it leaves the breaker in.
-    fn record(&self, epoch: u64, verdict: Verdict, slow: bool) -> BreakerState {
+    /// Records a call's verdict and returns the state it leaves the breaker in; `now` is when
+    /// the call ended, if the caller read the clock then (it is read here only where time
+    /// matters and the caller did not).
+    fn record(&self, epoch: u64, verdict: Verdict, slow: bool, now: Option<Instant>) -> BreakerState {
+        let now = || now.unwrap_or_else(Instant::now);
         let mut state = self.lock();
         if state.epoch != epoch {
             return state.mode.state();
@@ -198,7 +201,7 @@ impl Breaker {
                 // needs none.
                 let trips = match (&mut state.counts, policy.trip) {
                     (Counts::Failures(times), Trip::Failures { failures }) if verdict == Verdict::Failure => {
-                        let now = Instant::now();
+                        let now = now();
                         times.push_back(now);
                         while times.len() > failures as usize {
                             times.pop_front();
@@ -209,7 +212,7 @@ impl Breaker {
                     }
                     (Counts::Failures(_), _) => None,
                     (Counts::Rate(window), Trip::Rate { failure_percent, min_calls, slow_call, slow_percent }) => {
-                        let now = Instant::now();
+                        let now = now();
                         window.add(now, CALLS, 1);
                         if verdict == Verdict::Failure {
                             window.add(now, FAILED, 1);
@@ -240,7 +243,7 @@ impl Breaker {
                     tracing::info!(service, "circuit breaker closed");
                 }
             }
-            (Mode::HalfOpen { .. }, Verdict::Failure) => open(&mut state, Instant::now()),
+            (Mode::HalfOpen { .. }, Verdict::Failure) => open(&mut state, now()),
             (Mode::HalfOpen { admitted, .. }, Verdict::Neutral) => *admitted = admitted.saturating_sub(1),
             (Mode::Open { .. }, _) => {}
         }
@@ -267,16 +270,23 @@ impl Ticket<'_> {
     /// Reports how the call ended (after its retries) and whether it was slow; returns the state
     /// it leaves the breaker in (what the call's record shows, without another look at the
     /// breaker).
-    pub(crate) fn record(mut self, verdict: Verdict, slow: bool) -> BreakerState {
+    #[cfg(test)]
+    pub(crate) fn record(self, verdict: Verdict, slow: bool) -> BreakerState {
+        self.record_at(verdict, slow, Instant::now())
+    }
+
+    /// [`record`](Self::record) for a call that ended at `ended` (the caller's last clock
+    /// reading: none is taken here).
+    pub(crate) fn record_at(mut self, verdict: Verdict, slow: bool, ended: Instant) -> BreakerState {
         self.recorded = true;
-        self.breaker.record(self.epoch, verdict, slow)
+        self.breaker.record(self.epoch, verdict, slow, Some(ended))
     }
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if !self.recorded {
-            self.breaker.record(self.epoch, Verdict::Neutral, false);
+            self.breaker.record(self.epoch, Verdict::Neutral, false, None);
         }
     }
 }

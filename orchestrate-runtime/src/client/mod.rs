@@ -579,7 +579,7 @@ impl ServiceClient {
         let elapsed = call_started.map_or(Duration::ZERO, |start| ended.saturating_duration_since(start));
         let verdict = result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success);
         let breaker = match (&guards.breaker, ticket) {
-            (Some(breaker), Some(ticket)) => Some(ticket.record(verdict, breaker.is_slow(elapsed))),
+            (Some(breaker), Some(ticket)) => Some(ticket.record_at(verdict, breaker.is_slow(elapsed), ended)),
             _ => None,
         };
         let how = match &result {
