@@ -504,8 +504,8 @@ impl ServiceClient {
         let mut instance: Option<(usize, bool)> = None;
         let (result, status, ended) = loop {
             // The last possible attempt takes the request itself, so it is always there.
-            let request = if schedule.has_more() { template.as_ref().map(copy_request) } else { template.take() };
-            let Some(request) = request else {
+            let next = if schedule.has_more() { template.as_ref().map(copy_request) } else { template.take() };
+            let Some(mut request) = next else {
                 break (Err(CallError::new(CallErrorKind::Transport)), None, call_started.unwrap_or_else(Instant::now));
             };
             // Two clock reads per attempt, shared by every policy: its start (retry budget, timeout)
@@ -522,22 +522,24 @@ impl ServiceClient {
             attempts += 1;
             // A retry goes to another instance than the one that failed.
             let avoid = instance.and_then(|(i, failed)| failed.then_some(i));
-            let tried = match hedge {
+            let (result, status, ended, answered, sent) = match hedge {
                 // What `attempt_on` does, written out: one future less per call.
                 None => {
-                    let mut request = request;
                     let index = self.pick(avoid, started, &mut request);
                     let load = self.load(index);
                     let (result, status) = match attempt_end(policy, deadline, started) {
                         Ok((end, cut)) => judge(timeout_at(end, self.transport.clone().oneshot(request)).await, cut),
                         Err(error) => (Err(error), None),
                     };
-                    landed(load, result, status, started, index)
+                    let ended = landed(load, &result, started);
+                    (result, status, ended, index, 0)
                 }
                 // Boxed: the race stays out of the future of every call without `hedge`.
-                Some(hedge) => Box::pin(self.hedged(policy, hedge, deadline, started, request, avoid)).await,
+                Some(hedge) => {
+                    let tried = Box::pin(self.hedged(policy, hedge, deadline, started, request, avoid)).await;
+                    (tried.result, tried.status, tried.ended, tried.instance, tried.hedges)
+                }
             };
-            let hedge::Tried { result, status, ended, instance: answered, hedges: sent } = tried;
             hedges += sent;
             attempt_log.push(started, ended);
             let verdict = result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success);
@@ -620,7 +622,8 @@ impl ServiceClient {
             Ok((end, cut)) => judge(timeout_at(end, self.transport.clone().oneshot(request)).await, cut),
             Err(error) => (Err(error), None),
         };
-        landed(load, result, status, now, index)
+        let ended = landed(load, &result, now);
+        hedge::Tried { result, status, ended, instance: index, hedges: 0 }
     }
 
     /// The balancer's count of a request starting on instance `index`, when there are several.
@@ -736,6 +739,7 @@ fn attempt_end(policy: &CallPolicy, deadline: Instant, now: Instant) -> Result<(
 
 /// What the transport's answer (or its timeout, `cut` by the deadline or not) means for the
 /// call: a 2xx response, or the failure, with the status that came back.
+#[inline]
 fn judge(
     answer: Result<Result<http::Response<Bytes>, CallError>, tokio::time::error::Elapsed>,
     cut: bool,
@@ -758,15 +762,9 @@ fn judge(
     }
 }
 
-/// A request that started at `now` on instance `index` has ended (now): the balancer learns how
-/// it went.
-fn landed(
-    load: Option<Load<'_>>,
-    result: Result<http::Response<Bytes>, CallError>,
-    status: Option<u16>,
-    now: Instant,
-    index: Option<usize>,
-) -> hedge::Tried {
+/// A request that started at `now` has ended with `result`: when (the clock is read), and the
+/// balancer learns how it went on its instance.
+fn landed(load: Option<Load<'_>>, result: &Result<http::Response<Bytes>, CallError>, now: Instant) -> Instant {
     let ended = Instant::now();
     if let Some(load) = load {
         let failed = match result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success) {
@@ -776,7 +774,7 @@ fn landed(
         };
         load.finish(ended.saturating_duration_since(now), failed, ended);
     }
-    hedge::Tried { result, status, ended, instance: index, hedges: 0 }
+    ended
 }
 
 /// A copy of `request` for another attempt: same method, URI, headers (the `Idempotency-Key`
