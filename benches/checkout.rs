@@ -7,8 +7,9 @@
 //! pricing and shipping (optional: a failure becomes `None`) together, tax the moment pricing is
 //! done, under the endpoint's 2 s deadline. The transports answer the contract from memory with no
 //! latency (each answer is encoded once, up front), so what is measured is orchestration: the
-//! executor, the client and its policies (breaker, bulkhead, retry budget, statistics) against the
-//! hand-written minimum.
+//! executor, the client and its policies (breaker, bulkhead, retry budget, statistics), the
+//! trace context and the forwarded headers (the generated graph runs in the context the router
+//! gives a served request) against the hand-written minimum.
 //!
 //! ```text
 //! cargo bench --bench checkout                 # figures (BENCHMARKS.md)
@@ -35,8 +36,8 @@ use app::{Availability, Cart, Items, Pricing, Shipping, SummaryRequest, Tax, Tax
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use orchestrate::recent::{Recent, RecentRequests, Served};
-use orchestrate::telemetry::TraceId;
-use orchestrate::{CallError, CallErrorKind, Endpoint, Runtime, Transport};
+use orchestrate::telemetry::{TraceContext, TraceId};
+use orchestrate::{CallError, CallErrorKind, Endpoint, RequestContext, Runtime, Transport};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -89,6 +90,21 @@ fn fixture_cart() -> Cart {
 
 fn request() -> SummaryRequest {
     SummaryRequest { cart_id: "c1".to_owned(), user_id: "u1".to_owned() }
+}
+
+/// What the router hands the graph of a served checkout request: the inbound headers of
+/// [`summary_request`] and a new trace (none came in), so that every call looks at what to
+/// forward and carries its `traceparent`, as it does when served. Made per run, as the router
+/// makes it per request.
+fn served_context() -> RequestContext {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    RequestContext::from_headers(headers).with_trace(TraceContext::new_root())
+}
+
+/// One run of the generated executor, in the context a served request has.
+async fn generated(runtime: &Runtime) -> bool {
+    Summary::execute(runtime, SummaryInputs { req: request() }, served_context()).await.is_ok()
 }
 
 // ---- the hand-written graph ------------------------------------------------------------------
@@ -327,8 +343,10 @@ fn checkout(c: &mut Criterion) {
 
     // Both variants answer the contract, identically, before anything is measured.
     let expected = contract::expected_summary();
-    let generated = tokio.block_on(Summary::run(&runtime, SummaryInputs { req: request() })).expect("Summary runs");
-    assert_eq!(serde_json::to_value(generated.body()).ok(), Some(expected.clone()), "the generated executor");
+    let outcome = tokio
+        .block_on(Summary::execute(&runtime, SummaryInputs { req: request() }, served_context()))
+        .expect("Summary runs");
+    assert_eq!(serde_json::to_value(outcome.body()).ok(), Some(expected.clone()), "the generated executor");
     let by_hand = tokio.block_on(hand_written(&downstream, request())).expect("the hand-written graph runs");
     assert_eq!(serde_json::to_value(&by_hand).ok(), Some(expected), "the hand-written graph");
 
@@ -336,7 +354,7 @@ fn checkout(c: &mut Criterion) {
         let runs = std::env::var("CHECKOUT_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
         match variant.as_str() {
             "generated" => profile_runs(&tokio, runs, async || {
-                black_box(Summary::run(&runtime, SummaryInputs { req: request() }).await.is_ok());
+                black_box(generated(&runtime).await);
             }),
             "hand" => profile_runs(&tokio, runs, async || {
                 black_box(hand_written(&downstream, request()).await.is_ok());
@@ -347,7 +365,7 @@ fn checkout(c: &mut Criterion) {
     }
 
     let (generated_allocs, generated_bytes) = allocations_per_run(&tokio, 1000, async || {
-        black_box(Summary::run(&runtime, SummaryInputs { req: request() }).await.is_ok());
+        black_box(generated(&runtime).await);
     });
     let (hand_allocs, hand_bytes) = allocations_per_run(&tokio, 1000, async || {
         black_box(hand_written(&downstream, request()).await.is_ok());
@@ -358,8 +376,8 @@ fn checkout(c: &mut Criterion) {
     );
 
     let mut group = c.benchmark_group("checkout");
-    group.bench_function("generated executor (Summary::run)", |b| {
-        b.to_async(&tokio).iter(|| Summary::run(&runtime, SummaryInputs { req: request() }));
+    group.bench_function("generated executor (Summary::execute)", |b| {
+        b.to_async(&tokio).iter(|| generated(&runtime));
     });
     group.bench_function("hand-written (tokio::try_join!)", |b| {
         b.to_async(&tokio).iter(|| hand_written(&downstream, request()));
