@@ -312,8 +312,9 @@ fn allocations_per_run(tokio: &tokio::runtime::Runtime, runs: u64, mut f: impl A
 }
 
 /// Runs `f` `runs` times (the checks before it ran each variant once, so lazily initialised
-/// state is warm): with `CHECKOUT_PROFILE` set the bench does only this and exits, so that an instruction profiler counts exactly these runs
-/// (`--toggle-collect='checkout::profile_runs*'`, then divide by `runs`; see BENCHMARKS.md).
+/// state is warm). With `CHECKOUT_PROFILE` set the bench does only this and exits, so that an
+/// instruction profiler counts exactly these runs (`--toggle-collect='checkout::profile_runs*'`,
+/// then divide by `runs`, `CHECKOUT_RUNS` or 1000; see BENCHMARKS.md).
 #[inline(never)]
 fn profile_runs(tokio: &tokio::runtime::Runtime, runs: u64, mut f: impl AsyncFnMut()) {
     tokio.block_on(async {

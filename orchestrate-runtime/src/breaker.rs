@@ -267,16 +267,15 @@ impl Mode {
 }
 
 impl Ticket<'_> {
-    /// Reports how the call ended (after its retries) and whether it was slow; returns the state
-    /// it leaves the breaker in (what the call's record shows, without another look at the
-    /// breaker).
+    /// [`record_at`](Self::record_at) now (the tests' form).
     #[cfg(test)]
     pub(crate) fn record(self, verdict: Verdict, slow: bool) -> BreakerState {
         self.record_at(verdict, slow, Instant::now())
     }
 
-    /// [`record`](Self::record) for a call that ended at `ended` (the caller's last clock
-    /// reading: none is taken here).
+    /// Reports how the call ended (after its retries), whether it was slow and when it ended
+    /// (the caller's last clock reading: none is taken here); returns the state it leaves the
+    /// breaker in (what the call's record shows, without another look at the breaker).
     pub(crate) fn record_at(mut self, verdict: Verdict, slow: bool, ended: Instant) -> BreakerState {
         self.recorded = true;
         self.breaker.record(self.epoch, verdict, slow, Some(ended))

@@ -7,7 +7,7 @@
 use crate::Runtime;
 use crate::breaker::BreakerState;
 use crate::cache::{Cache, Filled, Flight, Freshness, Key, Stored};
-use crate::client::{CallClient, Outgoing, ServiceClient, decode_json};
+use crate::client::{CallClient, Outgoing, Sent, ServiceClient, decode_json};
 use crate::context::RequestContext;
 use crate::error::{CallError, CallErrorKind};
 use crate::executor::{CallDone, Calls};
@@ -269,12 +269,12 @@ impl Calls for Downstream<'_> {
             // Only a journaled call's key is copied: other calls allocate nothing for the journal.
             let journal = journaled(spec, call)
                 .then(|| request.header_value("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
-            let request = match client.build(&self.context, request) {
-                Ok(request) => request,
-                Err(error) => return CallDone::failed(error, 0, None),
-            };
             // Not boxed: the router boxes the whole graph once (see `router::serve`).
-            let sent = client.send_request(&policy, call.hedge, deadline, started, request).await;
+            let sent = match client.build(&self.context, request) {
+                Ok(request) => client.send_request(&policy, call.hedge, deadline, started, request).await,
+                // A request that cannot be built fails the call (and its journaled step) unsent.
+                Err(error) => Sent::refused(error, None),
+            };
             let value = sent.result.and_then(|response| decode_json(&response));
             if let Some(key) = journal {
                 self.journal_step(spec, call, spec.nodes[node].name, key, value.is_ok());

@@ -473,7 +473,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_known_instant_keeps_its_offset_and_the_others_are_measured_from_the_origin() {
+    fn offsets_with_a_known_end_are_those_measured_from_the_origin() {
         let origin = Instant::now();
         let mut log = AttemptLog::new();
         log.push(origin + Duration::from_millis(2), origin + Duration::from_millis(7));

@@ -96,7 +96,7 @@ pub struct Sent {
 
 impl Sent {
     /// A call that ended before any attempt: `error`, no request sent.
-    fn refused(error: CallError, breaker: Option<BreakerState>) -> Self {
+    pub(crate) fn refused(error: CallError, breaker: Option<BreakerState>) -> Self {
         Self {
             result: Err(error),
             attempts: 0,
