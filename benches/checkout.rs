@@ -375,6 +375,10 @@ fn checkout(c: &mut Criterion) {
         "heap per request: generated executor {generated_allocs:.1} allocations / {generated_bytes:.0} B, \
          hand-written {hand_allocs:.1} allocations / {hand_bytes:.0} B"
     );
+    // What each variant's future moves (and the cache holds) while a request runs.
+    let generated_future = size_of_val(&Summary::execute(&runtime, SummaryInputs { req: request() }, served_context()));
+    let hand_future = size_of_val(&hand_written(&downstream, request()));
+    println!("future per request: generated executor {generated_future} B, hand-written {hand_future} B");
 
     let mut group = c.benchmark_group("checkout");
     group.bench_function("generated executor (Summary::execute)", |b| {

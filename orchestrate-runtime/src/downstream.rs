@@ -19,6 +19,8 @@ use crate::service::{CachePolicy, HedgePolicy};
 use crate::spec::{CallSpec, EndpointSpec};
 use crate::telemetry::{self, metrics::CacheResult};
 use crate::timeline::Tally;
+use futures_util::FutureExt;
+use futures_util::future::{self, Either};
 use orchestrate_core::budget::Cost;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -210,7 +212,7 @@ impl Fill {
                 millis(retry.max_backoff),
             );
             let deadline = Instant::now() + Duration::from_millis(worst.worst_case_ms());
-            let sent = self.client.send_request(&self.policy, self.hedge, deadline, None, request).await;
+            let sent = self.client.send_request(self.policy, self.hedge, deadline, None, request).await;
             let filled = match sent.result {
                 Ok(response) => {
                     let body = response.into_body();
@@ -242,9 +244,11 @@ impl Calls for Downstream<'_> {
     where
         Self: 'a;
 
-    // Not an `async fn`: its future would capture `T` beyond the `'_` the trait promises.
-    #[allow(clippy::manual_async_fn)]
-    fn fetch<T: DeserializeOwned + Send>(
+    // Not an `async fn` nor an `async` block: either would keep `request` (and the request
+    // built from it) in the call's future beside the client's future that owns it, and the graph
+    // moves every call's future with it. The checks and `build` run here, when the node calls
+    // `fetch`; the future is the client's own, mapped into the call's result.
+    fn fetch<T: DeserializeOwned + Send + 'static>(
         &self,
         spec: &'static EndpointSpec,
         node: usize,
@@ -252,29 +256,26 @@ impl Calls for Downstream<'_> {
         started: Option<Instant>,
         deadline: Instant,
     ) -> impl Future<Output = CallDone<T>> + Send + '_ {
-        async move {
-            let call = match call_of(spec, node) {
-                Ok(call) => call,
-                Err(error) => return CallDone::failed(error, 0, None),
-            };
-            let (client, policy) = match self.resolve(call) {
-                Ok(parts) => parts,
-                Err(error) => return CallDone::failed(error, 0, None),
-            };
-            if let Some(cache) = call.cache {
-                let names = (spec.name, spec.nodes[node].name);
-                // Boxed: the cached path's future stays out of every uncached call's future.
-                return Box::pin(self.cached::<T>(names, call, cache, client, policy, request, deadline)).await;
-            }
-            // Only a journaled call's key is copied: other calls allocate nothing for the journal.
-            let journal = journaled(spec, call)
-                .then(|| request.header_value("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
-            // Not boxed: the router boxes the whole graph once (see `router::serve`).
-            let sent = match client.build(&self.context, request) {
-                Ok(request) => client.send_request(&policy, call.hedge, deadline, started, request).await,
-                // A request that cannot be built fails the call (and its journaled step) unsent.
-                Err(error) => Sent::refused(error, None),
-            };
+        let resolved = call_of(spec, node).and_then(|call| Ok((call, self.resolve(call)?)));
+        let (call, (client, policy)) = match resolved {
+            Ok(resolved) => resolved,
+            Err(error) => return Either::Left(future::ready(CallDone::failed(error, 0, None))),
+        };
+        if let Some(cache) = call.cache {
+            let names = (spec.name, spec.nodes[node].name);
+            // Boxed: the cached path's future stays out of every uncached call's future.
+            let cached = Box::pin(self.cached::<T>(names, call, cache, client, policy, request, deadline));
+            return Either::Right(Either::Left(cached));
+        }
+        // Only a journaled call's key is copied: other calls allocate nothing for the journal.
+        let journal = journaled(spec, call)
+            .then(|| request.header_value("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
+        let sent = match client.build(&self.context, request) {
+            Ok(request) => Either::Left(client.send_request(policy, call.hedge, deadline, started, request)),
+            // A request that cannot be built fails the call (and its journaled step) unsent.
+            Err(error) => Either::Right(future::ready(Sent::refused(error, None))),
+        };
+        Either::Right(Either::Right(sent.map(move |sent| {
             let value = sent.result.and_then(|response| decode_json(&response));
             if let Some(key) = journal {
                 self.journal_step(spec, call, spec.nodes[node].name, key, value.is_ok());
@@ -284,7 +285,7 @@ impl Calls for Downstream<'_> {
                 .with_attempts(sent.attempt_log, sent.breaker)
                 .on_instance(sent.instance)
                 .hedged(sent.hedges)
-        }
+        })))
     }
 
     fn custom<'a>(

@@ -44,11 +44,12 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use std::fmt::Display;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, timeout_at};
-use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceExt};
 
 /// The bottom of a service's client: sends one request and reads the whole (capped) response.
 ///
@@ -452,7 +453,7 @@ impl ServiceClient {
         outgoing: Outgoing,
     ) -> Sent {
         match self.build(context, outgoing) {
-            Ok(request) => self.send_request(policy, None, deadline, None, request).await,
+            Ok(request) => self.send_request(*policy, None, deadline, None, request).await,
             Err(error) => Sent::refused(error, None),
         }
     }
@@ -461,138 +462,181 @@ impl ServiceClient {
     /// service's policies (see [`send`](Self::send)), its first attempt starting at `started`
     /// when the caller has just read the clock (one clock read less per call), each attempt
     /// hedged by `hedge`.
-    pub(crate) async fn send_request(
+    ///
+    /// Its future is part of every call's node future, and the graph's future is moved whole:
+    /// each local here that lives across an `await` costs every request its size. So the request
+    /// is held once (`template`, the argument itself), each attempt's copy is made in a block that
+    /// ends before the attempt is awaited, and the policy is owned (the caller need not keep it).
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn send_request(
         &self,
-        policy: &CallPolicy,
-        hedge: Option<&HedgePolicy>,
+        policy: CallPolicy,
+        hedge: Option<&'static HedgePolicy>,
         deadline: Instant,
         started: Option<Instant>,
-        request: http::Request<Bytes>,
-    ) -> Sent {
-        let guards = &*self.guards;
-        // The outbound limit first: a call waiting for its turn holds no place in the bulkhead.
-        if let Some(limit) = &guards.outbound
-            && let Err(error) = limit.admit(deadline).await
-        {
-            tracing::debug!(service = self.spec.name, "outbound rate limit reached; call shed");
-            return Sent::refused(error, None);
-        }
-        let place = match guards.bulkhead.enter() {
-            Ok(place) => place,
-            Err(error) => {
-                tracing::debug!(service = self.spec.name, "concurrency limit reached; call shed");
+        mut template: http::Request<Bytes>,
+    ) -> impl Future<Output = Sent> + Send + '_ {
+        // Not an `async fn`: its arguments would be kept twice in the future (as arguments and as
+        // the locals they are bound to); an `async` block keeps what it captures once.
+        async move {
+            let guards = &*self.guards;
+            // The outbound limit first: a call waiting for its turn holds no place in the bulkhead.
+            if let Some(limit) = &guards.outbound
+                && let Err(error) = limit.admit(deadline).await
+            {
+                tracing::debug!(service = self.spec.name, "outbound rate limit reached; call shed");
                 return Sent::refused(error, None);
             }
-        };
-        // The breaker judges the call as a whole: admitted once, told how it ended.
-        let ticket = match guards.breaker.as_ref().map(Breaker::admit).transpose() {
-            Ok(ticket) => ticket,
-            Err(open) => {
-                tracing::debug!(service = self.spec.name, "circuit breaker open; call refused");
-                drop(place);
-                return Sent::refused(open, guards.breaker.as_ref().map(Breaker::state));
-            }
-        };
-        let _in_flight = InFlight::call(self.spec.name);
-        let mut schedule = Schedule::new(policy, deadline);
-        let mut template = Some(request);
-        let mut attempts = 0;
-        let mut hedges = 0;
-        let mut call_started = None;
-        let mut attempt_log = AttemptLog::new();
-        // The instance the last attempt went to and whether it failed there.
-        let mut instance: Option<(usize, bool)> = None;
-        let (result, status, ended) = loop {
-            // The last possible attempt takes the request itself, so it is always there.
-            let next = if schedule.has_more() { template.as_ref().map(copy_request) } else { template.take() };
-            let Some(mut request) = next else {
-                break (Err(CallError::new(CallErrorKind::Transport)), None, call_started.unwrap_or_else(Instant::now));
+            let place = match guards.bulkhead.enter() {
+                Ok(place) => place,
+                Err(error) => {
+                    tracing::debug!(service = self.spec.name, "concurrency limit reached; call shed");
+                    return Sent::refused(error, None);
+                }
             };
-            // Two clock reads per attempt, shared by every policy: its start (retry budget, timeout)
-            // and its end (breaker, bulkhead, statistics, backoff); the first attempt's start is
-            // the caller's reading when it has one.
-            let started = match (attempts, started) {
-                (0, Some(at)) => at,
-                _ => Instant::now(),
+            // The breaker judges the call as a whole: admitted once, told how it ended.
+            let ticket = match guards.breaker.as_ref().map(Breaker::admit).transpose() {
+                Ok(ticket) => ticket,
+                Err(open) => {
+                    tracing::debug!(service = self.spec.name, "circuit breaker open; call refused");
+                    drop(place);
+                    return Sent::refused(open, guards.breaker.as_ref().map(Breaker::state));
+                }
             };
-            if attempts == 0 {
-                guards.budget.deposit(started);
-                call_started = Some(started);
-            }
-            attempts += 1;
-            // A retry goes to another instance than the one that failed.
-            let avoid = instance.and_then(|(i, failed)| failed.then_some(i));
-            let (result, status, ended, answered, sent) = match hedge {
-                // What `attempt_on` does, written out: one future less per call.
-                None => {
-                    let index = self.pick(avoid, started, &mut request);
-                    let load = self.load(index);
-                    let (result, status) = match attempt_end(policy, deadline, started) {
-                        Ok((end, cut)) => judge(timeout_at(end, self.transport.clone().oneshot(request)).await, cut),
-                        Err(error) => (Err(error), None),
+            let _in_flight = InFlight::call(self.spec.name);
+            let policy = &policy;
+            let mut schedule = Schedule::new(policy, deadline);
+            // Whether the last possible attempt has run (it took the request itself, not a copy).
+            let mut taken = false;
+            let mut attempts = 0;
+            let mut hedges = 0;
+            let mut call_started = None;
+            let mut attempt_log = AttemptLog::new();
+            // The instance the last attempt went to and whether it failed there.
+            let mut instance: Option<(usize, bool)> = None;
+            let (result, status, ended) = loop {
+                if taken {
+                    break (
+                        Err(CallError::new(CallErrorKind::Transport)),
+                        None,
+                        call_started.unwrap_or_else(Instant::now),
+                    );
+                }
+                // Two clock reads per attempt, shared by every policy: its start (retry budget, timeout)
+                // and its end (breaker, bulkhead, statistics, backoff); the first attempt's start is
+                // the caller's reading when it has one.
+                let started = match (attempts, started) {
+                    (0, Some(at)) => at,
+                    _ => Instant::now(),
+                };
+                if attempts == 0 {
+                    guards.budget.deposit(started);
+                    call_started = Some(started);
+                }
+                attempts += 1;
+                // A retry goes to another instance than the one that failed.
+                let avoid = instance.and_then(|(i, failed)| failed.then_some(i));
+                // The attempt's own request is a copy while another attempt could follow, the
+                // request itself for the last possible one.
+                let last = !schedule.has_more();
+                taken = last;
+                let (result, status, ended, answered, sent) = match hedge {
+                    // What `attempt_on` does, written out: one future less per call.
+                    None => {
+                        let mut transport = self.transport.clone();
+                        // No `match` on a value here spans an `await`: its scrutinee would be
+                        // kept in the future.
+                        let (result, status, index, load) = 'attempt: {
+                            let (end, cut) = match attempt_end(policy, deadline, started) {
+                                Ok(window) => window,
+                                Err(error) => break 'attempt (Err(error), None, None, None),
+                            };
+                            match timeout_at(end, ServiceExt::ready(&mut transport)).await {
+                                Ok(Ok(_)) => {}
+                                Ok(Err(error)) => break 'attempt (Err(error), None, None, None),
+                                Err(elapsed) => {
+                                    let (result, status) = judge(Err(elapsed), cut);
+                                    break 'attempt (result, status, None, None);
+                                }
+                            }
+                            // Made once the transport takes it, and pointed at its instance by
+                            // value: a request made before the transport was ready, or borrowed
+                            // here, would be kept in the future across the attempt.
+                            let request = for_attempt(&mut template, last);
+                            let (index, request) = self.pointed(avoid, started, request);
+                            let load = self.load(index);
+                            let (result, status) = judge(timeout_at(end, transport.call(request)).await, cut);
+                            (result, status, index, load)
+                        };
+                        let ended = landed(load, &result, started);
+                        (result, status, ended, index, 0)
+                    }
+                    // Boxed: the race stays out of the future of every call without `hedge`.
+                    Some(hedge) => {
+                        let request = for_attempt(&mut template, last);
+                        let tried = Box::pin(self.hedged(policy, hedge, deadline, started, request, avoid)).await;
+                        (tried.result, tried.status, tried.ended, tried.instance, tried.hedges)
+                    }
+                };
+                // What the attempt left decides in a block that ends before the backoff, which
+                // keeps nothing of it.
+                let wait = {
+                    hedges += sent;
+                    attempt_log.push(started, ended);
+                    let verdict = result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success);
+                    if let Some(index) = answered {
+                        instance = Some((index, result.is_err()));
+                    }
+                    tracing::debug!(
+                        service = self.spec.name,
+                        attempt = attempts,
+                        status,
+                        result = result.as_ref().map_or_else(|e| e.kind().as_str(), |_| "ok"),
+                        elapsed_ms = ended.saturating_duration_since(started).as_secs_f64() * 1000.0,
+                        "attempt"
+                    );
+                    guards.stats.record(verdict, ended);
+                    let error = match result {
+                        Ok(response) => break (Ok(response), status, ended),
+                        Err(error) => error,
                     };
-                    let ended = landed(load, &result, started);
-                    (result, status, ended, index, 0)
-                }
-                // Boxed: the race stays out of the future of every call without `hedge`.
-                Some(hedge) => {
-                    let tried = Box::pin(self.hedged(policy, hedge, deadline, started, request, avoid)).await;
-                    (tried.result, tried.status, tried.ended, tried.instance, tried.hedges)
-                }
+                    let Some(wait) = schedule.next_wait(&error, ended) else {
+                        break (Err(error), status, ended);
+                    };
+                    if let (Some(breaker), Some(ticket)) = (&guards.breaker, &ticket)
+                        && !breaker.allows_retry(ticket)
+                    {
+                        tracing::debug!(service = self.spec.name, attempts, %error, "circuit breaker opened; not retrying");
+                        break (Err(error), status, ended);
+                    }
+                    if !guards.budget.withdraw() {
+                        tracing::debug!(service = self.spec.name, attempts, %error, "retry budget spent; not retrying");
+                        break (Err(error), status, ended);
+                    }
+                    tracing::debug!(service = self.spec.name, attempt = attempts + 1, ?wait, %error, "retrying");
+                    let reason = error.kind().as_str();
+                    tracing::Span::current().record("retry_reason", reason);
+                    telemetry::metrics::retry(self.spec.name, reason);
+                    wait
+                };
+                tokio::time::sleep(wait).await;
             };
-            hedges += sent;
-            attempt_log.push(started, ended);
+            let elapsed = call_started.map_or(Duration::ZERO, |start| ended.saturating_duration_since(start));
             let verdict = result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success);
-            if let Some(index) = answered {
-                instance = Some((index, result.is_err()));
-            }
-            tracing::debug!(
-                service = self.spec.name,
-                attempt = attempts,
-                status,
-                result = result.as_ref().map_or_else(|e| e.kind().as_str(), |_| "ok"),
-                elapsed_ms = ended.saturating_duration_since(started).as_secs_f64() * 1000.0,
-                "attempt"
-            );
-            guards.stats.record(verdict, ended);
-            let error = match result {
-                Ok(response) => break (Ok(response), status, ended),
-                Err(error) => error,
+            let breaker = match (&guards.breaker, ticket) {
+                (Some(breaker), Some(ticket)) => Some(ticket.record_at(verdict, breaker.is_slow(elapsed), ended)),
+                _ => None,
             };
-            let Some(wait) = schedule.next_wait(&error, ended) else {
-                break (Err(error), status, ended);
+            let how = match &result {
+                Ok(_) => Ended::Answered,
+                Err(e) if e.http_status().is_some() => Ended::Answered,
+                Err(e) if matches!(e.kind(), CallErrorKind::Timeout | CallErrorKind::Connect) => Ended::Dropped,
+                Err(_) => Ended::Unknown,
             };
-            if let (Some(breaker), Some(ticket)) = (&guards.breaker, &ticket)
-                && !breaker.allows_retry(ticket)
-            {
-                tracing::debug!(service = self.spec.name, attempts, %error, "circuit breaker opened; not retrying");
-                break (Err(error), status, ended);
-            }
-            if !guards.budget.withdraw() {
-                tracing::debug!(service = self.spec.name, attempts, %error, "retry budget spent; not retrying");
-                break (Err(error), status, ended);
-            }
-            tracing::debug!(service = self.spec.name, attempt = attempts + 1, ?wait, %error, "retrying");
-            let reason = error.kind().as_str();
-            tracing::Span::current().record("retry_reason", reason);
-            telemetry::metrics::retry(self.spec.name, reason);
-            tokio::time::sleep(wait).await;
-        };
-        let elapsed = call_started.map_or(Duration::ZERO, |start| ended.saturating_duration_since(start));
-        let verdict = result.as_ref().map_or_else(Verdict::of, |_| Verdict::Success);
-        let breaker = match (&guards.breaker, ticket) {
-            (Some(breaker), Some(ticket)) => Some(ticket.record_at(verdict, breaker.is_slow(elapsed), ended)),
-            _ => None,
-        };
-        let how = match &result {
-            Ok(_) => Ended::Answered,
-            Err(e) if e.http_status().is_some() => Ended::Answered,
-            Err(e) if matches!(e.kind(), CallErrorKind::Timeout | CallErrorKind::Connect) => Ended::Dropped,
-            Err(_) => Ended::Unknown,
-        };
-        place.done(how, elapsed, ended);
-        let instance = instance.and_then(|(i, _)| u16::try_from(i).ok());
-        Sent { result, attempts, status, ended: Some(ended), attempt_log, breaker, instance, hedges }
+            place.done(how, elapsed, ended);
+            let instance = instance.and_then(|(i, _)| u16::try_from(i).ok());
+            Sent { result, attempts, status, ended: Some(ended), attempt_log, breaker, instance, hedges }
+        }
     }
 
     /// The instance a request starting `now` goes to, when the service has several (avoiding
@@ -604,6 +648,17 @@ impl ServiceClient {
             self.retarget(request, index);
         }
         Some(index)
+    }
+
+    /// [`pick`](Self::pick) for a request owned by the caller: the instance and the request.
+    fn pointed(
+        &self,
+        avoid: Option<usize>,
+        now: Instant,
+        mut request: http::Request<Bytes>,
+    ) -> (Option<usize>, http::Request<Bytes>) {
+        let index = self.pick(avoid, now, &mut request);
+        (index, request)
     }
 
     /// One request starting `now` to instance `index` (of several), its timeout counted from
@@ -775,6 +830,12 @@ fn landed(load: Option<Load<'_>>, result: &Result<http::Response<Bytes>, CallErr
         load.finish(ended.saturating_duration_since(now), failed, ended);
     }
     ended
+}
+
+/// The request of an attempt made from the call's `template`: the template itself for the `last`
+/// possible attempt, a copy for any other.
+fn for_attempt(template: &mut http::Request<Bytes>, last: bool) -> http::Request<Bytes> {
+    if last { std::mem::take(template) } else { copy_request(template) }
 }
 
 /// A copy of `request` for another attempt: same method, URI, headers (the `Idempotency-Key`

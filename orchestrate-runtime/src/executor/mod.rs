@@ -136,7 +136,7 @@ impl<'p, P: Calls> Exec<'p, P> {
     ///
     /// The port's future itself (no `async fn` around it: one state machine less per call),
     /// starting at the pass's clock when the driver read it.
-    pub fn fetch<T: DeserializeOwned + Send>(
+    pub fn fetch<T: DeserializeOwned + Send + 'static>(
         &self,
         node: usize,
         request: P::Request,
@@ -148,7 +148,7 @@ impl<'p, P: Calls> Exec<'p, P> {
     /// order. The first failure fails the whole call and cancels the requests still in flight.
     pub async fn fan_out<T, I>(&self, node: usize, concurrency: u32, requests: I) -> CallDone<Vec<T>>
     where
-        T: DeserializeOwned + Send,
+        T: DeserializeOwned + Send + 'static,
         I: IntoIterator<Item = P::Request>,
     {
         let requests = requests.into_iter();

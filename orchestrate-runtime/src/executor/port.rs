@@ -27,7 +27,7 @@ pub trait Calls: Sync {
     /// Sends `request`, the request of call `node` of `spec`, within `deadline`, and decodes the
     /// answer as `T`. `started` is the executor's reading of the clock when the call started, if
     /// it has one; the result says when the call ended if the port read the clock then.
-    fn fetch<T: DeserializeOwned + Send>(
+    fn fetch<T: DeserializeOwned + Send + 'static>(
         &self,
         spec: &'static EndpointSpec,
         node: usize,
