@@ -44,8 +44,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use std::fmt::Display;
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::time::{Instant, timeout_at};
 use tower::util::BoxCloneSyncService;
@@ -551,12 +552,21 @@ impl ServiceClient {
                                 Ok(window) => window,
                                 Err(error) => break 'attempt (Err(error), None, None, None),
                             };
-                            match timeout_at(end, ServiceExt::ready(&mut transport)).await {
-                                Ok(Ok(_)) => {}
-                                Ok(Err(error)) => break 'attempt (Err(error), None, None, None),
-                                Err(elapsed) => {
-                                    let (result, status) = judge(Err(elapsed), cut);
-                                    break 'attempt (result, status, None, None);
+                            // Asked once without a timer (a transport is almost always ready at
+                            // once); only one that is not is waited for, within the attempt's end.
+                            let waiting = match poll_fn(|cx| Poll::Ready(transport.poll_ready(cx))).await {
+                                Poll::Ready(Ok(())) => false,
+                                Poll::Ready(Err(error)) => break 'attempt (Err(error), None, None, None),
+                                Poll::Pending => true,
+                            };
+                            if waiting {
+                                match timeout_at(end, ServiceExt::ready(&mut transport)).await {
+                                    Ok(Ok(_)) => {}
+                                    Ok(Err(error)) => break 'attempt (Err(error), None, None, None),
+                                    Err(elapsed) => {
+                                        let (result, status) = judge(Err(elapsed), cut);
+                                        break 'attempt (result, status, None, None);
+                                    }
                                 }
                             }
                             // Made once the transport takes it, and pointed at its instance by
@@ -872,6 +882,63 @@ mod tests {
 
     fn outgoing(path: &str) -> Outgoing {
         Outgoing::new(http::Method::POST, Target::from(path))
+    }
+
+    /// A transport that takes no request before `at` (a connection pool still filling, a layer
+    /// limiting concurrency), then answers at once.
+    struct ReadyAt {
+        at: Instant,
+        waiting: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    }
+
+    impl Clone for ReadyAt {
+        fn clone(&self) -> Self {
+            Self { at: self.at, waiting: None }
+        }
+    }
+
+    impl Service<http::Request<Bytes>> for ReadyAt {
+        type Response = http::Response<Bytes>;
+        type Error = CallError;
+        type Future = std::future::Ready<Result<http::Response<Bytes>, CallError>>;
+
+        fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), CallError>> {
+            let at = self.at;
+            self.waiting.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at))).as_mut().poll(cx).map(Ok)
+        }
+
+        fn call(&mut self, _: http::Request<Bytes>) -> Self::Future {
+            std::future::ready(Ok(http::Response::new(Bytes::new())))
+        }
+    }
+
+    /// One call with a 100 ms timeout through a transport ready `ready_in` from now: what it
+    /// got and how long it took.
+    async fn through_transport_ready_in(ready_in: Duration) -> (Result<http::Response<Bytes>, CallError>, Duration) {
+        let policy =
+            CallPolicy { timeout: Duration::from_millis(100), retry: crate::RetryPolicy::NONE, retryable: false };
+        let start = Instant::now();
+        let transport = Transport::new(ReadyAt { at: start + ready_in, waiting: None });
+        let client =
+            ServiceClient::new(ServiceSpec::new("cart", "http://cart.internal"), "http://cart.internal", transport);
+        let deadline = start + Duration::from_secs(2);
+        let sent = client.send(&policy, &RequestContext::default(), deadline, outgoing("/carts")).await;
+        (sent.result, sent.ended.map_or(Duration::MAX, |at| at - start))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transport_not_ready_is_waited_for_within_the_attempts_timeout() {
+        let (result, took) = through_transport_ready_in(Duration::ZERO).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(took, Duration::ZERO);
+        // Ready after 40 ms: the request goes then and is answered.
+        let (result, took) = through_transport_ready_in(Duration::from_millis(40)).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(took, Duration::from_millis(40));
+        // Not ready within the attempt's 100 ms: the attempt times out then.
+        let (result, took) = through_transport_ready_in(Duration::from_millis(500)).await;
+        assert_eq!(result.err().map(|e| e.kind()), Some(CallErrorKind::Timeout));
+        assert_eq!(took, Duration::from_millis(100));
     }
 
     #[test]
