@@ -15,6 +15,7 @@
 //! cargo bench --bench checkout                 # figures (BENCHMARKS.md)
 //! cargo bench --bench checkout -- --test       # smoke run: each variant once, results checked
 //! CHECKOUT_PROFILE=generated cargo bench --bench checkout   # or `hand`: 1000 runs of one, for a profiler
+//! CHECKOUT_RATIO=21 cargo bench --bench checkout            # the variants in alternation: same-run ratio
 //! ```
 //!
 //! Besides criterion's timings it prints the heap allocations (count and bytes) per request of
@@ -324,6 +325,60 @@ fn profile_runs(tokio: &tokio::runtime::Runtime, runs: u64, mut f: impl AsyncFnM
     });
 }
 
+/// The two variants timed in alternation, `rounds` times 2 000 runs of each (the one that goes
+/// first alternating too), and the ratio of each round's two means. On a machine whose speed
+/// drifts (a shared virtual machine) back-to-back criterion runs of each variant can differ by
+/// more than the gap measured; a round's two halves run within milliseconds of each other, so
+/// the median round ratio and its range are the same-run figure BENCHMARKS.md reports.
+fn interleaved(tokio: &tokio::runtime::Runtime, rounds: usize, runtime: &Runtime, downstream: &Downstream) {
+    const RUNS: u32 = 200;
+    let time = |generated_variant: bool| {
+        let started = std::time::Instant::now();
+        tokio.block_on(async {
+            for _ in 0..RUNS {
+                if generated_variant {
+                    black_box(generated(runtime).await);
+                } else {
+                    black_box(hand_written(downstream, request()).await.is_ok());
+                }
+            }
+        });
+        started.elapsed().as_secs_f64() * 1e6 / f64::from(RUNS)
+    };
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let (mut generated_us, mut hand_us, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds.max(1) {
+        let (g, h) = if round % 2 == 0 {
+            let g = time(true);
+            (g, time(false))
+        } else {
+            let h = time(false);
+            (time(true), h)
+        };
+        generated_us.push(g);
+        hand_us.push(h);
+        ratios.push(g / h);
+    }
+    let (low, high) = ratios.iter().fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+    let fastest = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 10]
+    };
+    let (gf, hf) = (fastest(&mut generated_us.clone()), fastest(&mut hand_us.clone()));
+    println!("fastest tenth: generated {gf:.2} µs, hand {hf:.2} µs, ratio {:.3}", gf / hf);
+    println!(
+        "interleaved, {} rounds of {RUNS} runs each: generated executor {:.2} µs, hand-written {:.2} µs (medians); \
+         ratio median {:.3} (range {low:.3}–{high:.3})",
+        ratios.len(),
+        median(&mut generated_us),
+        median(&mut hand_us),
+        median(&mut ratios),
+    );
+}
+
 // ---- the benchmark ---------------------------------------------------------------------------
 
 fn checkout(c: &mut Criterion) {
@@ -362,6 +417,10 @@ fn checkout(c: &mut Criterion) {
             }),
             other => panic!("CHECKOUT_PROFILE is `generated` or `hand`, not `{other}`"),
         }
+        std::process::exit(0);
+    }
+    if let Some(rounds) = std::env::var("CHECKOUT_RATIO").ok().and_then(|n| n.parse().ok()) {
+        interleaved(&tokio, rounds, &runtime, &downstream);
         std::process::exit(0);
     }
 
