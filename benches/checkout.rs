@@ -325,11 +325,13 @@ fn profile_runs(tokio: &tokio::runtime::Runtime, runs: u64, mut f: impl AsyncFnM
     });
 }
 
-/// The two variants timed in alternation, `rounds` times 2 000 runs of each (the one that goes
-/// first alternating too), and the ratio of each round's two means. On a machine whose speed
-/// drifts (a shared virtual machine) back-to-back criterion runs of each variant can differ by
-/// more than the gap measured; a round's two halves run within milliseconds of each other, so
-/// the median round ratio and its range are the same-run figure BENCHMARKS.md reports.
+/// The two variants timed in alternation, `rounds` rounds of 200 runs of each (the one that goes
+/// first alternating too). On a machine whose speed drifts (a shared virtual machine)
+/// back-to-back criterion runs of each variant can differ by more than the gap measured; a
+/// round's two halves run within milliseconds of each other. Prints the median of the rounds'
+/// ratios with their range, and the ratio of the two variants' fastest-tenth rounds, which a
+/// neighbour's load disturbs least (it only ever slows a round down): the same-run figures
+/// BENCHMARKS.md reports.
 fn interleaved(tokio: &tokio::runtime::Runtime, rounds: usize, runtime: &Runtime, downstream: &Downstream) {
     const RUNS: u32 = 200;
     let time = |generated_variant: bool| {
@@ -345,9 +347,11 @@ fn interleaved(tokio: &tokio::runtime::Runtime, rounds: usize, runtime: &Runtime
         });
         started.elapsed().as_secs_f64() * 1e6 / f64::from(RUNS)
     };
-    let median = |values: &mut Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
+    // The value a fraction `at` of the way up the sorted values.
+    let quantile = |values: &[f64], at: f64| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[((sorted.len() - 1) as f64 * at) as usize]
     };
     let (mut generated_us, mut hand_us, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds.max(1) {
@@ -362,20 +366,17 @@ fn interleaved(tokio: &tokio::runtime::Runtime, rounds: usize, runtime: &Runtime
         hand_us.push(h);
         ratios.push(g / h);
     }
-    let (low, high) = ratios.iter().fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
-    let fastest = |values: &mut Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 10]
-    };
-    let (gf, hf) = (fastest(&mut generated_us.clone()), fastest(&mut hand_us.clone()));
+    let (gf, hf) = (quantile(&generated_us, 0.1), quantile(&hand_us, 0.1));
     println!("fastest tenth: generated {gf:.2} µs, hand {hf:.2} µs, ratio {:.3}", gf / hf);
     println!(
         "interleaved, {} rounds of {RUNS} runs each: generated executor {:.2} µs, hand-written {:.2} µs (medians); \
-         ratio median {:.3} (range {low:.3}–{high:.3})",
+         ratio median {:.3} (range {:.3}–{:.3})",
         ratios.len(),
-        median(&mut generated_us),
-        median(&mut hand_us),
-        median(&mut ratios),
+        quantile(&generated_us, 0.5),
+        quantile(&hand_us, 0.5),
+        quantile(&ratios, 0.5),
+        quantile(&ratios, 0.0),
+        quantile(&ratios, 1.0),
     );
 }
 
