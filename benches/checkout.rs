@@ -15,7 +15,7 @@
 //! cargo bench --bench checkout                 # figures (BENCHMARKS.md)
 //! cargo bench --bench checkout -- --test       # smoke run: each variant once, results checked
 //! CHECKOUT_PROFILE=generated cargo bench --bench checkout   # or `hand`: 1000 runs of one, for a profiler
-//! CHECKOUT_RATIO=21 cargo bench --bench checkout            # the variants in alternation: same-run ratio
+//! CHECKOUT_RATIO=401 cargo bench --bench checkout           # the variants in alternation: same-run ratio
 //! ```
 //!
 //! Besides criterion's timings it prints the heap allocations (count and bytes) per request of
