@@ -89,7 +89,7 @@ fn call_of(spec: &'static EndpointSpec, node: usize) -> Result<&'static CallSpec
 /// Whether `call` of `spec` goes in the saga journal: a side-effecting call (not a GET, not
 /// marked `idempotent`) of an endpoint that compensates some call.
 fn journaled(spec: &EndpointSpec, call: &CallSpec) -> bool {
-    (call.has_side_effect() || call.compensation.is_some()) && spec.has_compensations()
+    spec.has_compensations() && (call.has_side_effect() || call.compensation.is_some())
 }
 
 /// Whether `body` decodes as a `T`: only answers the call can use are cached.

@@ -445,6 +445,10 @@ pub struct EndpointSpec {
     /// (`idempotent_requests(wait = "5s")`) instead of a 409 at once; in the JSON only when set.
     #[serde(rename = "idempotentWaitMs", skip_serializing_if = "Option::is_none", serialize_with = "optional_millis")]
     pub idempotent_wait: Option<Duration>,
+    /// Whether some call has a compensation, found once when the spec is made (every call of
+    /// a request asks).
+    #[serde(skip)]
+    compensates: bool,
 }
 
 fn optional_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -483,6 +487,7 @@ impl EndpointSpec {
             idempotent_requests: false,
             idempotent_wait: None,
             canary: None,
+            compensates: compensates(nodes),
         }
     }
 
@@ -597,6 +602,20 @@ impl EndpointSpec {
     /// assert!(!ping.has_compensations());
     /// ```
     pub fn has_compensations(&self) -> bool {
-        (0..self.nodes.len()).any(|i| self.call(i).is_some_and(|c| c.compensation.is_some()))
+        self.compensates
     }
+}
+
+/// Whether some call of `nodes` has a compensation.
+const fn compensates(nodes: &[NodeSpec]) -> bool {
+    let mut i = 0;
+    while i < nodes.len() {
+        if let NodeKind::Call(call) = &nodes[i].kind
+            && call.compensation.is_some()
+        {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }

@@ -56,17 +56,27 @@ fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
     f.write_str(std::str::from_utf8(text).unwrap_or_default())
 }
 
-/// Writes `bytes` as lowercase hex at the start of `out` and returns what it wrote. (A table
-/// lookup per digit: `traceparent` is written for every downstream call, and `{:02x}` per byte
+/// Writes `bytes` as lowercase hex at the start of `out` and returns what it wrote. (One table
+/// lookup per byte: `traceparent` is written for every downstream call, and `{:02x}` per byte
 /// through the formatting machinery cost about twenty times more.)
 fn hex_into<'a>(out: &'a mut [u8], bytes: &[u8]) -> &'a [u8] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
     }
     &out[..2 * bytes.len()]
 }
+
+/// The two lowercase hex digits of every byte.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0x0f]];
+        i += 1;
+    }
+    pairs
+};
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
