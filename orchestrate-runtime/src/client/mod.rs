@@ -316,6 +316,8 @@ struct Guards {
     outbound: Option<OutboundLimiter>,
     /// The hedges calls with `hedge(..)` may still send.
     hedges: hedge::Budget,
+    /// The service's in-flight gauge, registered with the metrics recorder on first use.
+    in_flight: std::sync::OnceLock<metrics::Gauge>,
     /// The instances when the base URL lists several: what the balancer knows of each, and each
     /// one's origin (the first is `ServiceClient::origin`).
     instances: Option<(Instances, Vec<Option<Origin>>)>,
@@ -349,6 +351,7 @@ impl ServiceClient {
             stats: Stats::new(),
             outbound: spec.rate_limit.map(OutboundLimiter::new),
             hedges: hedge::Budget::new(spec.hedge_budget),
+            in_flight: std::sync::OnceLock::new(),
             instances,
         });
         let base_url = base_url.trim_end_matches('/').to_owned();
@@ -504,7 +507,7 @@ impl ServiceClient {
                     return Sent::refused(open, guards.breaker.as_ref().map(Breaker::state));
                 }
             };
-            let _in_flight = InFlight::call(self.spec.name);
+            let _in_flight = InFlight::call(self.spec.name, &guards.in_flight);
             let policy = &policy;
             let mut schedule = Schedule::new(policy, deadline);
             // Whether the last possible attempt has run (it took the request itself, not a copy).

@@ -32,6 +32,7 @@ use metrics::{Counter, Gauge, Histogram, Unit};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::LocalKey;
 use std::time::Duration;
@@ -267,65 +268,82 @@ fn key(name: &'static str, labels: &[&'static str]) -> HandleKey {
     key
 }
 
-/// The handle of the metric `key`, registered by `register` the first time this thread needs it.
+/// Applies `used` to the handle of the metric `key`, registered by `register` the first time this
+/// thread needs it.
 ///
 /// Registering (`metrics::counter!(..)` and its kin) builds the key, sorts and hashes its labels
 /// and looks it up in the recorder: several hundred instructions and a few allocations, for each
 /// of the half-dozen metrics a request and its calls record. Their label values are `&'static str`
 /// from the code (and status codes), so each thread keeps the handles it registered, keyed by
 /// those strings' addresses. The recorder is process-wide and set once, so a kept handle stays
-/// the one the recorder would return.
-fn cached<H: Clone>(cache: &'static LocalKey<RefCell<Handles<H>>>, key: HandleKey, register: impl FnOnce() -> H) -> H {
+/// the one the recorder would return. The handle is used where it is kept: a handle is an `Arc`,
+/// and a copy of it per use would be two atomic operations more.
+fn cached<H, R>(
+    cache: &'static LocalKey<RefCell<Handles<H>>>,
+    key: HandleKey,
+    register: impl FnOnce() -> H,
+    used: impl FnOnce(&H) -> R,
+) -> R {
     cache.with(|handles| {
         if let Some(handle) = handles.borrow().get(&key) {
-            return handle.clone();
+            return used(handle);
         }
         let handle = register();
-        handles.borrow_mut().insert(key, handle.clone());
-        handle
+        let result = used(&handle);
+        handles.borrow_mut().insert(key, handle);
+        result
     })
 }
 
 /// Decrements its gauge when dropped: an in-flight count that survives cancellation.
 #[derive(Debug)]
-pub(crate) struct InFlight(Option<Gauge>);
+pub(crate) struct InFlight<'g>(Option<Held<'g>>);
 
-impl InFlight {
+/// A gauge kept by whoever counts with it: the thread's copy, or one its owner keeps.
+#[derive(Debug)]
+enum Held<'g> {
+    Copied(Gauge),
+    Kept(&'g Gauge),
+}
+
+impl InFlight<'static> {
     /// One more request of `spec` in flight.
     pub(crate) fn request(spec: &EndpointSpec) -> Self {
         if !enabled() {
             return Self(None);
         }
         let (method, route) = (spec.method.as_str(), spec.route);
-        Self::enter(cached(
+        let gauge = cached(
             &GAUGES,
             key(REQUESTS_IN_FLIGHT, &[method, route]),
             || metrics::gauge!(REQUESTS_IN_FLIGHT, "method" => method, "route" => route),
-        ))
-    }
-
-    /// One more downstream request to `service` in flight.
-    pub(crate) fn call(service: &'static str) -> Self {
-        if !enabled() {
-            return Self(None);
-        }
-        Self::enter(cached(
-            &GAUGES,
-            key(CALLS_IN_FLIGHT, &[service]),
-            || metrics::gauge!(CALLS_IN_FLIGHT, "service" => service),
-        ))
-    }
-
-    fn enter(gauge: Gauge) -> Self {
+            Gauge::clone,
+        );
         gauge.increment(1.0);
-        Self(Some(gauge))
+        Self(Some(Held::Copied(gauge)))
     }
 }
 
-impl Drop for InFlight {
+impl<'g> InFlight<'g> {
+    /// One more downstream request to `service` in flight, counted with the gauge `kept` holds
+    /// (registered on first use: the service's client keeps it, so a call neither looks it up
+    /// nor copies it).
+    pub(crate) fn call(service: &'static str, kept: &'g OnceLock<Gauge>) -> Self {
+        if !enabled() {
+            return Self(None);
+        }
+        let gauge = kept.get_or_init(|| metrics::gauge!(CALLS_IN_FLIGHT, "service" => service));
+        gauge.increment(1.0);
+        Self(Some(Held::Kept(gauge)))
+    }
+}
+
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if let Some(gauge) = &self.0 {
-            gauge.decrement(1.0);
+        match &self.0 {
+            Some(Held::Copied(gauge)) => gauge.decrement(1.0),
+            Some(Held::Kept(gauge)) => gauge.decrement(1.0),
+            None => {}
         }
     }
 }
@@ -337,10 +355,12 @@ pub(crate) fn request(spec: &EndpointSpec, status: u16, elapsed: Duration) {
         let mut handle = key(REQUEST_DURATION, &[method, route]);
         handle[3] = (usize::from(status), 0);
         handle[4] = (version.as_ptr() as usize, version.len());
-        cached(&HISTOGRAMS, handle, || {
-            metrics::histogram!(REQUEST_DURATION, "method" => method, "route" => route, "status" => status.to_string(), "version" => version)
-        })
-        .record(elapsed.as_secs_f64());
+        cached(
+            &HISTOGRAMS,
+            handle,
+            || metrics::histogram!(REQUEST_DURATION, "method" => method, "route" => route, "status" => status.to_string(), "version" => version),
+            |histogram| histogram.record(elapsed.as_secs_f64()),
+        );
     }
 }
 
@@ -355,15 +375,15 @@ pub(crate) fn call(endpoint: &'static str, record: &CallRecord) {
         &COUNTERS,
         key(CALLS, &[endpoint, service, call, outcome]),
         || metrics::counter!(CALLS, "endpoint" => endpoint, "service" => service, "call" => call, "outcome" => outcome),
-    )
-    .increment(1);
+        |counter| counter.increment(1),
+    );
     if !matches!(record.outcome, CallOutcome::Skipped | CallOutcome::Cancelled) {
         cached(
             &HISTOGRAMS,
             key(CALL_DURATION, &[endpoint, service, call]),
             || metrics::histogram!(CALL_DURATION, "endpoint" => endpoint, "service" => service, "call" => call),
-        )
-        .record(record.duration().as_secs_f64());
+            |histogram| histogram.record(record.duration().as_secs_f64()),
+        );
     }
 }
 
@@ -389,8 +409,8 @@ pub(crate) fn cache(endpoint: &'static str, call: &'static str, result: CacheRes
             &COUNTERS,
             key(CACHE_REQUESTS, &[endpoint, call, result]),
             || metrics::counter!(CACHE_REQUESTS, "endpoint" => endpoint, "call" => call, "result" => result),
-        )
-        .increment(1);
+            |counter| counter.increment(1),
+        );
     }
 }
 
@@ -430,8 +450,8 @@ pub(crate) fn rate_limited(endpoint: &'static str, scope: &'static str) {
             &COUNTERS,
             key(RATE_LIMITED, &[endpoint, scope]),
             || metrics::counter!(RATE_LIMITED, "endpoint" => endpoint, "scope" => scope),
-        )
-        .increment(1);
+            |counter| counter.increment(1),
+        );
     }
 }
 
