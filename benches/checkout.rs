@@ -103,9 +103,38 @@ fn served_context() -> RequestContext {
     RequestContext::from_headers(headers).with_trace(TraceContext::new_root())
 }
 
-/// One run of the generated executor, in the context a served request has.
+/// The context of a request without a trace: no call carries a `traceparent`.
+fn untraced_context() -> RequestContext {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    RequestContext::from_headers(headers)
+}
+
+/// Whether this run measures the lean executor (`CHECKOUT_LEAN=1`): the same graph with the
+/// per-call features that can be switched off switched off (see [`lean_services`]).
+fn lean() -> bool {
+    static LEAN: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var("CHECKOUT_LEAN").is_ok_and(|v| v == "1"));
+    *LEAN
+}
+
+/// The checkout services with none of their policies: no retries, no breaker, a fixed
+/// concurrency limit no run reaches (in place of the adaptive one). With [`untraced_context`],
+/// and no metrics recorder, what remains per call is what the executor and client always do
+/// (request built, bulkhead, retry budget's count, health statistics, timeline): the floor of
+/// the generated code.
+fn lean_services() -> &'static [orchestrate::ServiceSpec] {
+    let lean = app::services::ALL
+        .iter()
+        .map(|spec| orchestrate::ServiceSpec::new(spec.name, spec.base_url).with_max_in_flight(1 << 20));
+    Vec::leak(lean.collect())
+}
+
+/// One run of the generated executor, in the context a served request has (or, lean, without
+/// a trace).
 async fn generated(runtime: &Runtime) -> bool {
-    Summary::execute(runtime, SummaryInputs { req: request() }, served_context()).await.is_ok()
+    let context = if lean() { untraced_context() } else { served_context() };
+    Summary::execute(runtime, SummaryInputs { req: request() }, context).await.is_ok()
 }
 
 // ---- the hand-written graph ------------------------------------------------------------------
@@ -385,7 +414,17 @@ fn interleaved(tokio: &tokio::runtime::Runtime, rounds: usize, runtime: &Runtime
 fn checkout(c: &mut Criterion) {
     // One thread, as one request's graph runs on one task; the time driver for the timeouts.
     let tokio = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a tokio runtime");
-    let mut builder = Runtime::builder(app::services::ALL).read_env(false);
+    let services = if lean() {
+        println!(
+            "CHECKOUT_LEAN=1: the generated executor with no metrics, trace context, retries, breaker or adaptive limit"
+        );
+        lean_services()
+    } else {
+        // The metrics the example serves on `/metrics`, recorded as it records them.
+        orchestrate::ops::metrics::install().expect("the Prometheus recorder installs");
+        app::services::ALL
+    };
+    let mut builder = Runtime::builder(services).read_env(false);
     for service in contract::LATENCIES.map(|(service, _)| service) {
         builder = builder.base_url(service, BASE).transport(service, in_memory(service));
     }
