@@ -98,9 +98,7 @@ fn request() -> SummaryRequest {
 /// forward and carries its `traceparent`, as it does when served. Made per run, as the router
 /// makes it per request.
 fn served_context() -> RequestContext {
-    let mut headers = http::HeaderMap::new();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    RequestContext::from_headers(headers).with_trace(TraceContext::new_root())
+    untraced_context().with_trace(TraceContext::new_root())
 }
 
 /// The context of a request without a trace: no call carries a `traceparent`.

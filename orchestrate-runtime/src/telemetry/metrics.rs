@@ -29,6 +29,7 @@
 use crate::spec::EndpointSpec;
 use crate::timeline::{CallOutcome, CallRecord};
 use metrics::{Counter, Gauge, Histogram, Unit};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -295,16 +296,10 @@ fn cached<H, R>(
     })
 }
 
-/// Decrements its gauge when dropped: an in-flight count that survives cancellation.
+/// Decrements its gauge when dropped: an in-flight count that survives cancellation. The gauge
+/// is the thread's copy of a kept handle, or one its owner keeps.
 #[derive(Debug)]
-pub(crate) struct InFlight<'g>(Option<Held<'g>>);
-
-/// A gauge kept by whoever counts with it: the thread's copy, or one its owner keeps.
-#[derive(Debug)]
-enum Held<'g> {
-    Copied(Gauge),
-    Kept(&'g Gauge),
-}
+pub(crate) struct InFlight<'g>(Option<Cow<'g, Gauge>>);
 
 impl InFlight<'static> {
     /// One more request of `spec` in flight.
@@ -319,8 +314,7 @@ impl InFlight<'static> {
             || metrics::gauge!(REQUESTS_IN_FLIGHT, "method" => method, "route" => route),
             Gauge::clone,
         );
-        gauge.increment(1.0);
-        Self(Some(Held::Copied(gauge)))
+        Self::enter(Cow::Owned(gauge))
     }
 }
 
@@ -332,18 +326,19 @@ impl<'g> InFlight<'g> {
         if !enabled() {
             return Self(None);
         }
-        let gauge = kept.get_or_init(|| metrics::gauge!(CALLS_IN_FLIGHT, "service" => service));
+        Self::enter(Cow::Borrowed(kept.get_or_init(|| metrics::gauge!(CALLS_IN_FLIGHT, "service" => service))))
+    }
+
+    fn enter(gauge: Cow<'g, Gauge>) -> Self {
         gauge.increment(1.0);
-        Self(Some(Held::Kept(gauge)))
+        Self(Some(gauge))
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        match &self.0 {
-            Some(Held::Copied(gauge)) => gauge.decrement(1.0),
-            Some(Held::Kept(gauge)) => gauge.decrement(1.0),
-            None => {}
+        if let Some(gauge) = &self.0 {
+            gauge.decrement(1.0);
         }
     }
 }
